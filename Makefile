@@ -1,0 +1,71 @@
+# dcl build.  `make` builds build/dcl and build/libdcl.a; `make test` runs the
+# test suite; `make asan` runs the input-parsing tests under ASan+UBSan;
+# `make bench` runs the benchmarks against PyTorch.
+CC      ?= gcc
+BUILD   ?= build
+OPT     ?= -O3 -march=native
+CFLAGS  ?= $(OPT) -g
+CFLAGS  += -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Wno-sign-compare -fopenmp -Iinclude -Isrc -MMD -MP
+LDLIBS  += -ldnnl -lopenblas -lavformat -lavcodec -lswscale -lavutil -lpng -ljpeg -lcjson -lyaml -lmicrohttpd -lm -lpthread
+LDFLAGS += -fopenmp
+
+# CUDA backend: built when nvcc and cuDNN are present (DCL_CUDA=0 to disable)
+NVCC    ?= $(shell command -v nvcc 2>/dev/null)
+CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
+DCL_CUDA ?= $(if $(NVCC),$(if $(wildcard $(CUDA_HOME)/include/cudnn.h),1,0),0)
+
+LIB_SRC := $(filter-out src/cli/%,$(wildcard src/*/*.c src/*/*/*.c))
+CLI_SRC := $(wildcard src/cli/*.c)
+CU_SRC  := $(wildcard src/backend/cuda/*.cu)
+TEST_SRC := $(wildcard tests/test_*.c)
+TEST_COMMON := $(filter-out tests/test_%,$(wildcard tests/*.c))
+
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
+CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/%.o)
+TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+TEST_COMMON_OBJ := $(TEST_COMMON:%.c=$(BUILD)/%.o)
+
+ifeq ($(DCL_CUDA),1)
+CU_OBJ  := $(CU_SRC:%.cu=$(BUILD)/%.o)
+CFLAGS  += -DDCL_HAVE_CUDA=1 -I$(CUDA_HOME)/include
+LDLIBS  += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudnn -lcublas -lcudart
+NVFLAGS ?= -O3 -std=c++17 -Iinclude -Isrc -arch=sm_90 -Xcompiler -fPIC
+endif
+
+.PHONY: all test asan bench clean demo fuzz
+all: $(BUILD)/dcl $(TEST_BIN)
+
+$(BUILD)/libdcl.a: $(LIB_OBJ) $(CU_OBJ)
+	@mkdir -p $(@D)
+	ar rcs $@ $^
+
+$(BUILD)/dcl: $(CLI_OBJ) $(BUILD)/libdcl.a
+	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libdcl.a $(LDLIBS) $(if $(CU_OBJ),-lstdc++)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/%.o: %.cu
+	@mkdir -p $(@D)
+	$(NVCC) $(NVFLAGS) -c -o $@ $<
+
+$(BUILD)/tests/%: $(BUILD)/tests/%.o $(TEST_COMMON_OBJ) $(BUILD)/libdcl.a
+	$(CC) $(LDFLAGS) -o $@ $< $(TEST_COMMON_OBJ) $(BUILD)/libdcl.a $(LDLIBS) $(if $(CU_OBJ),-lstdc++)
+
+test: all
+	@tests/run.sh $(BUILD)
+
+asan:
+	$(MAKE) BUILD=build-asan OPT="-O1 -fsanitize=address,undefined -fno-omit-frame-pointer" \
+	  LDFLAGS="-fopenmp -fsanitize=address,undefined" DCL_CUDA=0 all
+	@DCL_TEST_FILTER="$(ASAN_TESTS)" UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	  ASAN_OPTIONS=detect_leaks=1 tests/run.sh build-asan
+
+bench: all
+	bench/run
+
+clean:
+	rm -rf build build-asan
+
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_BIN:=.d)

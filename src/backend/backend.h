@@ -1,0 +1,145 @@
+/* Backend vtable.  A backend implements the engine's ops on one kind of
+ * device.  "ref" (plain C, the ground truth of tests), "cpu" (oneDNN + vector
+ * kernels, OpenMP) and "cuda" (cuDNN/cuBLAS) fill it; any entry may be NULL
+ * and supports() may refuse a configuration: callers then fall back to the
+ * reference backend (CPU memory only).
+ *
+ * All float pointers point into the backend's memory (host for CPU
+ * backends).  4-D activations are NHWC; conv weights OIHW; linear weights
+ * (out,in).  Outputs first, then inputs.  Parameter gradients (dw, db,
+ * dgamma, dbeta, dalpha) ACCUMULATE (+=); activation gradients (dx) are
+ * ASSIGNED.
+ */
+#ifndef DCL_BACKEND_H
+#define DCL_BACKEND_H
+#include "dcl/core.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct dcl_conv_desc {
+    int n, ci, hi, wi;        /* input  (logical N,C,H,W) */
+    int co, ho, wo;           /* output channels / size */
+    int kh, kw, sh, sw, dh, dw;
+    int pt, pb, pl, pr;       /* padding top/bottom/left/right (asymmetric for TF "same") */
+    int groups;
+    int has_bias;
+} dcl_conv_desc;
+/* Fill ho/wo from the rest; returns DCL_ERR_SHAPE when output would be empty. */
+dcl_status dcl_conv_desc_finish(dcl_conv_desc *d);
+/* TF "same" padding for one dimension: total = max((ceil(i/s)-1)*s + (k-1)*d + 1 - i, 0),
+ * before = total/2, after = total - before. */
+void dcl_same_pad(int in, int k, int s, int d, int *before, int *after);
+
+typedef enum dcl_pool_kind { DCL_POOL_MAX = 0, DCL_POOL_AVG = 1 } dcl_pool_kind;
+typedef struct dcl_pool_desc {
+    int n, c, hi, wi, ho, wo;
+    int kh, kw, sh, sw;
+    int pt, pb, pl, pr;
+    int ceil_mode;            /* PyTorch ceil_mode when computing ho/wo */
+    int count_include_pad;    /* avg only (PyTorch default true) */
+    dcl_pool_kind kind;
+} dcl_pool_desc;
+dcl_status dcl_pool_desc_finish(dcl_pool_desc *d);
+
+typedef enum dcl_act {
+    DCL_ACT_NONE = 0, DCL_ACT_RELU, DCL_ACT_SILU, DCL_ACT_SIGMOID
+} dcl_act;
+
+typedef enum dcl_op {
+    DCL_OP_CONV = 0, DCL_OP_BN, DCL_OP_ACT, DCL_OP_PRELU, DCL_OP_POOL, DCL_OP_GAP,
+    DCL_OP_LINEAR, DCL_OP_MUL_BCAST, DCL_OP_ADD, DCL_OP_COUNT
+} dcl_op;
+
+typedef struct dcl_backend dcl_backend;
+struct dcl_backend {
+    const char *name;
+    void *impl;
+    int is_host;   /* 1: pointers are ordinary host memory */
+    /* desc: dcl_conv_desc* for CONV, dcl_pool_desc* for POOL, NULL otherwise */
+    int (*supports)(dcl_backend *be, dcl_op op, const void *desc);
+    void (*destroy)(dcl_backend *be);
+
+    /* memory (device backends; NULL on host backends = use dcl_alloc / memcpy) */
+    void *(*mem_alloc)(dcl_backend *be, size_t bytes);
+    void (*mem_free)(dcl_backend *be, void *p);
+    dcl_status (*to_device)(dcl_backend *be, void *dst, const void *src, size_t bytes);
+    dcl_status (*to_host)(dcl_backend *be, void *dst, const void *src, size_t bytes);
+    dcl_status (*mem_zero)(dcl_backend *be, void *p, size_t bytes);
+    dcl_status (*sync)(dcl_backend *be);
+
+    /* convolution (any kernel, stride, dilation, padding, groups incl. depthwise) */
+    dcl_status (*conv_fwd)(dcl_backend *be, const dcl_conv_desc *d,
+                           float *y, const float *x, const float *w, const float *b);
+    dcl_status (*conv_bwd_data)(dcl_backend *be, const dcl_conv_desc *d,
+                                float *dx, const float *dy, const float *w);
+    dcl_status (*conv_bwd_weights)(dcl_backend *be, const dcl_conv_desc *d,
+                                   float *dw, float *db /*nullable*/,
+                                   const float *dy, const float *x);
+
+    /* batch norm over M = N*H*W rows of C channels (NHWC).  Training forward
+     * writes batch mean and 1/sqrt(biased var + eps) for the backward pass;
+     * running statistics are updated by the caller from mean/var. */
+    dcl_status (*bn_fwd_train)(dcl_backend *be, int64_t M, int C,
+                               float *y, float *mean, float *var /*biased*/, float *invstd,
+                               const float *x, const float *gamma, const float *beta, float eps);
+    dcl_status (*bn_fwd_infer)(dcl_backend *be, int64_t M, int C, float *y,
+                               const float *x, const float *gamma, const float *beta,
+                               const float *rmean, const float *rvar, float eps);
+    dcl_status (*bn_bwd)(dcl_backend *be, int64_t M, int C,
+                         float *dx, float *dgamma, float *dbeta,
+                         const float *dy, const float *x, const float *mean,
+                         const float *invstd, const float *gamma);
+
+    /* elementwise activations; bwd gets both x and y (either may be used) */
+    dcl_status (*act_fwd)(dcl_backend *be, dcl_act a, int64_t n, float *y, const float *x);
+    dcl_status (*act_bwd)(dcl_backend *be, dcl_act a, int64_t n, float *dx,
+                          const float *dy, const float *x, const float *y);
+    /* PReLU with one slope per channel (C innermost); C==1 for a shared slope */
+    dcl_status (*prelu_fwd)(dcl_backend *be, int64_t M, int C, float *y, const float *x, const float *alpha);
+    dcl_status (*prelu_bwd)(dcl_backend *be, int64_t M, int C, float *dx, float *dalpha,
+                            const float *dy, const float *x, const float *alpha);
+
+    dcl_status (*pool_fwd)(dcl_backend *be, const dcl_pool_desc *d, float *y, const float *x);
+    dcl_status (*pool_bwd)(dcl_backend *be, const dcl_pool_desc *d, float *dx,
+                           const float *dy, const float *x, const float *y);
+
+    /* global average pooling: x (N, HW, C) -> y (N, C) */
+    dcl_status (*gap_fwd)(dcl_backend *be, int N, int HW, int C, float *y, const float *x);
+    dcl_status (*gap_bwd)(dcl_backend *be, int N, int HW, int C, float *dx, const float *dy);
+
+    /* linear: y (M, O) = x (M, K) W^T + b, W (O, K) */
+    dcl_status (*linear_fwd)(dcl_backend *be, int M, int K, int O, float *y,
+                             const float *x, const float *w, const float *b);
+    dcl_status (*linear_bwd)(dcl_backend *be, int M, int K, int O,
+                             float *dx /*nullable, assigned*/, float *dw, float *db /*nullable*/,
+                             const float *dy, const float *x, const float *w);
+
+    /* squeeze-excitation scaling: y (N,HW,C) = x (N,HW,C) * s (N,C) */
+    dcl_status (*mul_bcast_fwd)(dcl_backend *be, int N, int HW, int C, float *y,
+                                const float *x, const float *s);
+    dcl_status (*mul_bcast_bwd)(dcl_backend *be, int N, int HW, int C,
+                                float *dx /*assigned*/, float *ds /*assigned*/,
+                                const float *dy, const float *x, const float *s);
+
+    /* y = a + b (n elements) ; used for residuals.  y may alias a or b. */
+    dcl_status (*add)(dcl_backend *be, int64_t n, float *y, const float *a, const float *b);
+    /* y = x * mask * scale (dropout / drop-path: mask per element or per sample row) */
+    dcl_status (*scale_mask)(dcl_backend *be, int64_t rows, int64_t cols, float *y,
+                             const float *x, const float *mask /* rows*cols, or rows when per_row */,
+                             int per_row, float scale);
+};
+
+/* Constructors. */
+dcl_backend *dcl_backend_ref(void);                 /* plain C */
+dcl_backend *dcl_backend_cpu(int threads);          /* oneDNN + vectorised kernels; NULL if unavailable */
+dcl_backend *dcl_backend_cuda(int device);          /* NULL (error set) without CUDA */
+/* "ref", "cpu", "cuda", "cuda:N"; NULL with error set */
+dcl_backend *dcl_backend_create(const char *spec, int threads);
+void dcl_backend_destroy(dcl_backend *be);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
