@@ -37,7 +37,7 @@ all: $(BUILD)/dcl $(TEST_BIN)
 
 $(BUILD)/libdcl.a: $(LIB_OBJ) $(CU_OBJ)
 	@mkdir -p $(@D)
-	ar rcs $@ $^
+	rm -f $@ && ar rcs $@ $^
 
 $(BUILD)/dcl: $(CLI_OBJ) $(BUILD)/libdcl.a
 	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libdcl.a $(LDLIBS) $(if $(CU_OBJ),-lstdc++)

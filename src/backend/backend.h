@@ -129,6 +129,20 @@ struct dcl_backend {
     dcl_status (*scale_mask)(dcl_backend *be, int64_t rows, int64_t cols, float *y,
                              const float *x, const float *mask /* rows*cols, or rows when per_row */,
                              int per_row, float scale);
+
+    /* y = a*x + b*y (n elements): running statistics, EMA of parameters.
+     * b == 0 means y = a*x without reading y (BLAS convention). */
+    dcl_status (*axpby)(dcl_backend *be, int64_t n, float *y, float a, const float *x, float b);
+    /* Adam / AdamW step over n parameters (PyTorch semantics):
+     * g = grad + wd*p (when !decoupled); m = b1*m + (1-b1)*g; v = b2*v + (1-b2)*g^2;
+     * p -= lr * (m / bc1) / (sqrt(v / bc2) + eps); decoupled (AdamW): p *= 1 - lr*wd first.
+     * bc1 = 1 - b1^t, bc2 = 1 - b2^t computed by the caller. */
+    dcl_status (*adam)(dcl_backend *be, int64_t n, float *p, float *m, float *v, const float *grad,
+                       float lr, float b1, float b2, float eps, float wd, int decoupled,
+                       float bc1, float bc2);
+    /* SGD with momentum (PyTorch semantics, dampening 0, optional nesterov) */
+    dcl_status (*sgd)(dcl_backend *be, int64_t n, float *p, float *buf, const float *grad,
+                      float lr, float momentum, float wd, int nesterov, int first_step);
 };
 
 /* Constructors. */

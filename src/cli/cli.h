@@ -10,4 +10,6 @@ enum { DCL_EXIT_OK = 0, DCL_EXIT_FAIL = 1, DCL_EXIT_USAGE = 2, DCL_EXIT_PARTIAL 
 int cli_fail(const char *cmd, dcl_status s);
 /* Exit code for a status. */
 int cli_exit_code(dcl_status s);
+/* "a,b,c" -> three floats; 0 on success. */
+int cli_parse_floats3(const char *s, float out[3]);
 #endif

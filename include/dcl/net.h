@@ -1,0 +1,97 @@
+/* A static computation graph ("net") of engine ops with forward and backward,
+ * planned for a given batch and input size, running on one backend.
+ *
+ * Parameters, their gradients and the optimizer's moments each live in ONE
+ * contiguous buffer (same offsets), described by a table of PyTorch
+ * state_dict names; buffers (BN running statistics, counters) in another.
+ * Activations and activation gradients live in one planned arena whose
+ * offsets are assigned from value lifetimes.
+ */
+#ifndef DCL_NET_H
+#define DCL_NET_H
+#include "dcl/core.h"
+#include "dcl/tensor.h"
+#include "backend/backend.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct dcl_net dcl_net;
+
+dcl_status dcl_net_create(dcl_net **out, dcl_backend *be);
+void dcl_net_free(dcl_net *net);
+dcl_backend *dcl_net_backend(dcl_net *net);
+
+/* ---- building (channel counts static, spatial size decided at plan time).
+ * Each returns the id of the output value, or -1 with the error set. ---- */
+int dcl_net_input(dcl_net *net, int channels);
+/* conv: name is the module prefix ("conv_stem" -> "conv_stem.weight").
+ * same_pad=1: TensorFlow "same" (asymmetric, from the input size);
+ * otherwise symmetric padding `pad`. */
+int dcl_net_conv(dcl_net *net, const char *name, int x, int out_ch, int k, int stride,
+                 int dilation, int groups, int pad, int same_pad, int bias);
+int dcl_net_bn(dcl_net *net, const char *name, int x, float eps, float momentum);
+int dcl_net_act(dcl_net *net, int x, dcl_act a);
+int dcl_net_prelu(dcl_net *net, const char *name, int x);
+int dcl_net_pool(dcl_net *net, int x, dcl_pool_kind kind, int k, int stride, int pad,
+                 int ceil_mode, int count_include_pad);
+int dcl_net_gap(dcl_net *net, int x);                 /* (N,C,H,W) -> (N,C,1,1) */
+int dcl_net_mul(dcl_net *net, int x, int s);          /* x * s, s is (N,C,1,1) */
+int dcl_net_add(dcl_net *net, int a, int b);
+int dcl_net_dropout(dcl_net *net, int x, float p);    /* element-wise, training only */
+int dcl_net_droppath(dcl_net *net, int x, float p);   /* per sample, training only */
+int dcl_net_linear(dcl_net *net, const char *name, int x, int out_features); /* (N,C,1,1) -> (N,O,1,1) */
+/* Extra tensors that are not produced by an op (e.g. a head outside the graph). */
+int dcl_net_add_param(dcl_net *net, const char *name, int ndim, const int64_t *shape);
+
+/* Allocate parameter / gradient / buffer storage (after building; once). */
+dcl_status dcl_net_finalize(dcl_net *net);
+
+/* ---- planning and running ---- */
+/* Compute shapes and memory for batch n and input h x w; training keeps
+ * what the backward pass needs. */
+dcl_status dcl_net_plan(dcl_net *net, int n, int h, int w, int training);
+/* x: host NHWC float (n, h, w, C) */
+dcl_status dcl_net_set_input(dcl_net *net, const float *x_nhwc);
+dcl_status dcl_net_forward(dcl_net *net, dcl_rng *rng);
+/* Logical shape (N,C,H,W) of a value for the current plan. */
+void dcl_net_value_shape(const dcl_net *net, int v, int shape[4]);
+/* Device pointer of a value's data (valid after forward) and of its gradient
+ * seed slot (write the gradient of the loss w.r.t. the value here before
+ * dcl_net_backward; zeroed by dcl_net_zero_seeds). */
+float *dcl_net_value_data(dcl_net *net, int v);
+float *dcl_net_value_seed(dcl_net *net, int v);
+dcl_status dcl_net_value_to_host(dcl_net *net, int v, float *dst_nhwc);
+dcl_status dcl_net_seed_from_host(dcl_net *net, int v, const float *src_nhwc);
+/* Declares v as an output whose gradient may be seeded (before plan). */
+dcl_status dcl_net_mark_output(dcl_net *net, int v);
+/* Backward from the seeded outputs; parameter gradients accumulate. */
+dcl_status dcl_net_backward(dcl_net *net);
+dcl_status dcl_net_zero_grad(dcl_net *net);
+
+/* ---- parameters ---- */
+const dcl_table *dcl_net_params(const dcl_net *net);
+const dcl_table *dcl_net_buffers(const dcl_net *net);
+float *dcl_net_param_data(dcl_net *net);    /* device, table->total floats */
+float *dcl_net_grad_data(dcl_net *net);
+float *dcl_net_buffer_data(dcl_net *net);
+/* Copy a named tensor to/from host (params first, then buffers). */
+dcl_status dcl_net_get_tensor(dcl_net *net, const char *name, float *dst, int64_t numel);
+dcl_status dcl_net_set_tensor(dcl_net *net, const char *name, const float *src, int64_t numel);
+/* timm's EfficientNet initialisation (goog): conv N(0, sqrt(2/fan_out)),
+ * BN 1/0, linear U(-1/sqrt(out), 1/sqrt(out)), biases 0. */
+dcl_status dcl_net_init_params(dcl_net *net, dcl_rng *rng);
+
+/* Per-layer summary with FLOPs for the current plan (to FILE*). */
+void dcl_net_summary(dcl_net *net, void *file);
+double dcl_net_flops(const dcl_net *net, int training);   /* forward FLOPs (x3 for training) */
+size_t dcl_net_arena_bytes(const dcl_net *net);
+
+/* Host fallbacks for axpby / adam / sgd (used when a host backend lacks them). */
+void dcl_backend_fill_host_extras(dcl_backend *be);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,500 @@
+/* Convolutions of the cpu backend through oneDNN.
+ *
+ * User tensors are NHWC activations and OIHW (grouped: GOIHW) weights.  For
+ * every descriptor and direction a plan is built once and cached: the oneDNN
+ * primitive, reorders between the user layouts and the layouts the primitive
+ * wants, and the sizes of the temporary buffers, which live in one workspace
+ * shared by all plans.  Whether a primitive works on NHWC directly or on its
+ * preferred blocked layout (plus reorders) is chosen per kind of convolution
+ * from measurements (see cpu_conv_layout).  1x1 convolutions on 1x1 maps
+ * (squeeze-excitation) are small dense products done without oneDNN.
+ */
+#include "backend/cpu/cpu_internal.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct conv_io {
+    int arg;                 /* DNNL_ARG_* of the primitive */
+    int used;
+    int reorder;             /* user layout differs from the primitive's */
+    int in_ws;               /* primitive-side buffer lives in the workspace */
+    dnnl_memory_t prim_mem;  /* primitive layout; handle set per call */
+    dnnl_memory_t user_mem;  /* user layout (reorder only) */
+    dnnl_primitive_t rprim;  /* user->prim for inputs, prim->user for outputs */
+    size_t off, bytes;       /* workspace slot */
+} conv_io;
+
+typedef struct conv_key {
+    dcl_conv_desc d;
+    int dir, bias, layout;
+} conv_key;
+
+enum { IO_SRC = 0, IO_WEI = 1, IO_DST = 2, IO_BIAS = 3, IO_N = 4 };
+enum { ACC_ADD = 0, ACC_REORDER_SUM = 1 };
+
+struct cpu_conv_plan {
+    conv_key k;
+    int small;                    /* dense product path, no oneDNN */
+    dnnl_primitive_t prim;
+    conv_io io[IO_N];
+    dnnl_memory_t scratch_mem;
+    size_t scratch_off, scratch_bytes;
+    int acc_mode;                 /* backward weights: how dw is accumulated */
+    size_t ws_bytes;
+    char info[192];
+    cpu_conv_plan *next;
+};
+
+/* ---------------------------------------------------------------- kinds -- */
+
+static int is_small(const dcl_conv_desc *d) {
+    return d->hi == 1 && d->wi == 1 && d->kh == 1 && d->kw == 1 && d->groups == 1 &&
+           d->pt == 0 && d->pb == 0 && d->pl == 0 && d->pr == 0;
+}
+static int is_depthwise(const dcl_conv_desc *d) {
+    return d->groups > 1 && d->groups == d->ci && d->groups == d->co;
+}
+
+/* Layout table.  Measured with bench/ops_bench at EfficientNet-b4 (299,
+ * batch 8) shapes, 2 threads; see the numbers in bench/ops_bench.c. */
+cpu_layout cpu_conv_layout(const cpu_impl *c, const dcl_conv_desc *d, int dir) {
+    if (c->layout_force != CPU_LAYOUT_AUTO) return c->layout_force;
+    (void)dir;
+    if (is_depthwise(d)) return CPU_LAYOUT_NHWC;
+    return CPU_LAYOUT_NHWC;
+}
+
+/* ------------------------------------------------------------ workspace -- */
+
+static dcl_status ws_ensure(cpu_impl *c, size_t bytes) {
+    if (bytes <= c->ws_cap) return DCL_OK;
+    size_t cap = bytes + bytes / 8 + 4096;
+    void *p = dcl_alloc(cap);
+    if (!p) return dcl_fail(DCL_ERR_NOMEM, "cpu conv: cannot allocate %zu bytes of workspace", cap);
+    dcl_free(c->ws);
+    c->ws = p;
+    c->ws_cap = cap;
+    return DCL_OK;
+}
+
+/* --------------------------------------------------------------- plans -- */
+
+static uint32_t key_hash(const conv_key *k) {
+    const unsigned char *p = (const unsigned char *)k;
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < sizeof *k; i++) { h ^= p[i]; h *= 16777619u; }
+    return h;
+}
+
+static void io_free(conv_io *io) {
+    if (io->rprim) dnnl_primitive_destroy(io->rprim);
+    if (io->prim_mem) dnnl_memory_destroy(io->prim_mem);
+    if (io->user_mem) dnnl_memory_destroy(io->user_mem);
+    memset(io, 0, sizeof *io);
+}
+
+static void plan_free(cpu_conv_plan *p) {
+    if (!p) return;
+    for (int i = 0; i < IO_N; i++) io_free(&p->io[i]);
+    if (p->scratch_mem) dnnl_memory_destroy(p->scratch_mem);
+    if (p->prim) dnnl_primitive_destroy(p->prim);
+    free(p);
+}
+
+void cpu_conv_cache_free(cpu_impl *c) {
+    for (int b = 0; b < 256; b++) {
+        cpu_conv_plan *p = c->buckets[b];
+        while (p) { cpu_conv_plan *n = p->next; plan_free(p); p = n; }
+        c->buckets[b] = NULL;
+    }
+    c->nplans = 0;
+}
+
+static void user_mds(const dcl_conv_desc *d, dnnl_memory_desc_t *src, dnnl_memory_desc_t *wei,
+                     dnnl_memory_desc_t *dst, dnnl_memory_desc_t *bias) {
+    dnnl_dims_t sd = {d->n, d->ci, d->hi, d->wi};
+    dnnl_dims_t dd = {d->n, d->co, d->ho, d->wo};
+    dnnl_memory_desc_init_by_tag(src, 4, sd, dnnl_f32, dnnl_nhwc);
+    dnnl_memory_desc_init_by_tag(dst, 4, dd, dnnl_f32, dnnl_nhwc);
+    if (d->groups == 1) {
+        dnnl_dims_t wd = {d->co, d->ci, d->kh, d->kw};
+        dnnl_memory_desc_init_by_tag(wei, 4, wd, dnnl_f32, dnnl_oihw);
+    } else {
+        dnnl_dims_t wd = {d->groups, d->co / d->groups, d->ci / d->groups, d->kh, d->kw};
+        dnnl_memory_desc_init_by_tag(wei, 5, wd, dnnl_f32, dnnl_goihw);
+    }
+    dnnl_dims_t bd = {d->co};
+    dnnl_memory_desc_init_by_tag(bias, 1, bd, dnnl_f32, dnnl_a);
+}
+
+static void any_md(dnnl_memory_desc_t *out, const dnnl_memory_desc_t *like) {
+    dnnl_memory_desc_init_by_tag(out, like->ndims, like->dims, dnnl_f32, dnnl_format_tag_any);
+}
+
+/* Sets up one argument: user md vs the primitive's md, reorder if needed. */
+static int io_setup(cpu_impl *c, conv_io *io, int arg, const dnnl_memory_desc_t *user,
+                    const dnnl_memory_desc_t *prim, int is_output, int force_ws,
+                    const_dnnl_primitive_attr_t rattr) {
+    io->arg = arg;
+    io->used = 1;
+    io->reorder = !dnnl_memory_desc_equal(user, prim);
+    io->in_ws = io->reorder || force_ws;
+    io->bytes = dnnl_memory_desc_get_size(prim);
+    if (dnnl_memory_create(&io->prim_mem, prim, c->eng, DNNL_MEMORY_NONE) != dnnl_success) return -1;
+    if (io->reorder) {
+        dnnl_primitive_desc_t rpd = NULL;
+        if (dnnl_memory_create(&io->user_mem, user, c->eng, DNNL_MEMORY_NONE) != dnnl_success) return -1;
+        dnnl_status_t st = is_output
+            ? dnnl_reorder_primitive_desc_create(&rpd, prim, c->eng, user, c->eng, rattr)
+            : dnnl_reorder_primitive_desc_create(&rpd, user, c->eng, prim, c->eng, rattr);
+        if (st != dnnl_success) return -2;
+        st = dnnl_primitive_create(&io->rprim, rpd);
+        dnnl_primitive_desc_destroy(rpd);
+        if (st != dnnl_success) return -1;
+    }
+    return 0;
+}
+
+static const char *fmt_name(const dnnl_memory_desc_t *md) {
+    /* short description of a layout: plain NHWC/OIHW or blocked */
+    if (md->format_kind != dnnl_blocked) return "other";
+    const dnnl_blocking_desc_t *b = &md->format_desc.blocking;
+    if (b->inner_nblks == 0) {
+        if (md->ndims == 4 && b->strides[1] == 1) return "nhwc";
+        return "plain";
+    }
+    static __thread char buf[32];
+    snprintf(buf, sizeof buf, "blk%d", (int)b->inner_blks[b->inner_nblks - 1]);
+    return buf;
+}
+
+static cpu_conv_plan *plan_build(cpu_impl *c, const conv_key *k, char *err, size_t errn) {
+    const dcl_conv_desc *d = &k->d;
+    cpu_conv_plan *p = calloc(1, sizeof *p);
+    if (!p) { snprintf(err, errn, "out of memory"); return NULL; }
+    p->k = *k;
+    if (is_small(d)) {
+        p->small = 1;
+        snprintf(p->info, sizeof p->info, "dense product (1x1 map)");
+        return p;
+    }
+
+    dnnl_memory_desc_t u_src, u_wei, u_dst, u_bias, src, wei, dst, bias;
+    user_mds(d, &u_src, &u_wei, &u_dst, &u_bias);
+    if (k->layout == CPU_LAYOUT_BLOCKED) {
+        any_md(&src, &u_src);
+        any_md(&dst, &u_dst);
+    } else {
+        src = u_src;
+        dst = u_dst;
+    }
+    any_md(&wei, &u_wei);
+    bias = u_bias;
+    dnnl_dims_t strides = {d->sh, d->sw}, dil = {d->dh - 1, d->dw - 1};
+    dnnl_dims_t pl = {d->pt, d->pl}, pr = {d->pb, d->pr};
+
+    dnnl_primitive_attr_t attr = NULL;
+    dnnl_primitive_desc_t fwd_pd = NULL, pd = NULL;
+    dnnl_convolution_desc_t fdesc, bdesc;
+    dnnl_status_t st;
+    dnnl_primitive_attr_create(&attr);
+    dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
+
+    st = dnnl_dilated_convolution_forward_desc_init(
+        &fdesc, k->dir == CPU_CONV_FWD ? dnnl_forward_inference : dnnl_forward_training,
+        dnnl_convolution_direct, &src, &wei, k->bias ? &bias : NULL, &dst, strides, dil, pl, pr);
+    if (st == dnnl_success)
+        st = dnnl_primitive_desc_create(&fwd_pd, &fdesc, k->dir == CPU_CONV_FWD ? attr : NULL, c->eng, NULL);
+    if (st != dnnl_success) { snprintf(err, errn, "forward descriptor rejected (status %d)", (int)st); goto fail; }
+    if (k->dir == CPU_CONV_FWD) {
+        pd = fwd_pd;
+        fwd_pd = NULL;
+    } else if (k->dir == CPU_CONV_BWD_DATA) {
+        st = dnnl_dilated_convolution_backward_data_desc_init(&bdesc, dnnl_convolution_direct, &src, &wei,
+                                                              &dst, strides, dil, pl, pr);
+        if (st == dnnl_success) st = dnnl_primitive_desc_create(&pd, &bdesc, attr, c->eng, fwd_pd);
+        if (st != dnnl_success) { snprintf(err, errn, "backward-data descriptor rejected (status %d)", (int)st); goto fail; }
+    } else {
+        st = dnnl_dilated_convolution_backward_weights_desc_init(&bdesc, dnnl_convolution_direct, &src, &wei,
+                                                                 k->bias ? &bias : NULL, &dst, strides, dil, pl, pr);
+        if (st == dnnl_success) st = dnnl_primitive_desc_create(&pd, &bdesc, attr, c->eng, fwd_pd);
+        if (st != dnnl_success) { snprintf(err, errn, "backward-weights descriptor rejected (status %d)", (int)st); goto fail; }
+    }
+
+    /* arguments */
+    {
+        int a_src = k->dir == CPU_CONV_BWD_DATA ? DNNL_ARG_DIFF_SRC : DNNL_ARG_SRC;
+        int a_wei = k->dir == CPU_CONV_BWD_W ? DNNL_ARG_DIFF_WEIGHTS : DNNL_ARG_WEIGHTS;
+        int a_dst = k->dir == CPU_CONV_FWD ? DNNL_ARG_DST : DNNL_ARG_DIFF_DST;
+        const dnnl_memory_desc_t *m_src = dnnl_primitive_desc_query_md(pd, dnnl_query_exec_arg_md, a_src);
+        const dnnl_memory_desc_t *m_wei = dnnl_primitive_desc_query_md(pd, dnnl_query_exec_arg_md, a_wei);
+        const dnnl_memory_desc_t *m_dst = dnnl_primitive_desc_query_md(pd, dnnl_query_exec_arg_md, a_dst);
+        if (!m_src || !m_wei || !m_dst) { snprintf(err, errn, "cannot query memory layouts"); goto fail; }
+        int r = io_setup(c, &p->io[IO_SRC], a_src, &u_src, m_src, k->dir == CPU_CONV_BWD_DATA, 0, NULL);
+        if (!r) r = io_setup(c, &p->io[IO_DST], a_dst, &u_dst, m_dst, k->dir == CPU_CONV_FWD, 0, NULL);
+        if (!r && k->dir != CPU_CONV_BWD_W) {
+            r = io_setup(c, &p->io[IO_WEI], a_wei, &u_wei, m_wei, 0, 0, NULL);
+        } else if (!r) {
+            /* diff weights land in the workspace and are added into dw */
+            p->acc_mode = ACC_ADD;
+            if (!dnnl_memory_desc_equal(&u_wei, m_wei)) {
+                dnnl_primitive_attr_t rattr = NULL;
+                dnnl_post_ops_t po = NULL;
+                dnnl_primitive_attr_create(&rattr);
+                dnnl_post_ops_create(&po);
+                dnnl_post_ops_append_sum(po, 1.0f);
+                dnnl_primitive_attr_set_post_ops(rattr, po);
+                r = io_setup(c, &p->io[IO_WEI], a_wei, &u_wei, m_wei, 1, 1, rattr);
+                dnnl_post_ops_destroy(po);
+                dnnl_primitive_attr_destroy(rattr);
+                if (r == -2) { snprintf(err, errn, "no accumulating reorder for weight gradients"); goto fail; }
+                p->acc_mode = ACC_REORDER_SUM;
+            } else {
+                r = io_setup(c, &p->io[IO_WEI], a_wei, &u_wei, m_wei, 1, 1, NULL);
+            }
+        }
+        if (!r && k->bias) {
+            int a_b = k->dir == CPU_CONV_BWD_W ? DNNL_ARG_DIFF_BIAS : DNNL_ARG_BIAS;
+            const dnnl_memory_desc_t *m_b = dnnl_primitive_desc_query_md(pd, dnnl_query_exec_arg_md, a_b);
+            if (!m_b) { snprintf(err, errn, "cannot query bias layout"); goto fail; }
+            r = io_setup(c, &p->io[IO_BIAS], a_b, &u_bias, m_b, k->dir == CPU_CONV_BWD_W,
+                         k->dir == CPU_CONV_BWD_W, NULL);
+        }
+        if (r) { snprintf(err, errn, "cannot set up reorders (status %d)", r); goto fail; }
+
+        const dnnl_memory_desc_t *m_s = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+        p->scratch_bytes = m_s ? dnnl_memory_desc_get_size(m_s) : 0;
+        if (p->scratch_bytes &&
+            dnnl_memory_create(&p->scratch_mem, m_s, c->eng, DNNL_MEMORY_NONE) != dnnl_success) {
+            snprintf(err, errn, "cannot create scratchpad memory");
+            goto fail;
+        }
+        size_t off = dcl_align_up(p->scratch_bytes);
+        for (int i = 0; i < IO_N; i++) {
+            if (!p->io[i].used || !p->io[i].in_ws) continue;
+            p->io[i].off = off;
+            off += dcl_align_up(p->io[i].bytes);
+        }
+        p->ws_bytes = off;
+
+        const char *impl = "?";
+        dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl);
+        char fs[16], fw[16], fd[16];
+        snprintf(fs, sizeof fs, "%s", fmt_name(m_src));
+        snprintf(fw, sizeof fw, "%s", fmt_name(m_wei));
+        snprintf(fd, sizeof fd, "%s", fmt_name(m_dst));
+        snprintf(p->info, sizeof p->info, "%s src=%s wei=%s dst=%s", impl, fs, fw, fd);
+    }
+    if (dnnl_primitive_create(&p->prim, pd) != dnnl_success) {
+        snprintf(err, errn, "primitive creation failed");
+        goto fail;
+    }
+    dnnl_primitive_desc_destroy(pd);
+    dnnl_primitive_attr_destroy(attr);
+    return p;
+fail:
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    if (fwd_pd) dnnl_primitive_desc_destroy(fwd_pd);
+    if (attr) dnnl_primitive_attr_destroy(attr);
+    plan_free(p);
+    return NULL;
+}
+
+static dcl_status plan_get(cpu_impl *c, const dcl_conv_desc *d, int dir, int bias, cpu_conv_plan **out) {
+    conv_key k;
+    memset(&k, 0, sizeof k);
+    k.d = *d;
+    k.d.has_bias = 0;
+    k.dir = dir;
+    k.bias = bias;
+    k.layout = cpu_conv_layout(c, d, dir);
+    uint32_t h = key_hash(&k) & 255u;
+    for (cpu_conv_plan *p = c->buckets[h]; p; p = p->next)
+        if (memcmp(&p->k, &k, sizeof k) == 0) { *out = p; return DCL_OK; }
+    char err[160] = "";
+    cpu_conv_plan *p = plan_build(c, &k, err, sizeof err);
+    if (!p && k.layout != CPU_LAYOUT_NHWC) {
+        /* the other layout as a fallback */
+        k.layout = CPU_LAYOUT_NHWC;
+        p = plan_build(c, &k, err, sizeof err);
+    }
+    if (!p) {
+        static const char *dn[] = {"forward", "backward-data", "backward-weights"};
+        return dcl_fail(DCL_ERR_UNSUPPORTED,
+                        "cpu conv %s: %s for N=%d C=%d %dx%d -> C=%d %dx%d kernel %dx%d stride %d,%d groups %d",
+                        dn[dir], err, d->n, d->ci, d->hi, d->wi, d->co, d->ho, d->wo, d->kh, d->kw,
+                        d->sh, d->sw, d->groups);
+    }
+    p->next = c->buckets[h];
+    c->buckets[h] = p;
+    c->nplans++;
+    *out = p;
+    return DCL_OK;
+}
+
+/* ---------------------------------------------------------- execution -- */
+
+static dcl_status exec_prim(dnnl_primitive_t prim, dnnl_stream_t s, int nargs, const dnnl_exec_arg_t *args,
+                            const char *what) {
+    dnnl_status_t st = dnnl_primitive_execute(prim, s, nargs, args);
+    if (st == dnnl_success) st = dnnl_stream_wait(s);
+    if (st != dnnl_success) return dcl_fail(DCL_ERR_INTERNAL, "cpu conv: oneDNN %s failed (status %d)", what, (int)st);
+    return DCL_OK;
+}
+
+static dcl_status reorder_exec(cpu_impl *c, conv_io *io, int is_output) {
+    dnnl_exec_arg_t a[2];
+    a[0].arg = DNNL_ARG_FROM;
+    a[0].memory = is_output ? io->prim_mem : io->user_mem;
+    a[1].arg = DNNL_ARG_TO;
+    a[1].memory = is_output ? io->user_mem : io->prim_mem;
+    return exec_prim(io->rprim, c->strm, 2, a, "reorder");
+}
+
+/* Binds io to the user pointer (and the workspace when reordering); runs the
+ * input reorder.  */
+static dcl_status io_bind_in(cpu_impl *c, conv_io *io, const void *user) {
+    if (!io->used) return DCL_OK;
+    if (io->reorder) {
+        dnnl_memory_set_data_handle(io->user_mem, (void *)user);
+        dnnl_memory_set_data_handle(io->prim_mem, (char *)c->ws + io->off);
+        return reorder_exec(c, io, 0);
+    }
+    dnnl_memory_set_data_handle(io->prim_mem, (void *)user);
+    return DCL_OK;
+}
+static void io_bind_out(cpu_impl *c, conv_io *io, void *user) {
+    if (!io->used) return;
+    if (io->reorder) dnnl_memory_set_data_handle(io->user_mem, user);
+    dnnl_memory_set_data_handle(io->prim_mem, io->in_ws ? (char *)c->ws + io->off : user);
+}
+
+static dcl_status run_plan(cpu_impl *c, cpu_conv_plan *p) {
+    dnnl_exec_arg_t a[6];
+    int n = 0;
+    for (int i = 0; i < IO_N; i++) {
+        if (!p->io[i].used) continue;
+        a[n].arg = p->io[i].arg;
+        a[n].memory = p->io[i].prim_mem;
+        n++;
+    }
+    if (p->scratch_mem) {
+        dnnl_memory_set_data_handle(p->scratch_mem, c->ws);
+        a[n].arg = DNNL_ARG_SCRATCHPAD;
+        a[n].memory = p->scratch_mem;
+        n++;
+    }
+    return exec_prim(p->prim, c->strm, n, a, "convolution");
+}
+
+static void add_into(int nt, float *dst, const float *src, size_t n) {
+    #pragma omp parallel for simd num_threads(nt) if (n > 65536) schedule(static)
+    for (size_t i = 0; i < n; i++) dst[i] += src[i];
+}
+
+static dcl_status check_desc(const dcl_conv_desc *d, const char *what) {
+    if (!d || d->n <= 0 || d->ci <= 0 || d->co <= 0 || d->groups <= 0 || d->ci % d->groups ||
+        d->co % d->groups || d->kh <= 0 || d->kw <= 0 || d->sh <= 0 || d->sw <= 0 || d->dh <= 0 ||
+        d->dw <= 0 || d->ho <= 0 || d->wo <= 0 || d->pt < 0 || d->pb < 0 || d->pl < 0 || d->pr < 0)
+        return dcl_fail(DCL_ERR_ARG, "cpu %s: invalid convolution descriptor (call dcl_conv_desc_finish first)", what);
+    int eho = (d->hi + d->pt + d->pb - d->dh * (d->kh - 1) - 1) / d->sh + 1;
+    int ewo = (d->wi + d->pl + d->pr - d->dw * (d->kw - 1) - 1) / d->sw + 1;
+    if (eho != d->ho || ewo != d->wo)
+        return dcl_fail(DCL_ERR_SHAPE, "cpu %s: output %dx%d does not match input %dx%d (expected %dx%d)", what,
+                        d->ho, d->wo, d->hi, d->wi, eho, ewo);
+    return DCL_OK;
+}
+
+dcl_status cpu_conv_fwd(dcl_backend *be, const dcl_conv_desc *d, float *y, const float *x, const float *w,
+                        const float *b) {
+    DCL_TRY(check_desc(d, "conv_fwd"));
+    if (!y || !x || !w) return dcl_fail(DCL_ERR_ARG, "cpu conv_fwd: NULL tensor");
+    cpu_impl *c = cpu_of(be);
+    int bias = d->has_bias && b;
+    if (is_small(d)) {
+        cpu_small_gemm_xwt(c->nt, d->n, d->ci, d->co, y, x, w, bias ? b : NULL);
+        return DCL_OK;
+    }
+    pthread_mutex_lock(&c->lock);
+    cpu_conv_plan *p;
+    dcl_status s = plan_get(c, d, CPU_CONV_FWD, bias, &p);
+    if (s == DCL_OK) s = ws_ensure(c, p->ws_bytes);
+    if (s == DCL_OK) s = io_bind_in(c, &p->io[IO_SRC], x);
+    if (s == DCL_OK) s = io_bind_in(c, &p->io[IO_WEI], w);
+    if (s == DCL_OK && bias) s = io_bind_in(c, &p->io[IO_BIAS], b);
+    if (s == DCL_OK) {
+        io_bind_out(c, &p->io[IO_DST], y);
+        s = run_plan(c, p);
+    }
+    if (s == DCL_OK && p->io[IO_DST].reorder) s = reorder_exec(c, &p->io[IO_DST], 1);
+    pthread_mutex_unlock(&c->lock);
+    return s;
+}
+
+dcl_status cpu_conv_bwd_data(dcl_backend *be, const dcl_conv_desc *d, float *dx, const float *dy,
+                             const float *w) {
+    DCL_TRY(check_desc(d, "conv_bwd_data"));
+    if (!dx || !dy || !w) return dcl_fail(DCL_ERR_ARG, "cpu conv_bwd_data: NULL tensor");
+    cpu_impl *c = cpu_of(be);
+    if (is_small(d)) {
+        cpu_small_gemm_dyw(c->nt, d->n, d->ci, d->co, dx, dy, w);
+        return DCL_OK;
+    }
+    pthread_mutex_lock(&c->lock);
+    cpu_conv_plan *p;
+    dcl_status s = plan_get(c, d, CPU_CONV_BWD_DATA, 0, &p);
+    if (s == DCL_OK) s = ws_ensure(c, p->ws_bytes);
+    if (s == DCL_OK) s = io_bind_in(c, &p->io[IO_DST], dy);
+    if (s == DCL_OK) s = io_bind_in(c, &p->io[IO_WEI], w);
+    if (s == DCL_OK) {
+        io_bind_out(c, &p->io[IO_SRC], dx);
+        s = run_plan(c, p);
+    }
+    if (s == DCL_OK && p->io[IO_SRC].reorder) s = reorder_exec(c, &p->io[IO_SRC], 1);
+    pthread_mutex_unlock(&c->lock);
+    return s;
+}
+
+dcl_status cpu_conv_bwd_weights(dcl_backend *be, const dcl_conv_desc *d, float *dw, float *db,
+                                const float *dy, const float *x) {
+    DCL_TRY(check_desc(d, "conv_bwd_weights"));
+    if (!dw || !dy || !x) return dcl_fail(DCL_ERR_ARG, "cpu conv_bwd_weights: NULL tensor");
+    cpu_impl *c = cpu_of(be);
+    int bias = d->has_bias && db;
+    if (is_small(d)) {
+        cpu_small_gemm_dw(c->nt, d->n, d->ci, d->co, dw, bias ? db : NULL, dy, x);
+        return DCL_OK;
+    }
+    pthread_mutex_lock(&c->lock);
+    cpu_conv_plan *p;
+    dcl_status s = plan_get(c, d, CPU_CONV_BWD_W, bias, &p);
+    if (s == DCL_OK) s = ws_ensure(c, p->ws_bytes);
+    if (s == DCL_OK) s = io_bind_in(c, &p->io[IO_SRC], x);
+    if (s == DCL_OK) s = io_bind_in(c, &p->io[IO_DST], dy);
+    if (s == DCL_OK) {
+        io_bind_out(c, &p->io[IO_WEI], dw);
+        if (bias) io_bind_out(c, &p->io[IO_BIAS], db);
+        s = run_plan(c, p);
+    }
+    if (s == DCL_OK) {
+        conv_io *io = &p->io[IO_WEI];
+        if (p->acc_mode == ACC_REORDER_SUM) s = reorder_exec(c, io, 1);
+        else add_into(c->nt, dw, (const float *)((char *)c->ws + io->off), io->bytes / sizeof(float));
+    }
+    if (s == DCL_OK && bias)
+        add_into(1, db, (const float *)((char *)c->ws + p->io[IO_BIAS].off), (size_t)d->co);
+    pthread_mutex_unlock(&c->lock);
+    return s;
+}
+
+const char *cpu_conv_plan_info(dcl_backend *be, const dcl_conv_desc *d, int dir) {
+    cpu_impl *c = cpu_of(be);
+    if (check_desc(d, "conv") != DCL_OK) return "invalid descriptor";
+    if (is_small(d)) return "dense product (1x1 map)";
+    cpu_conv_plan *p;
+    pthread_mutex_lock(&c->lock);
+    dcl_status s = plan_get(c, d, dir, d->has_bias, &p);
+    pthread_mutex_unlock(&c->lock);
+    return s == DCL_OK ? p->info : dcl_last_error();
+}

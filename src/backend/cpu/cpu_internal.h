@@ -1,0 +1,95 @@
+/* Internal declarations of the optimised CPU backend ("cpu"): oneDNN for
+ * convolutions, OpenMP-parallel vector loops for everything else.  Not part
+ * of the public API. */
+#ifndef DCL_BACKEND_CPU_INTERNAL_H
+#define DCL_BACKEND_CPU_INTERNAL_H
+#include "backend/backend.h"
+#include <pthread.h>
+#include <oneapi/dnnl/dnnl.h>
+
+/* Memory-format policy for one convolution direction. */
+typedef enum cpu_layout {
+    CPU_LAYOUT_AUTO = 0,    /* per-kind table measured on the target machines */
+    CPU_LAYOUT_NHWC = 1,    /* primitive works directly on the NHWC user memory */
+    CPU_LAYOUT_BLOCKED = 2  /* primitive picks its layout (format any) + reorders */
+} cpu_layout;
+
+enum { CPU_CONV_FWD = 0, CPU_CONV_BWD_DATA = 1, CPU_CONV_BWD_W = 2 };
+
+typedef struct cpu_conv_plan cpu_conv_plan;
+
+typedef struct cpu_impl {
+    int nt;                       /* OpenMP threads used by every kernel */
+    dnnl_engine_t eng;
+    dnnl_stream_t strm;
+    cpu_layout layout_force;      /* DCL_CPU_CONV_LAYOUT override, AUTO = table */
+    pthread_mutex_t lock;         /* serialises convolutions (shared caches) */
+    cpu_conv_plan *buckets[256];  /* primitive cache, hashed by descriptor */
+    int nplans;
+    void *ws;                     /* shared workspace: scratchpads, reordered tensors */
+    size_t ws_cap;
+} cpu_impl;
+
+static inline cpu_impl *cpu_of(dcl_backend *be) { return (cpu_impl *)be->impl; }
+
+/* convolutions (cpu_conv.c) */
+dcl_status cpu_conv_fwd(dcl_backend *be, const dcl_conv_desc *d,
+                        float *y, const float *x, const float *w, const float *b);
+dcl_status cpu_conv_bwd_data(dcl_backend *be, const dcl_conv_desc *d,
+                             float *dx, const float *dy, const float *w);
+dcl_status cpu_conv_bwd_weights(dcl_backend *be, const dcl_conv_desc *d,
+                                float *dw, float *db, const float *dy, const float *x);
+void cpu_conv_cache_free(cpu_impl *c);
+/* Name of the oneDNN implementation and the chosen layouts for a descriptor
+ * and direction (creates the plan when needed); for benchmarks and logs. */
+const char *cpu_conv_plan_info(dcl_backend *be, const dcl_conv_desc *d, int dir);
+/* Layout chosen for a descriptor and direction (after the override). */
+cpu_layout cpu_conv_layout(const cpu_impl *c, const dcl_conv_desc *d, int dir);
+
+/* elementwise, normalisation, pooling, linear (cpu_kernels.c) */
+dcl_status cpu_bn_fwd_train(dcl_backend *be, int64_t M, int C, float *y, float *mean, float *var,
+                            float *invstd, const float *x, const float *gamma, const float *beta, float eps);
+dcl_status cpu_bn_fwd_infer(dcl_backend *be, int64_t M, int C, float *y, const float *x,
+                            const float *gamma, const float *beta, const float *rmean,
+                            const float *rvar, float eps);
+dcl_status cpu_bn_bwd(dcl_backend *be, int64_t M, int C, float *dx, float *dgamma, float *dbeta,
+                      const float *dy, const float *x, const float *mean, const float *invstd,
+                      const float *gamma);
+dcl_status cpu_act_fwd(dcl_backend *be, dcl_act a, int64_t n, float *y, const float *x);
+dcl_status cpu_act_bwd(dcl_backend *be, dcl_act a, int64_t n, float *dx, const float *dy,
+                       const float *x, const float *y);
+dcl_status cpu_prelu_fwd(dcl_backend *be, int64_t M, int C, float *y, const float *x, const float *alpha);
+dcl_status cpu_prelu_bwd(dcl_backend *be, int64_t M, int C, float *dx, float *dalpha,
+                         const float *dy, const float *x, const float *alpha);
+dcl_status cpu_pool_fwd(dcl_backend *be, const dcl_pool_desc *d, float *y, const float *x);
+dcl_status cpu_pool_bwd(dcl_backend *be, const dcl_pool_desc *d, float *dx, const float *dy,
+                        const float *x, const float *y);
+dcl_status cpu_gap_fwd(dcl_backend *be, int N, int HW, int C, float *y, const float *x);
+dcl_status cpu_gap_bwd(dcl_backend *be, int N, int HW, int C, float *dx, const float *dy);
+dcl_status cpu_linear_fwd(dcl_backend *be, int M, int K, int O, float *y, const float *x,
+                          const float *w, const float *b);
+dcl_status cpu_linear_bwd(dcl_backend *be, int M, int K, int O, float *dx, float *dw, float *db,
+                          const float *dy, const float *x, const float *w);
+dcl_status cpu_mul_bcast_fwd(dcl_backend *be, int N, int HW, int C, float *y, const float *x,
+                             const float *s);
+dcl_status cpu_mul_bcast_bwd(dcl_backend *be, int N, int HW, int C, float *dx, float *ds,
+                             const float *dy, const float *x, const float *s);
+dcl_status cpu_add(dcl_backend *be, int64_t n, float *y, const float *a, const float *b);
+dcl_status cpu_scale_mask(dcl_backend *be, int64_t rows, int64_t cols, float *y, const float *x,
+                          const float *mask, int per_row, float scale);
+
+/* Small dense helpers shared by the kernels and the convolution code.
+ * y (M,O) = x (M,K) W^T (+ b) ; W (O,K).  Used for 1x1 convolutions on 1x1
+ * maps (squeeze-excitation) where a oneDNN primitive costs more than the work. */
+void cpu_small_gemm_xwt(int nt, int M, int K, int O, float *y, const float *x, const float *w,
+                        const float *b);
+/* dx (M,K) = dy (M,O) W (O,K) */
+void cpu_small_gemm_dyw(int nt, int M, int K, int O, float *dx, const float *dy, const float *w);
+/* dw (O,K) += dy^T (O,M) x (M,K) ; db (O) += column sums of dy (when db) */
+void cpu_small_gemm_dw(int nt, int M, int K, int O, float *dw, float *db, const float *dy,
+                       const float *x);
+
+/* exp(x) for x in float range with relative error below 1e-6 (vectorisable) */
+float cpu_expf_ref(float x);
+
+#endif

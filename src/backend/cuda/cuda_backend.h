@@ -1,0 +1,60 @@
+/* CUDA backend extras beyond the backend vtable (src/backend/backend.h).
+ * The functions exist only in builds with DCL_HAVE_CUDA; the backend itself
+ * is created with dcl_backend_cuda(device) or dcl_backend_create("cuda:N").
+ *
+ * Precision policy: by default every op computes in strict fp32 (cuDNN
+ * restricted to FMA kernels, cuBLAS default math), so results match the
+ * reference backend to rounding.  tf32 = 1 lets cuDNN and cuBLAS use TF32
+ * tensor cores (10-bit mantissa products, fp32 accumulation), as PyTorch
+ * does for convolutions by default.
+ *
+ * Environment (read when the backend is created):
+ *   DCL_CUDA_TF32=1            allow TF32
+ *   DCL_CUDA_CONV_SEARCH=0     pick conv algorithms by cuDNN's heuristics
+ *                              instead of timing them (cudnnFind*)
+ *   DCL_CUDA_FILTER=oihw|ohwi  weight layout handed to cuDNN first
+ *   DCL_CUDA_WORKSPACE_MB=N    largest cuDNN workspace an algorithm may use
+ */
+#ifndef DCL_CUDA_BACKEND_H
+#define DCL_CUDA_BACKEND_H
+#include "backend/backend.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum dcl_cuda_filter_layout {
+    DCL_CUDA_FILTER_OIHW = 0,  /* weights as stored (cuDNN NCHW filter format) */
+    DCL_CUDA_FILTER_OHWI = 1   /* transposed copy per call (cuDNN NHWC filter format) */
+} dcl_cuda_filter_layout;
+
+typedef struct dcl_cuda_options {
+    int tf32;                  /* 0: strict fp32 (default); 1: TF32 tensor cores allowed */
+    int conv_search;           /* 1: time candidate algorithms once per shape (default); 0: heuristics */
+    int filter_layout;         /* dcl_cuda_filter_layout tried first; the other is the fallback */
+    size_t workspace_limit;    /* bytes; algorithms needing more are skipped */
+} dcl_cuda_options;
+
+/* 1 when be was made by dcl_backend_cuda. */
+int dcl_backend_is_cuda(const dcl_backend *be);
+dcl_status dcl_cuda_get_options(dcl_backend *be, dcl_cuda_options *opt);
+/* Changes the options; forgets every cached convolution plan. */
+dcl_status dcl_cuda_set_options(dcl_backend *be, const dcl_cuda_options *opt);
+
+/* Statistics of the convolution plan cache. */
+typedef struct dcl_cuda_stats {
+    int conv_plans;            /* cached plans (one per distinct dcl_conv_desc) */
+    double plan_seconds;       /* time spent choosing algorithms */
+    size_t workspace_bytes;    /* current cuDNN workspace */
+    size_t scratch_bytes;      /* padding / transposition / reduction scratch */
+} dcl_cuda_stats;
+dcl_status dcl_cuda_get_stats(dcl_backend *be, dcl_cuda_stats *st);
+
+/* Describes how a convolution is run (algorithms, filter layout, explicit
+ * padding) into buf; the plan is created when missing.  For logs and tests. */
+dcl_status dcl_cuda_conv_describe(dcl_backend *be, const dcl_conv_desc *d, char *buf, size_t n);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,372 @@
+/* Elementwise ops: activations, PReLU, global average pooling,
+ * squeeze-excitation scaling, add, masked scaling, and the optimizer
+ * updates (axpby, Adam, SGD).  Own kernels, grid-stride loops. */
+#include "backend/cuda/cuda_reduce.cuh"
+#include <math.h>
+
+__device__ __forceinline__ float sigmoidf_(float x) { return 1.f / (1.f + expf(-x)); }
+
+/* ---------------------------------------------------------------------- */
+/* activations                                                            */
+/* ---------------------------------------------------------------------- */
+
+template <typename T, int A>
+__global__ void k_act_fwd(int64_t n, T *y, const T *x) {
+    CU_FOR(i, n) {
+        const float v = cu_ld(x, i);
+        float r;
+        if (A == DCL_ACT_RELU) r = v > 0.f ? v : 0.f;
+        else if (A == DCL_ACT_SILU) r = v * sigmoidf_(v);
+        else if (A == DCL_ACT_SIGMOID) r = sigmoidf_(v);
+        else r = v;
+        cu_st(y, i, r);
+    }
+}
+
+/* mode: 0 relu from v (x or y), 1 silu from x, 2 sigmoid from y, 3 sigmoid from x */
+template <typename T, int MODE>
+__global__ void k_act_bwd(int64_t n, T *dx, const T *dy, const T *v) {
+    CU_FOR(i, n) {
+        const float g = cu_ld(dy, i), a = cu_ld(v, i);
+        float r;
+        if (MODE == 0) r = a > 0.f ? g : 0.f;
+        else if (MODE == 1) { const float s = sigmoidf_(a); r = g * (s * (1.f + a * (1.f - s))); }
+        else if (MODE == 2) r = g * (a * (1.f - a));
+        else { const float s = sigmoidf_(a); r = g * (s * (1.f - s)); }
+        cu_st(dx, i, r);
+    }
+}
+
+static dcl_status cu_act_fwd(dcl_backend *be, dcl_act a, int64_t n, float *y, const float *x) {
+    const char *op = "act_fwd";
+    CU_ENTER(be, op);
+    CU_NONNEG(op, n);
+    if (n == 0) return DCL_OK;
+    CU_NEED(op, y); CU_NEED(op, x);
+    const unsigned g = cu_grid(I, n);
+    switch (a) {
+    case DCL_ACT_NONE:
+        if (y != x) CU_RT(op, cudaMemcpyAsync(y, x, (size_t)n * sizeof *y, cudaMemcpyDeviceToDevice, I->stream));
+        return DCL_OK;
+    case DCL_ACT_RELU: k_act_fwd<float, DCL_ACT_RELU><<<g, CU_THREADS, 0, I->stream>>>(n, y, x); break;
+    case DCL_ACT_SILU: k_act_fwd<float, DCL_ACT_SILU><<<g, CU_THREADS, 0, I->stream>>>(n, y, x); break;
+    case DCL_ACT_SIGMOID: k_act_fwd<float, DCL_ACT_SIGMOID><<<g, CU_THREADS, 0, I->stream>>>(n, y, x); break;
+    default: return dcl_fail(DCL_ERR_ARG, "cuda %s: unknown activation %d", op, (int)a);
+    }
+    CU_LAUNCHED(op, "k_act_fwd");
+    return DCL_OK;
+}
+
+static dcl_status cu_act_bwd(dcl_backend *be, dcl_act a, int64_t n, float *dx, const float *dy,
+                             const float *x, const float *y) {
+    const char *op = "act_bwd";
+    CU_ENTER(be, op);
+    CU_NONNEG(op, n);
+    if (n == 0) return DCL_OK;
+    CU_NEED(op, dx); CU_NEED(op, dy);
+    const unsigned g = cu_grid(I, n);
+    switch (a) {
+    case DCL_ACT_NONE:
+        if (dx != dy) CU_RT(op, cudaMemcpyAsync(dx, dy, (size_t)n * sizeof *dx, cudaMemcpyDeviceToDevice, I->stream));
+        return DCL_OK;
+    case DCL_ACT_RELU: {
+        const float *v = x ? x : y;
+        if (!v) return dcl_fail(DCL_ERR_ARG, "cuda %s: relu needs x or y (both NULL)", op);
+        k_act_bwd<float, 0><<<g, CU_THREADS, 0, I->stream>>>(n, dx, dy, v);
+        break;
+    }
+    case DCL_ACT_SILU:
+        if (!x) return dcl_fail(DCL_ERR_ARG, "cuda %s: silu needs its input x (NULL)", op);
+        k_act_bwd<float, 1><<<g, CU_THREADS, 0, I->stream>>>(n, dx, dy, x);
+        break;
+    case DCL_ACT_SIGMOID:
+        if (y) k_act_bwd<float, 2><<<g, CU_THREADS, 0, I->stream>>>(n, dx, dy, y);
+        else if (x) k_act_bwd<float, 3><<<g, CU_THREADS, 0, I->stream>>>(n, dx, dy, x);
+        else return dcl_fail(DCL_ERR_ARG, "cuda %s: sigmoid needs x or y (both NULL)", op);
+        break;
+    default: return dcl_fail(DCL_ERR_ARG, "cuda %s: unknown activation %d", op, (int)a);
+    }
+    CU_LAUNCHED(op, "k_act_bwd");
+    return DCL_OK;
+}
+
+/* ---------------------------------------------------------------------- */
+/* PReLU                                                                  */
+/* ---------------------------------------------------------------------- */
+
+template <typename T>
+__global__ void k_prelu_fwd(int64_t n, int C, T *y, const T *x, const float *alpha) {
+    CU_FOR(i, n) {
+        const float v = cu_ld(x, i);
+        cu_st(y, i, v > 0.f ? v : alpha[C == 1 ? 0 : (int)(i % C)] * v);
+    }
+}
+
+template <typename T>
+__global__ void k_prelu_bwd_dx(int64_t n, int C, T *dx, const T *dy, const T *x, const float *alpha) {
+    CU_FOR(i, n) {
+        const float v = cu_ld(x, i), g = cu_ld(dy, i);
+        cu_st(dx, i, v > 0.f ? g : alpha[C == 1 ? 0 : (int)(i % C)] * g);
+    }
+}
+
+struct f_prelu_da {                 /* x*dy where x <= 0 */
+    const float *x, *dy;
+    __device__ void operator()(int64_t i, int c, float *v) const {
+        const float a = cu_ld(x, i);
+        v[0] = a > 0.f ? 0.f : a * cu_ld(dy, i);
+    }
+};
+
+static dcl_status cu_prelu_fwd(dcl_backend *be, int64_t M, int C, float *y, const float *x, const float *alpha) {
+    const char *op = "prelu_fwd";
+    CU_ENTER(be, op);
+    CU_POS(op, M); CU_POS(op, C);
+    CU_NEED(op, y); CU_NEED(op, x); CU_NEED(op, alpha);
+    const int64_t n = M * C;
+    k_prelu_fwd<float><<<cu_grid(I, n), CU_THREADS, 0, I->stream>>>(n, C, y, x, alpha);
+    CU_LAUNCHED(op, "k_prelu_fwd");
+    return DCL_OK;
+}
+
+static dcl_status cu_prelu_bwd(dcl_backend *be, int64_t M, int C, float *dx, float *dalpha,
+                               const float *dy, const float *x, const float *alpha) {
+    const char *op = "prelu_bwd";
+    CU_ENTER(be, op);
+    CU_POS(op, M); CU_POS(op, C);
+    CU_NEED(op, dx); CU_NEED(op, dy); CU_NEED(op, x); CU_NEED(op, alpha);
+    if (dalpha) {
+        f_prelu_da f = {x, dy};
+        cu_g_accumulate g = {dalpha};
+        DCL_TRY((cu_colreduce<1>(I, op, 1, M, C, f, g)));
+    }
+    const int64_t n = M * C;   /* after the reduction: dx may alias dy */
+    k_prelu_bwd_dx<float><<<cu_grid(I, n), CU_THREADS, 0, I->stream>>>(n, C, dx, dy, x, alpha);
+    CU_LAUNCHED(op, "k_prelu_bwd_dx");
+    return DCL_OK;
+}
+
+/* ---------------------------------------------------------------------- */
+/* global average pooling and squeeze-excitation scaling                  */
+/* ---------------------------------------------------------------------- */
+
+struct g_store_scaled {             /* y[b*C + c] = sum * scale */
+    float *y; double scale;
+    __device__ void operator()(int b, int c, const double *s) const {
+        y[(int64_t)b * gridC + c] = (float)(s[0] * scale);
+    }
+    int gridC;
+};
+
+struct f_mul {                      /* dy * x */
+    const float *dy, *x;
+    __device__ void operator()(int64_t i, int c, float *v) const { v[0] = cu_ld(dy, i) * cu_ld(x, i); }
+};
+
+template <typename T>
+__global__ void k_gap_bwd(int64_t n, int HWC, int C, float inv_hw, T *dx, const T *dy) {
+    CU_FOR(i, n) {
+        const int64_t b = i / HWC;
+        const int c = (int)(i % C);
+        cu_st(dx, i, dy[b * C + c] * inv_hw);
+    }
+}
+
+template <typename T>
+__global__ void k_mul_bcast(int64_t n, int HWC, int C, T *y, const T *x, const float *s) {
+    CU_FOR(i, n) {
+        const int64_t b = i / HWC;
+        const int c = (int)(i % C);
+        cu_st(y, i, cu_ld(x, i) * s[b * C + c]);
+    }
+}
+
+static dcl_status cu_gap_fwd(dcl_backend *be, int N, int HW, int C, float *y, const float *x) {
+    const char *op = "gap_fwd";
+    CU_ENTER(be, op);
+    CU_POS(op, N); CU_POS(op, HW); CU_POS(op, C);
+    CU_NEED(op, y); CU_NEED(op, x);
+    cu_f_value f = {x};
+    g_store_scaled g = {y, 1.0 / (double)HW, C};
+    return cu_colreduce<1>(I, op, N, HW, C, f, g);
+}
+
+static dcl_status cu_gap_bwd(dcl_backend *be, int N, int HW, int C, float *dx, const float *dy) {
+    const char *op = "gap_bwd";
+    CU_ENTER(be, op);
+    CU_POS(op, N); CU_POS(op, HW); CU_POS(op, C);
+    CU_NEED(op, dx); CU_NEED(op, dy);
+    const int64_t n = (int64_t)N * HW * C;
+    k_gap_bwd<float><<<cu_grid(I, n), CU_THREADS, 0, I->stream>>>(n, HW * C, C, (float)(1.0 / HW), dx, dy);
+    CU_LAUNCHED(op, "k_gap_bwd");
+    return DCL_OK;
+}
+
+static dcl_status cu_mul_bcast_fwd(dcl_backend *be, int N, int HW, int C, float *y, const float *x,
+                                   const float *s) {
+    const char *op = "mul_bcast_fwd";
+    CU_ENTER(be, op);
+    CU_POS(op, N); CU_POS(op, HW); CU_POS(op, C);
+    CU_NEED(op, y); CU_NEED(op, x); CU_NEED(op, s);
+    const int64_t n = (int64_t)N * HW * C;
+    k_mul_bcast<float><<<cu_grid(I, n), CU_THREADS, 0, I->stream>>>(n, HW * C, C, y, x, s);
+    CU_LAUNCHED(op, "k_mul_bcast");
+    return DCL_OK;
+}
+
+static dcl_status cu_mul_bcast_bwd(dcl_backend *be, int N, int HW, int C, float *dx, float *ds,
+                                   const float *dy, const float *x, const float *s) {
+    const char *op = "mul_bcast_bwd";
+    CU_ENTER(be, op);
+    CU_POS(op, N); CU_POS(op, HW); CU_POS(op, C);
+    CU_NEED(op, dy);
+    if (ds) {
+        CU_NEED(op, x);
+        f_mul f = {dy, x};
+        g_store_scaled g = {ds, 1.0, C};
+        DCL_TRY((cu_colreduce<1>(I, op, N, HW, C, f, g)));
+    }
+    if (dx) {                       /* after ds: dx may alias dy or x */
+        CU_NEED(op, s);
+        const int64_t n = (int64_t)N * HW * C;
+        k_mul_bcast<float><<<cu_grid(I, n), CU_THREADS, 0, I->stream>>>(n, HW * C, C, dx, dy, s);
+        CU_LAUNCHED(op, "k_mul_bcast");
+    }
+    return DCL_OK;
+}
+
+/* ---------------------------------------------------------------------- */
+/* add, masked scaling                                                    */
+/* ---------------------------------------------------------------------- */
+
+template <typename T>
+__global__ void k_add(int64_t n, T *y, const T *a, const T *b) {
+    CU_FOR(i, n) cu_st(y, i, cu_ld(a, i) + cu_ld(b, i));
+}
+
+template <typename T>
+__global__ void k_scale_mask(int64_t n, int64_t cols, int per_row, float scale, T *y, const T *x,
+                             const float *mask) {
+    CU_FOR(i, n) {
+        const float m = per_row ? mask[i / cols] : mask[i];
+        cu_st(y, i, cu_ld(x, i) * (m * scale));
+    }
+}
+
+static dcl_status cu_add(dcl_backend *be, int64_t n, float *y, const float *a, const float *b) {
+    const char *op = "add";
+    CU_ENTER(be, op);
+    CU_NONNEG(op, n);
+    if (n == 0) return DCL_OK;
+    CU_NEED(op, y); CU_NEED(op, a); CU_NEED(op, b);
+    k_add<float><<<cu_grid(I, n), CU_THREADS, 0, I->stream>>>(n, y, a, b);
+    CU_LAUNCHED(op, "k_add");
+    return DCL_OK;
+}
+
+static dcl_status cu_scale_mask(dcl_backend *be, int64_t rows, int64_t cols, float *y, const float *x,
+                                const float *mask, int per_row, float scale) {
+    const char *op = "scale_mask";
+    CU_ENTER(be, op);
+    CU_NONNEG(op, rows); CU_NONNEG(op, cols);
+    const int64_t n = rows * cols;
+    if (n == 0) return DCL_OK;
+    CU_NEED(op, y); CU_NEED(op, x); CU_NEED(op, mask);
+    k_scale_mask<float><<<cu_grid(I, n), CU_THREADS, 0, I->stream>>>(n, cols, per_row, scale, y, x, mask);
+    CU_LAUNCHED(op, "k_scale_mask");
+    return DCL_OK;
+}
+
+/* ---------------------------------------------------------------------- */
+/* optimizer updates (parameters stay fp32)                               */
+/* ---------------------------------------------------------------------- */
+
+__global__ void k_axpby(int64_t n, float *y, float a, const float *x, float b) {
+    if (b == 0.f) { CU_FOR(i, n) y[i] = a * x[i]; }
+    else { CU_FOR(i, n) y[i] = a * x[i] + b * y[i]; }
+}
+
+__global__ void k_adam(int64_t n, float *p, float *m, float *v, const float *grad, float lr, float b1,
+                       float b2, float eps, float wd, int decoupled, float bc1, float bc2) {
+    CU_FOR(i, n) {
+        float pv = p[i], g = grad[i];
+        if (decoupled) pv *= 1.f - lr * wd;
+        else if (wd != 0.f) g += wd * pv;
+        const float mv = b1 * m[i] + (1.f - b1) * g;
+        const float vv = b2 * v[i] + (1.f - b2) * g * g;
+        m[i] = mv;
+        v[i] = vv;
+        p[i] = pv - lr * (mv / bc1) / (sqrtf(vv / bc2) + eps);
+    }
+}
+
+__global__ void k_sgd(int64_t n, float *p, float *buf, const float *grad, float lr, float momentum, float wd,
+                      int nesterov, int first_step) {
+    CU_FOR(i, n) {
+        const float pv = p[i];
+        float g = grad[i];
+        if (wd != 0.f) g += wd * pv;
+        if (momentum != 0.f) {
+            const float bv = first_step ? g : momentum * buf[i] + g;
+            buf[i] = bv;
+            g = nesterov ? g + momentum * bv : bv;
+        }
+        p[i] = pv - lr * g;
+    }
+}
+
+static dcl_status cu_axpby(dcl_backend *be, int64_t n, float *y, float a, const float *x, float b) {
+    const char *op = "axpby";
+    CU_ENTER(be, op);
+    CU_NONNEG(op, n);
+    if (n == 0) return DCL_OK;
+    CU_NEED(op, y); CU_NEED(op, x);
+    k_axpby<<<cu_grid(I, n), CU_THREADS, 0, I->stream>>>(n, y, a, x, b);
+    CU_LAUNCHED(op, "k_axpby");
+    return DCL_OK;
+}
+
+static dcl_status cu_adam(dcl_backend *be, int64_t n, float *p, float *m, float *v, const float *grad,
+                          float lr, float b1, float b2, float eps, float wd, int decoupled, float bc1,
+                          float bc2) {
+    const char *op = "adam";
+    CU_ENTER(be, op);
+    CU_NONNEG(op, n);
+    if (n == 0) return DCL_OK;
+    CU_NEED(op, p); CU_NEED(op, m); CU_NEED(op, v); CU_NEED(op, grad);
+    if (!(bc1 > 0) || !(bc2 > 0))
+        return dcl_fail(DCL_ERR_ARG, "cuda %s: bias corrections must be positive (bc1 %g, bc2 %g)", op,
+                        (double)bc1, (double)bc2);
+    k_adam<<<cu_grid(I, n), CU_THREADS, 0, I->stream>>>(n, p, m, v, grad, lr, b1, b2, eps, wd, decoupled, bc1, bc2);
+    CU_LAUNCHED(op, "k_adam");
+    return DCL_OK;
+}
+
+static dcl_status cu_sgd(dcl_backend *be, int64_t n, float *p, float *buf, const float *grad, float lr,
+                         float momentum, float wd, int nesterov, int first_step) {
+    const char *op = "sgd";
+    CU_ENTER(be, op);
+    CU_NONNEG(op, n);
+    if (n == 0) return DCL_OK;
+    CU_NEED(op, p); CU_NEED(op, grad);
+    if (momentum != 0.f) CU_NEED(op, buf);
+    k_sgd<<<cu_grid(I, n), CU_THREADS, 0, I->stream>>>(n, p, buf, grad, lr, momentum, wd, nesterov, first_step);
+    CU_LAUNCHED(op, "k_sgd");
+    return DCL_OK;
+}
+
+void cu_install_elem(dcl_backend *be) {
+    be->act_fwd = cu_act_fwd;
+    be->act_bwd = cu_act_bwd;
+    be->prelu_fwd = cu_prelu_fwd;
+    be->prelu_bwd = cu_prelu_bwd;
+    be->gap_fwd = cu_gap_fwd;
+    be->gap_bwd = cu_gap_bwd;
+    be->mul_bcast_fwd = cu_mul_bcast_fwd;
+    be->mul_bcast_bwd = cu_mul_bcast_bwd;
+    be->add = cu_add;
+    be->scale_mask = cu_scale_mask;
+    be->axpby = cu_axpby;
+    be->adam = cu_adam;
+    be->sgd = cu_sgd;
+}

@@ -1,0 +1,111 @@
+/* Internal declarations of the CUDA backend (cuDNN 9 + cuBLAS + own kernels).
+ *
+ * Every entry point sets the backend's device, enqueues its work on the
+ * backend's one stream and returns without waiting (sync() waits).  Every
+ * CUDA / cuDNN / cuBLAS return code is checked and turned into a dcl_fail
+ * message "cuda <op>: <call> failed: <reason>".
+ *
+ * Storage precision: all kernels read and write through cu_ld / cu_st so
+ * that a bf16 storage type can be added by instantiating the templates with
+ * __nv_bfloat16 (compute stays float).  Only float is instantiated today.
+ */
+#ifndef DCL_CUDA_INTERNAL_CUH
+#define DCL_CUDA_INTERNAL_CUH
+
+#include <cuda_runtime.h>
+#include <cudnn.h>
+#include <cublas_v2.h>
+#include <stdint.h>
+#include <stddef.h>
+#include "backend/backend.h"
+#include "backend/cuda/cuda_backend.h"
+
+/* scratch slots (device buffers that grow on demand, reused op to op) */
+enum {
+    CU_SCR_PAD = 0,   /* explicitly padded conv input / padded dx */
+    CU_SCR_WT,        /* conv weights in OHWI order / dw in OHWI order */
+    CU_SCR_RED,       /* partial sums of column reductions */
+    CU_SCR_TMP,       /* per-channel temporaries (BN backward sums) */
+    CU_SCR_COUNT
+};
+
+typedef struct cu_buf { void *p; size_t size; } cu_buf;
+
+struct cu_conv_plan;
+
+typedef struct cu_impl {
+    int device;
+    int sm_count;
+    cudaStream_t stream;
+    cudnnHandle_t cudnn;
+    cublasHandle_t cublas;
+    dcl_cuda_options opt;
+    cu_buf ws;                      /* cuDNN workspace */
+    cu_buf scratch[CU_SCR_COUNT];
+    struct cu_conv_plan **plans;    /* hash buckets */
+    int nbuckets, nplans;
+    double plan_seconds;            /* time spent choosing conv algorithms */
+    char name[32];
+} cu_impl;
+
+static inline cu_impl *cu_of(dcl_backend *be) { return (cu_impl *)be->impl; }
+
+/* ---- error reporting (cuda_backend.cu) ---- */
+dcl_status cu_fail_rt(const char *op, const char *call, cudaError_t e);
+dcl_status cu_fail_dnn(const char *op, const char *call, cudnnStatus_t s);
+dcl_status cu_fail_blas(const char *op, const char *call, cublasStatus_t s);
+
+#define CU_RT(op, call) do { cudaError_t e_ = (call); \
+    if (e_ != cudaSuccess) return cu_fail_rt(op, #call, e_); } while (0)
+#define CU_DNN(op, call) do { cudnnStatus_t s_ = (call); \
+    if (s_ != CUDNN_STATUS_SUCCESS) return cu_fail_dnn(op, #call, s_); } while (0)
+#define CU_BLAS(op, call) do { cublasStatus_t s_ = (call); \
+    if (s_ != CUBLAS_STATUS_SUCCESS) return cu_fail_blas(op, #call, s_); } while (0)
+/* after a kernel launch */
+#define CU_LAUNCHED(op, kname) do { cudaError_t e_ = cudaGetLastError(); \
+    if (e_ != cudaSuccess) return cu_fail_rt(op, kname " launch", e_); } while (0)
+/* argument checks */
+#define CU_NEED(op, p) do { if (!(p)) return dcl_fail(DCL_ERR_ARG, "cuda %s: %s is NULL", op, #p); } while (0)
+#define CU_NONNEG(op, v) do { if ((v) < 0) return dcl_fail(DCL_ERR_SHAPE, \
+    "cuda %s: %s must not be negative (got %lld)", op, #v, (long long)(v)); } while (0)
+#define CU_POS(op, v) do { if ((v) <= 0) return dcl_fail(DCL_ERR_SHAPE, \
+    "cuda %s: %s must be positive (got %lld)", op, #v, (long long)(v)); } while (0)
+
+/* Makes the backend's device current; every entry point starts with this. */
+dcl_status cu_enter(cu_impl *I, const char *op);
+#define CU_ENTER(be, op) cu_impl *I = cu_of(be); DCL_TRY(cu_enter(I, op))
+
+/* Scratch buffer of at least `bytes` (contents undefined). */
+dcl_status cu_scratch(cu_impl *I, int slot, size_t bytes, void **out, const char *op);
+/* cuDNN workspace of at least `bytes`. */
+dcl_status cu_workspace(cu_impl *I, size_t bytes, void **out, const char *op);
+
+/* ---- launch geometry ---- */
+#define CU_THREADS 256
+static inline unsigned cu_grid(const cu_impl *I, int64_t n) {
+    int64_t b = (n + CU_THREADS - 1) / CU_THREADS;
+    int64_t cap = (int64_t)(I->sm_count > 0 ? I->sm_count : 80) * 16;
+    if (b > cap) b = cap;
+    if (b < 1) b = 1;
+    return (unsigned)b;
+}
+#define CU_FOR(i, n) for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < (n); \
+                          i += (int64_t)gridDim.x * blockDim.x)
+
+/* ---- storage access (bf16 storage would add overloads) ---- */
+__device__ __forceinline__ float cu_ld(const float *p, int64_t i) { return p[i]; }
+__device__ __forceinline__ void cu_st(float *p, int64_t i, float v) { p[i] = v; }
+
+/* ---- op groups (one .cu file each) ---- */
+void cu_install_conv(dcl_backend *be);
+void cu_install_norm(dcl_backend *be);    /* batch norm */
+void cu_install_elem(dcl_backend *be);    /* act, prelu, gap, mul_bcast, add, scale_mask, optimizers */
+void cu_install_pool(dcl_backend *be);
+void cu_install_linear(dcl_backend *be);
+void cu_conv_plans_free(cu_impl *I);
+
+/* Column sums of an (M, C) row-major matrix accumulated into out[c] (+=),
+ * used for bias gradients (cuda_norm.cu). */
+dcl_status cu_colsum_acc(cu_impl *I, const char *op, int64_t M, int C, float *out, const float *x);
+
+#endif

@@ -1,0 +1,103 @@
+/* dcl bench: time an EfficientNet training step (forward, cross-entropy,
+ * backward, Adam) or inference on random data.  Prints one line:
+ *   CONFIG dcl_img_s=X dcl_step_s=S dcl_rss_mb=A dcl_gflops=G
+ * (bench/run pairs it with PyTorch in the same run). */
+#include "cli/cli.h"
+#include "dcl/model.h"
+#include "dcl/nn.h"
+#include "dcl/optim.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: dcl bench [--arch efficientnet_b0] [--size 224] [--batch 16] [--mode train|infer]\n"
+               "                 [--steps 5] [--warmup 2] [--threads N] [--device cpu|ref|cuda] [--summary]\n");
+}
+
+int cmd_bench(int argc, char **argv) {
+    const char *arch = "efficientnet_b0", *mode = "train", *device = "cpu";
+    int size = 224, batch = 16, steps = 5, warmup = 2, threads = 0, summary = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(stdout); return 0; }
+        if (!strcmp(a, "--summary")) { summary = 1; continue; }
+        if (i + 1 >= argc) { fprintf(stderr, "dcl bench: %s needs a value\n", a); return DCL_EXIT_USAGE; }
+        const char *v = argv[++i];
+        if (!strcmp(a, "--arch")) arch = v;
+        else if (!strcmp(a, "--mode")) mode = v;
+        else if (!strcmp(a, "--device")) device = v;
+        else if (!strcmp(a, "--size")) size = atoi(v);
+        else if (!strcmp(a, "--batch")) batch = atoi(v);
+        else if (!strcmp(a, "--steps")) steps = atoi(v);
+        else if (!strcmp(a, "--warmup")) warmup = atoi(v);
+        else if (!strcmp(a, "--threads")) threads = atoi(v);
+        else { fprintf(stderr, "dcl bench: unknown option %s\n", a); usage(stderr); return DCL_EXIT_USAGE; }
+    }
+    int train = !strcmp(mode, "train");
+    if ((!train && strcmp(mode, "infer")) || size < 32 || batch < 1 || steps < 1 || warmup < 0) {
+        fprintf(stderr, "dcl bench: bad arguments (mode train|infer, size >= 32, batch >= 1, steps >= 1)\n");
+        return DCL_EXIT_USAGE;
+    }
+    if (threads > 0) dcl_set_num_threads(threads);
+    dcl_effnet_cfg cfg;
+    dcl_status s = dcl_effnet_config(&cfg, arch);
+    if (s) return cli_fail("bench", s);
+    dcl_backend *be = dcl_backend_create(device, threads);
+    if (!be) return cli_fail("bench", DCL_ERR_UNSUPPORTED);
+    dcl_model *m = NULL;
+    dcl_optim *opt = NULL;
+    dcl_rng rng;
+    dcl_rng_seed(&rng, 1);
+    size_t nin = (size_t)batch * size * size * 3;
+    float *x = malloc(nin * sizeof(float));
+    float *logits = malloc((size_t)batch * cfg.num_classes * sizeof(float));
+    float *dlog = malloc((size_t)batch * cfg.num_classes * sizeof(float));
+    int *tgt = malloc(batch * sizeof(int));
+    if (!x || !logits || !dlog || !tgt) { s = dcl_fail(DCL_ERR_NOMEM, "bench buffers"); goto done; }
+    for (size_t i = 0; i < nin; i++) x[i] = (float)dcl_rng_normal(&rng);
+    for (int i = 0; i < batch; i++) tgt[i] = (int)dcl_rng_below(&rng, cfg.num_classes);
+    s = dcl_effnet_build(&m, be, &cfg);
+    if (!s) s = dcl_net_init_params(m->net, &rng);
+    if (!s) s = dcl_net_mark_output(m->net, m->logits);
+    if (!s) s = dcl_net_plan(m->net, batch, size, size, train);
+    if (!s && train) {
+        dcl_optim_cfg oc = dcl_optim_defaults(DCL_OPT_ADAM);
+        oc.weight_decay = 1e-5f;
+        s = dcl_optim_create(&opt, be, dcl_net_params(m->net)->total, &oc);
+    }
+    if (!s && summary) dcl_net_summary(m->net, stderr);
+    double t0 = 0, loss = 0;
+    for (int it = 0; it < warmup + steps && !s; it++) {
+        if (it == warmup) { if (be->sync) be->sync(be); t0 = dcl_now(); }
+        s = dcl_net_set_input(m->net, x);
+        if (!s) s = dcl_net_forward(m->net, &rng);
+        if (!s && train) {
+            float l;
+            s = dcl_net_value_to_host(m->net, m->logits, logits);
+            if (!s) s = dcl_cross_entropy_fwd_f32(batch, cfg.num_classes, &l, logits, tgt);
+            if (!s) s = dcl_cross_entropy_bwd_f32(batch, cfg.num_classes, dlog, 1.0f, logits, tgt);
+            if (!s) s = dcl_net_seed_from_host(m->net, m->logits, dlog);
+            if (!s) s = dcl_net_zero_grad(m->net);
+            if (!s) s = dcl_net_backward(m->net);
+            if (!s) s = dcl_optim_step(opt, dcl_net_param_data(m->net), dcl_net_grad_data(m->net), 1e-3f);
+            loss = l;
+        } else if (!s) {
+            s = dcl_net_value_to_host(m->net, m->logits, logits);
+        }
+    }
+    if (!s) {
+        if (be->sync) be->sync(be);
+        double dt = (dcl_now() - t0) / steps;
+        double gfl = dcl_net_flops(m->net, train) / dt / 1e9;
+        printf("%s_%s_%d_bs%d dcl_img_s=%.3f dcl_step_s=%.4f dcl_rss_mb=%.0f dcl_gflops=%.1f loss=%.4f\n",
+               train ? "train" : "infer", strncmp(arch, "tf_", 3) ? arch + 13 : arch + 16, size, batch,
+               batch / dt, dt, dcl_peak_rss_kb() / 1024.0, gfl, loss);
+    }
+done:
+    free(x); free(logits); free(dlog); free(tgt);
+    dcl_optim_free(opt);
+    dcl_model_free(m);
+    dcl_backend_destroy(be);
+    return s ? cli_fail("bench", s) : 0;
+}

@@ -1,0 +1,14 @@
+/* Reference broadcast multiply, add, masked scaling (float and double from elem_impl.h). */
+#include "nn/ref_common.h"
+
+#define T float
+#define FN(name) name##_f32
+#include "nn/elem_impl.h"
+#undef T
+#undef FN
+
+#define T double
+#define FN(name) name##_f64
+#include "nn/elem_impl.h"
+#undef T
+#undef FN
