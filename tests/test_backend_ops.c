@@ -455,11 +455,11 @@ static void test_add_mask(dcl_backend *be) {
         tbuf ty = tb_new(be, n, NULL);
         CHECK_OK(be->add(be, n, P(&ty), P(&ta), P(&tb)));
         snprintf(what, sizeof what, "add");
-        close_elem(what, tb_get(&ty, what), y, n, 0, 1e-7);
+        close_elem(what, tb_get(&ty, what), y, n, 1e-7, 1e-7);
         tbuf tal = tb_new(be, n, a); /* y aliases a */
         CHECK_OK(be->add(be, n, P(&tal), P(&tal), P(&tb)));
         snprintf(what, sizeof what, "add in place");
-        close_elem(what, tb_get(&tal, what), y, n, 0, 1e-7);
+        close_elem(what, tb_get(&tal, what), y, n, 1e-7, 1e-7);
         tb_free(&ty); tb_free(&tal); free(y);
     }
     if (be->scale_mask) {
@@ -469,7 +469,7 @@ static void test_add_mask(dcl_backend *be) {
             tbuf ty = tb_new(be, n, NULL);
             CHECK_OK(be->scale_mask(be, rows, cols, P(&ty), P(&ta), per_row ? P(&tmr) : P(&tm), per_row, 1.25f));
             snprintf(what, sizeof what, "scale_mask per_row=%d", per_row);
-            close_elem(what, tb_get(&ty, what), y, n, 0, 1e-6);
+            close_elem(what, tb_get(&ty, what), y, n, 1e-7, 1e-6);
             tb_free(&ty); free(y);
         }
     }

@@ -315,6 +315,7 @@ def op_cases():
     add('stem3x3_s2_same', conv_case('stem3x3_s2_same', 2, 3, 12, 11, 8, 3, 2, same=True))
     # batch norm
     add('bn_train_m0.1', bn_train_case('bn_train_m0.1', 2, 6, 5, 4, 0.1, 1e-5))
+    add('bn_train_m0.1_eps1e-3', bn_train_case('bn_train_m0.1_eps1e-3', 2, 8, 3, 5, 0.1, 1e-3))
     add('bn_train_m0.01_eps1e-3', bn_train_case('bn_train_m0.01_eps1e-3', 2, 10, 4, 3, 0.01, 1e-3))
     add('bn_eval', bn_eval_case('bn_eval', 2, 6, 4, 5, 1e-3))
     # activations

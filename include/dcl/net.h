@@ -49,9 +49,14 @@ int dcl_net_add_param(dcl_net *net, const char *name, int ndim, const int64_t *s
 dcl_status dcl_net_finalize(dcl_net *net);
 
 /* ---- planning and running ---- */
-/* Compute shapes and memory for batch n and input h x w; training keeps
- * what the backward pass needs. */
-dcl_status dcl_net_plan(dcl_net *net, int n, int h, int w, int training);
+/* Plan modes. */
+enum {
+    DCL_PLAN_EVAL = 0,        /* BN running statistics, no dropout, activations reused */
+    DCL_PLAN_TRAIN = 1,       /* BN batch statistics, dropout, kept for backward */
+    DCL_PLAN_TRAIN_NOGRAD = 2 /* BN batch statistics (running ones updated), no backward (key encoder) */
+};
+/* Compute shapes and memory for batch n and input h x w in one of the modes. */
+dcl_status dcl_net_plan(dcl_net *net, int n, int h, int w, int mode);
 /* x: host NHWC float (n, h, w, C) */
 dcl_status dcl_net_set_input(dcl_net *net, const float *x_nhwc);
 dcl_status dcl_net_forward(dcl_net *net, dcl_rng *rng);

@@ -13,23 +13,17 @@
  * skipped and counted (dcl_video_warnings); the first problem is kept as a
  * one-line message (dcl_video_first_warning).
  *
- * Memory of dcl_image.data: allocated with malloc() by this module; pass an
- * image whose data is NULL (zero-initialised) or one returned earlier by this
- * module (its buffer is reused when the size matches, else freed and
- * reallocated); release it with free().
+ * Memory of dcl_image.data: malloc'ed, as everywhere (dcl_image_free); pass
+ * an image whose data is NULL (zero-initialised) or one filled earlier (its
+ * buffer is reused when the size matches, else freed and reallocated).
  */
 #ifndef DCL_VIDEO_H
 #define DCL_VIDEO_H
 #include "dcl/core.h"
+#include "dcl/io.h" /* dcl_image */
 
 #ifdef __cplusplus
 extern "C" {
-#endif
-
-#ifndef DCL_IMAGE_DEFINED
-#define DCL_IMAGE_DEFINED
-/* HWC, RGB (c == 3) or grey (c == 1), 8 bits per sample, rows packed. */
-typedef struct dcl_image { int w, h, c; uint8_t *data; } dcl_image;
 #endif
 
 typedef struct dcl_video dcl_video;

@@ -156,7 +156,7 @@ int cmd_metrics(int argc, char **argv) {
             }
         } else if (!strcmp(a, "--roc")) roc_path = argv[++i];
         else if (!strcmp(a, "--video-roc")) vroc_path = argv[++i];
-        else if (a[0] == '-' && a[1]) { fprintf(stderr, "dcl metrics: unknown option %s\n", a); usage(stderr); return DCL_EXIT_USAGE; }
+        else if (a[0] == '-' && a[1]) { fprintf(stderr, "dcl metrics: unknown option %s (see dcl metrics --help)\n", a); return DCL_EXIT_USAGE; }
         else if (!path) path = a;
         else { fprintf(stderr, "dcl metrics: only one FILE is accepted (got %s and %s)\n", path, a); return DCL_EXIT_USAGE; }
     }

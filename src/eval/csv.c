@@ -107,8 +107,8 @@ dcl_status dcl_csv_next(dcl_csv *c) {
             c->pos++;
             for (;;) {
                 if (c->pos >= c->len)
-                    return dcl_fail(DCL_ERR_FORMAT, "%s: line %lld: unterminated quoted field (opened on line %lld)",
-                                    c->name, (long long)c->cur_line, (long long)open_line);
+                    return dcl_fail(DCL_ERR_FORMAT, "%s: line %lld: unterminated quoted field (its closing quote is missing)",
+                                    c->name, (long long)open_line);
                 char ch = b[c->pos];
                 if (ch == 0)
                     return dcl_fail(DCL_ERR_FORMAT, "%s: line %lld: NUL byte in input", c->name, (long long)c->cur_line);

@@ -101,6 +101,10 @@ struct dcl_video {
     dcl_image rgb;         /* conversion result before rotation */
     dcl_image cbimg;       /* frame handed to read_frames callbacks */
 
+    int64_t header_nframes; /* count announced by the container (or estimated) */
+    int header_estimated;
+    int end_checked;
+
     int64_t warnings, seeks, decoded;
     char first_warning[256];
 };
@@ -137,7 +141,7 @@ static dcl_status open_av(dcl_video *v) {
     AVFormatContext *fmt = NULL;
     int r = avformat_open_input(&fmt, path, NULL, NULL);
     if (r < 0) {
-        if (r == AVERROR_INVALIDDATA)
+        if (r == AVERROR_INVALIDDATA || r == AVERROR_EOF)
             return dcl_fail(DCL_ERR_FORMAT, "%s: not a readable video (corrupt, truncated or not a media file): %s",
                             path, averr(r, eb, sizeof eb));
         return dcl_fail(DCL_ERR_IO, "%s: cannot open: %s", path, averr(r, eb, sizeof eb));
@@ -274,6 +278,8 @@ dcl_status dcl_video_open(dcl_video **out, const char *path) {
         return s;
     }
     update_display_size(v);
+    v->header_nframes = v->info.nframes;
+    v->header_estimated = v->info.nframes_estimated;
     *out = v;
     return DCL_OK;
 }
@@ -389,6 +395,9 @@ static dcl_status build_table(dcl_video *v) {
         }
         return DCL_OK;
     }
+    if (v->header_nframes > 0 && n < v->header_nframes - (v->header_estimated ? 1 : 0))
+        warn(v, "%s: packets for %" PRId64 " frames, the header announces %" PRId64 " (truncated or damaged)", v->path, n,
+             v->header_nframes);
     v->pts = pts; v->npts = n;
     v->keys = keys; v->nkeys = nk;
     v->table_ok = 1;
@@ -557,7 +566,18 @@ dcl_status dcl_video_read_frame(dcl_video *v, dcl_image *out, int64_t *index) {
             if (r <= 0 || i >= want) break;
         }
     }
-    if (r <= 0) { if (index) *index = -1; return DCL_OK; }
+    if (r <= 0) {
+        /* a stream that stops short of what its header announced lost frames */
+        if (!v->end_checked && v->counter_valid) {
+            v->end_checked = 1;
+            int64_t seen = v->pos + 1;
+            if (v->header_nframes > 0 && seen < v->header_nframes - (v->header_estimated ? 1 : 0))
+                warn(v, "%s: video ended after %" PRId64 " frames, the header announces %" PRId64 " (truncated or damaged)",
+                     v->path, seen, v->header_nframes);
+        }
+        if (index) *index = -1;
+        return DCL_OK;
+    }
     if (index) *index = i;
     return convert(v, out);
 }
@@ -886,7 +906,7 @@ static dcl_status writer_setup(dcl_video_writer *w, double fps, const dcl_video_
         if (o->rotation % 90) return dcl_fail(DCL_ERR_ARG, "%s: rotation %d is not a multiple of 90", path, o->rotation);
         uint8_t *sd = av_stream_new_side_data(w->st, AV_PKT_DATA_DISPLAYMATRIX, 9 * sizeof(int32_t));
         if (!sd) return dcl_fail(DCL_ERR_NOMEM, "%s: out of memory", path);
-        av_display_rotation_set((int32_t *)sd, -(double)o->rotation);
+        av_display_rotation_set((int32_t *)sd, (double)o->rotation); /* read back as -get = clockwise */
     }
     w->frame->format = c->pix_fmt;
     w->frame->width = c->width;

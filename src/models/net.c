@@ -469,9 +469,10 @@ dcl_status dcl_net_plan(dcl_net *net, int n, int h, int w, int training) {
     if (net->planned && net->pn == n && net->ph == h && net->pw == w && net->training == training) return DCL_OK;
     DCL_TRY(shape_pass(net, n, h, w));
     int T = net->nn;
+    int keep = training == DCL_PLAN_TRAIN;   /* activations kept for backward */
     /* which values need gradients: everything downstream of a parameter */
     for (int i = 0; i < net->nv; i++) net->vals[i].needs_grad = 0;
-    if (training) {
+    if (keep) {
         for (int i = 0; i < T; i++) {
             node *d = &net->nodes[i];
             int ng = d->pw >= 0;
@@ -491,10 +492,10 @@ dcl_status dcl_net_plan(dcl_net *net, int n, int h, int w, int training) {
         size_t bytes = dcl_align_up((size_t)x->numel * sizeof(float));
         if (bytes > maxv) maxv = bytes;
         int64_t start = x->producer, end;
-        if (training || x->is_output || v == net->input) end = 2 * T + 2;
+        if (keep || x->is_output || v == net->input) end = 2 * T + 2;
         else end = x->last_consumer >= 0 ? x->last_consumer : x->producer;
         iv[ni++] = (interval){start, end, bytes, &x->off};
-        if (training && x->needs_grad) {
+        if (keep && x->needs_grad) {
             /* gradient lives from the backward of its last consumer to that of its producer */
             int64_t gs = x->is_output ? T : 2 * T - (x->last_consumer >= 0 ? x->last_consumer : x->producer);
             int64_t ge = 2 * T - x->producer;
@@ -505,7 +506,7 @@ dcl_status dcl_net_plan(dcl_net *net, int n, int h, int w, int training) {
     for (int i = 0; i < T; i++) {
         node *d = &net->nodes[i];
         for (int j = 0; j < 3; j++) d->s_off[j] = 0;
-        if (d->kind == NK_BN && training) {
+        if (d->kind == NK_BN && training) {  /* batch statistics (train modes) */
             size_t b = dcl_align_up(net->vals[d->out].c * sizeof(float));
             for (int j = 0; j < 3; j++) iv[ni++] = (interval){i, 2 * T + 2, b, &d->s_off[j]};
         } else if ((d->kind == NK_DROPOUT || d->kind == NK_DROPPATH) && training) {
@@ -517,7 +518,7 @@ dcl_status dcl_net_plan(dcl_net *net, int n, int h, int w, int training) {
         }
     }
     size_t scratch_off = 0;
-    if (training) iv[ni++] = (interval){0, 2 * T + 2, 2 * maxv, &scratch_off};
+    if (keep) iv[ni++] = (interval){0, 2 * T + 2, 2 * maxv, &scratch_off};
     (void)nt;
     size_t total = assign_offsets(iv, ni);
     free(iv);
@@ -533,14 +534,14 @@ dcl_status dcl_net_plan(dcl_net *net, int n, int h, int w, int training) {
     for (int v = 0; v < net->nv; v++) {
         value *x = &net->vals[v];
         x->data = (float *)(net->arena + x->off);
-        x->grad = (training && x->needs_grad) ? (float *)(net->arena + x->goff) : NULL;
+        x->grad = (keep && x->needs_grad) ? (float *)(net->arena + x->goff) : NULL;
     }
     for (int i = 0; i < T; i++) {
         node *d = &net->nodes[i];
         for (int j = 0; j < 3; j++) d->save[j] = (float *)(net->arena + d->s_off[j]);
     }
-    net->scratch = training ? (float *)(net->arena + scratch_off) : NULL;
-    net->scratch2 = training ? (float *)(net->arena + scratch_off + maxv) : NULL;
+    net->scratch = keep ? (float *)(net->arena + scratch_off) : NULL;
+    net->scratch2 = keep ? (float *)(net->arena + scratch_off + maxv) : NULL;
     net->planned = 1;
     net->training = training;
     net->pn = n; net->ph = h; net->pw = w;
@@ -670,7 +671,7 @@ static dcl_status grad_finish(dcl_net *net, value *v, int acc) {
 }
 
 dcl_status dcl_net_backward(dcl_net *net) {
-    if (!net->planned || !net->training) return dcl_fail(DCL_ERR_ARG, "net: backward needs a training plan and a forward pass");
+    if (!net->planned || net->training != DCL_PLAN_TRAIN) return dcl_fail(DCL_ERR_ARG, "net: backward needs a DCL_PLAN_TRAIN plan and a forward pass");
     dcl_backend *be = net->be;
     for (int v = 0; v < net->nv; v++) net->vals[v].grad_ready = net->vals[v].is_output && net->vals[v].grad;
     for (int i = net->nn - 1; i >= 0; i--) {

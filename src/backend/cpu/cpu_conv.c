@@ -156,17 +156,14 @@ static int io_setup(cpu_impl *c, conv_io *io, int arg, const dnnl_memory_desc_t 
     return 0;
 }
 
-static const char *fmt_name(const dnnl_memory_desc_t *md) {
-    /* short description of a layout: plain NHWC/OIHW or blocked */
-    if (md->format_kind != dnnl_blocked) return "other";
+/* short description of a layout: nhwc, plain, or the innermost block size */
+static void fmt_name(const dnnl_memory_desc_t *md, char *buf, size_t n) {
+    if (md->format_kind != dnnl_blocked) { snprintf(buf, n, "other"); return; }
     const dnnl_blocking_desc_t *b = &md->format_desc.blocking;
-    if (b->inner_nblks == 0) {
-        if (md->ndims == 4 && b->strides[1] == 1) return "nhwc";
-        return "plain";
-    }
-    static __thread char buf[32];
-    snprintf(buf, sizeof buf, "blk%d", (int)b->inner_blks[b->inner_nblks - 1]);
-    return buf;
+    if (b->inner_nblks == 0)
+        snprintf(buf, n, "%s", md->ndims == 4 && b->strides[1] == 1 ? "nhwc" : "plain");
+    else
+        snprintf(buf, n, "blk%d", (int)b->inner_blks[b->inner_nblks - 1]);
 }
 
 static cpu_conv_plan *plan_build(cpu_impl *c, const conv_key *k, char *err, size_t errn) {
@@ -281,9 +278,9 @@ static cpu_conv_plan *plan_build(cpu_impl *c, const conv_key *k, char *err, size
         const char *impl = "?";
         dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl);
         char fs[16], fw[16], fd[16];
-        snprintf(fs, sizeof fs, "%s", fmt_name(m_src));
-        snprintf(fw, sizeof fw, "%s", fmt_name(m_wei));
-        snprintf(fd, sizeof fd, "%s", fmt_name(m_dst));
+        fmt_name(m_src, fs, sizeof fs);
+        fmt_name(m_wei, fw, sizeof fw);
+        fmt_name(m_dst, fd, sizeof fd);
         snprintf(p->info, sizeof p->info, "%s src=%s wei=%s dst=%s", impl, fs, fw, fd);
     }
     if (dnnl_primitive_create(&p->prim, pd) != dnnl_success) {

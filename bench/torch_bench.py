@@ -1,0 +1,44 @@
+#!/usr/bin/env python3
+"""PyTorch side of bench/run: times an EfficientNet training step (forward,
+cross-entropy, backward, Adam) or inference, channels_last, on N threads.
+Prints: CONFIG pytorch_img_s=X pytorch_step_s=S pytorch_rss_mb=A"""
+import argparse, resource, time
+import torch, torchvision
+
+ap = argparse.ArgumentParser()
+ap.add_argument("--variant", default="b0")
+ap.add_argument("--size", type=int, default=224)
+ap.add_argument("--batch", type=int, default=16)
+ap.add_argument("--mode", default="train")
+ap.add_argument("--steps", type=int, default=5)
+ap.add_argument("--warmup", type=int, default=2)
+ap.add_argument("--threads", type=int, default=2)
+a = ap.parse_args()
+torch.set_num_threads(a.threads)
+torch.manual_seed(0)
+model = getattr(torchvision.models, "efficientnet_" + a.variant)(weights=None)
+model = model.to(memory_format=torch.channels_last)
+x = torch.randn(a.batch, 3, a.size, a.size).to(memory_format=torch.channels_last)
+y = torch.randint(0, 1000, (a.batch,))
+train = a.mode == "train"
+if train:
+    model.train()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=1e-5)
+    lossf = torch.nn.CrossEntropyLoss()
+else:
+    model.eval()
+t0 = 0.0
+for it in range(a.warmup + a.steps):
+    if it == a.warmup:
+        t0 = time.perf_counter()
+    if train:
+        opt.zero_grad(set_to_none=True)
+        loss = lossf(model(x), y)
+        loss.backward()
+        opt.step()
+    else:
+        with torch.inference_mode():
+            model(x)
+dt = (time.perf_counter() - t0) / a.steps
+rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+print(f"{a.mode}_{a.variant}_{a.size}_bs{a.batch} pytorch_img_s={a.batch / dt:.3f} pytorch_step_s={dt:.4f} pytorch_rss_mb={rss:.0f}")

@@ -1,0 +1,71 @@
+/* The DCL detector: query encoder f_q with embedding head and classifier,
+ * momentum key encoder f_k, real/fake queues and prototypes, and one
+ * training step (docs/DCL.md). */
+#ifndef DCL_DETECTOR_H
+#define DCL_DETECTOR_H
+#include "dcl/contrast.h"
+#include "dcl/model.h"
+#include "dcl/optim.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct dcl_method_cfg {
+    float tau;            /* 0.07 */
+    float alpha;          /* prototype EMA, 0.9 */
+    float theta;          /* hard-sample threshold, 0.5 */
+    float beta;           /* key encoder EMA, 0.99 */
+    int queue_size;       /* 30000 */
+    dcl_hard_mode hard_mode;
+    int topk;             /* 5 (topk mode) */
+    float pix_thr, cell_thr; /* mask binarisation 0.1, cell fraction 0.5 */
+    int intra_sum;        /* 0: mean over the batch (paper), 1: sum (official) */
+    int softmax_head;     /* 0: one logit + BCE (eq. 2); 1: two logits + softmax CE */
+} dcl_method_cfg;
+dcl_method_cfg dcl_method_defaults(void);
+
+typedef struct dcl_detector {
+    dcl_method_cfg cfg;
+    dcl_backend *be;
+    dcl_model *q, *k;     /* k may be NULL when contrastive terms are off (inference) */
+    int q_embed, k_embed; /* value ids of the 1x1 embedding convs */
+    int B, H, W, L, C;    /* current plan */
+    int mode;             /* DCL_PLAN_* of the query encoder */
+    dcl_queue mr, mf;
+    dcl_protos protos;
+    /* host scratch */
+    float *h_logits, *h_dlogits, *h_eq, *h_q, *h_dq, *h_deq, *h_k, *h_F, *h_dF, *h_zero;
+} dcl_detector;
+
+/* Builds query (and key, when with_key) encoders for an EfficientNet config;
+ * the classifier gets 1 or 2 outputs by cfg->softmax_head. */
+dcl_status dcl_detector_create(dcl_detector **out, dcl_backend *be, const dcl_effnet_cfg *ecfg,
+                               const dcl_method_cfg *cfg, int with_key);
+void dcl_detector_free(dcl_detector *d);
+/* Copies the query parameters into the key encoder (start of training). */
+dcl_status dcl_detector_sync_key(dcl_detector *d);
+/* Plans for batch B at H x W; mode DCL_PLAN_TRAIN or DCL_PLAN_EVAL.  The
+ * queues are created on the first training plan (dimension L = H'W'). */
+dcl_status dcl_detector_plan(dcl_detector *d, int B, int H, int W, int mode);
+
+typedef struct dcl_step_weights { float ce, inter, intra; } dcl_step_weights;
+typedef struct dcl_step_stats {
+    double loss, ce, inter, intra, intra_real, intra_fake;
+    int enqueued_real, enqueued_fake;
+} dcl_step_stats;
+
+/* One training step on host NHWC views v1 (query) and v2 (key), labels
+ * (1 fake) and cell masks (B, L) (NULL: no fake locations known).  Runs
+ * forward, losses, backward, the optimiser step at lr, then the queue
+ * update.  Weights of 0 skip their term (ablation switches). */
+dcl_status dcl_detector_step(dcl_detector *d, const float *v1, const float *v2, const int *y,
+                             const uint8_t *cell, dcl_step_weights w, dcl_optim *opt, float lr,
+                             dcl_rng *rng, dcl_step_stats *st);
+/* Evaluation: probabilities of "fake" for B host NHWC images (plan EVAL first). */
+dcl_status dcl_detector_predict(dcl_detector *d, const float *x, float *prob);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
