@@ -2,9 +2,9 @@
  * of EfficientNet-b4 (tf_efficientnet_b4, 299x299, batch 8).
  *
  * For every distinct convolution shape and direction (forward, backward data,
- * backward weights) it times the oneDNN primitive working on NHWC directly and
- * on its preferred blocked layout with reorders to and from NHWC, and reports
- * GFLOPS, the per-kind totals weighted by how often each shape occurs in the
+ * backward weights) it times the oneDNN primitive working on NHWC directly, on
+ * its preferred blocked layout with reorders to and from NHWC, and (depthwise
+ * shapes) the backend's own NHWC depthwise kernels, and reports GFLOPS, the per-kind totals weighted by how often each shape occurs in the
  * network, and what the backend's own per-kind choice gives.
  *
  * Build and run (after `make BUILD=build-cpu build-cpu/libdcl.a`):
@@ -88,7 +88,7 @@ static dcl_conv_desc make_desc(const shape *s) {
     return d;
 }
 
-/* median-of-reps time of one direction */
+/* best-of-reps time of one direction (the machine may be shared) */
 static double time_dir(dcl_backend *be, const dcl_conv_desc *d, int dir, float *x, float *w, float *b, float *y,
                        float *dy, float *dx, float *dw, float *db, int reps) {
     double t[9];
@@ -102,27 +102,31 @@ static double time_dir(dcl_backend *be, const dcl_conv_desc *d, int dir, float *
         if (s != DCL_OK) { fprintf(stderr, "conv failed: %s\n", dcl_last_error()); exit(1); }
         if (r >= 0) t[r] = e;
     }
-    for (int i = 0; i < reps; i++)
-        for (int j = i + 1; j < reps; j++)
-            if (t[j] < t[i]) { double z = t[i]; t[i] = t[j]; t[j] = z; }
-    return t[reps / 2];
+    double best = t[0];
+    for (int i = 1; i < reps; i++) if (t[i] < best) best = t[i];
+    return best;
 }
 
 static void bench_convs(int threads, const char *filter) {
     static const char *dirs[] = {"fwd", "bwd_data", "bwd_w"};
-    setenv("DCL_CPU_CONV_LAYOUT", "nhwc", 1);
-    dcl_backend *nh = dcl_backend_cpu(threads);
-    setenv("DCL_CPU_CONV_LAYOUT", "blocked", 1);
-    dcl_backend *bl = dcl_backend_cpu(threads);
+    /* variants: oneDNN on NHWC, oneDNN on its blocked layout + reorders, own
+     * depthwise kernels (depthwise shapes only) */
+    static const char *vname[] = {"nhwc", "blocked", "direct"};
+    enum { NV = 3 };
+    dcl_backend *bv[NV];
+    for (int v = 0; v < NV; v++) {
+        setenv("DCL_CPU_CONV_LAYOUT", vname[v], 1);
+        bv[v] = dcl_backend_cpu(threads);
+    }
     unsetenv("DCL_CPU_CONV_LAYOUT");
     dcl_backend *au = dcl_backend_cpu(threads);
-    if (!nh || !bl || !au) { fprintf(stderr, "cpu backend: %s\n", dcl_last_error()); exit(1); }
-    /* totals [kind][dir][0 nhwc,1 blocked,2 best,3 auto] weighted by count, and flops */
+    if (!bv[0] || !bv[1] || !bv[2] || !au) { fprintf(stderr, "cpu backend: %s\n", dcl_last_error()); exit(1); }
     static const char *kinds[] = {"stem", "dw3 s1", "dw3 s2", "dw5 s1", "dw5 s2", "1x1", "se"};
     enum { NK = 7 };
-    double tot[NK][3][4] = {{{0}}}, fl[NK] = {0};
-    printf("%-7s %5s %4s %4s %5s %2s %2s %3s | %-8s %9s %7s %9s %7s  %s\n", "kind", "ci", "hw", "co", "k", "s", "#",
-           "", "dir", "nhwc ms", "GF/s", "blk ms", "GF/s", "oneDNN impl (nhwc | blocked)");
+    /* totals [kind][dir][variant..., best, auto] weighted by count */
+    double tot[NK][3][NV + 2] = {{{0}}}, fl[NK] = {0};
+    printf("%-7s %5s %4s %4s %5s %2s %2s %3s | %-8s %8s %6s %8s %6s %8s %6s  %s\n", "kind", "ci", "hw", "co", "k", "s",
+           "#", "use", "dir", "nhwc ms", "GF/s", "blk ms", "GF/s", "dir ms", "GF/s", "oneDNN impl (nhwc | blocked)");
     for (int i = 0; i < NSHAPE; i++) {
         const shape *s = &B4[i];
         if (filter && !strstr(s->kind, filter)) continue;
@@ -135,46 +139,54 @@ static void bench_convs(int threads, const char *filter) {
         int ki = 0;
         while (ki < NK - 1 && strcmp(kinds[ki], s->kind)) ki++;
         fl[ki] += flops * s->count;
-        int reps = flops > 2e8 ? 3 : 7;
+        int reps = flops > 2e8 ? 5 : 9;
+        int dwk = cpu_dw_handles(&d);
         for (int dir = 0; dir < 3; dir++) {
-            double tn = time_dir(nh, &d, dir, x, w, b, y, dy, dx, dw, db, reps);
-            double tb = time_dir(bl, &d, dir, x, w, b, y, dy, dx, dw, db, reps);
+            double t[NV];
+            for (int v = 0; v < NV; v++)
+                t[v] = (v == 2 && !dwk) ? t[0] : time_dir(bv[v], &d, dir, x, w, b, y, dy, dx, dw, db, reps);
             cpu_layout ch = cpu_conv_layout(cpu_of(au), &d, dir);
-            double ta = ch == CPU_LAYOUT_BLOCKED ? tb : tn;
-            tot[ki][dir][0] += tn * s->count;
-            tot[ki][dir][1] += tb * s->count;
-            tot[ki][dir][2] += (tn < tb ? tn : tb) * s->count;
-            tot[ki][dir][3] += ta * s->count;
+            double ta = ch == CPU_LAYOUT_BLOCKED ? t[1] : ch == CPU_LAYOUT_DIRECT ? t[2] : t[0];
+            double best = t[0];
+            for (int v = 0; v < NV; v++) {
+                tot[ki][dir][v] += t[v] * s->count;
+                if (t[v] < best) best = t[v];
+            }
+            tot[ki][dir][NV] += best * s->count;
+            tot[ki][dir][NV + 1] += ta * s->count;
             char in[200];
-            snprintf(in, sizeof in, "%s | %s", cpu_conv_plan_info(nh, &d, dir), cpu_conv_plan_info(bl, &d, dir));
-            printf("%-7s %5d %4d %4d %3dx%d %2d %2d %3s | %-8s %9.3f %7.1f %9.3f %7.1f  %s\n", s->kind, s->ci, s->hi,
-                   s->co, s->k, s->k, s->s, s->count, ch == CPU_LAYOUT_BLOCKED ? "blk" : "nhw", dirs[dir], tn * 1e3,
-                   flops / tn * 1e-9, tb * 1e3, flops / tb * 1e-9, in);
+            snprintf(in, sizeof in, "%s | %s", cpu_conv_plan_info(bv[0], &d, dir), cpu_conv_plan_info(bv[1], &d, dir));
+            printf("%-7s %5d %4d %4d %3dx%d %2d %2d %3s | %-8s %8.3f %6.1f %8.3f %6.1f %8.3f %6.1f  %s\n", s->kind, s->ci,
+                   s->hi, s->co, s->k, s->k, s->s, s->count,
+                   ch == CPU_LAYOUT_BLOCKED ? "blk" : ch == CPU_LAYOUT_DIRECT ? "dir" : "nhw", dirs[dir], t[0] * 1e3,
+                   flops / t[0] * 1e-9, t[1] * 1e3, flops / t[1] * 1e-9, t[2] * 1e3, flops / t[2] * 1e-9, in);
+            fflush(stdout);
         }
         dcl_free(x); dcl_free(w); dcl_free(b); dcl_free(y); dcl_free(dy); dcl_free(dx); dcl_free(dw); dcl_free(db);
     }
     printf("\nper kind, weighted by layer count (ms per network pass; GFLOPS in brackets)\n");
-    printf("%-7s %-8s %16s %16s %16s %16s\n", "kind", "dir", "nhwc", "blocked", "best-of", "auto table");
-    double sum[3][4] = {{0}};
+    printf("%-7s %-8s %16s %16s %16s %16s %16s\n", "kind", "dir", "nhwc", "blocked", "direct", "best-of", "auto table");
+    double sum[3][NV + 2] = {{0}};
     for (int k = 0; k < NK; k++) {
         if (fl[k] == 0) continue;
         for (int dir = 0; dir < 3; dir++) {
             printf("%-7s %-8s", kinds[k], dirs[dir]);
-            for (int v = 0; v < 4; v++) {
+            for (int v = 0; v < NV + 2; v++) {
                 printf(" %8.2f [%5.1f]", tot[k][dir][v] * 1e3, fl[k] / tot[k][dir][v] * 1e-9);
                 sum[dir][v] += tot[k][dir][v];
             }
             printf("\n");
         }
     }
-    for (int dir = 0; dir < 3; dir++)
-        printf("%-7s %-8s %16.1f %16.1f %16.1f %16.1f\n", "ALL", dirs[dir], sum[dir][0] * 1e3, sum[dir][1] * 1e3,
-               sum[dir][2] * 1e3, sum[dir][3] * 1e3);
-    printf("%-7s %-8s %16.1f %16.1f %16.1f %16.1f  (ms, fwd+bwd_data+bwd_w)\n", "ALL", "train",
-           (sum[0][0] + sum[1][0] + sum[2][0]) * 1e3, (sum[0][1] + sum[1][1] + sum[2][1]) * 1e3,
-           (sum[0][2] + sum[1][2] + sum[2][2]) * 1e3, (sum[0][3] + sum[1][3] + sum[2][3]) * 1e3);
-    dcl_backend_destroy(nh);
-    dcl_backend_destroy(bl);
+    for (int dir = 0; dir < 3; dir++) {
+        printf("%-7s %-8s", "ALL", dirs[dir]);
+        for (int v = 0; v < NV + 2; v++) printf(" %16.1f", sum[dir][v] * 1e3);
+        printf("\n");
+    }
+    printf("%-7s %-8s", "ALL", "train");
+    for (int v = 0; v < NV + 2; v++) printf(" %16.1f", (sum[0][v] + sum[1][v] + sum[2][v]) * 1e3);
+    printf("  (ms, fwd+bwd_data+bwd_w)\n");
+    for (int v = 0; v < NV; v++) dcl_backend_destroy(bv[v]);
     dcl_backend_destroy(au);
 }
 
@@ -196,9 +208,12 @@ static void bench_kernels(int threads) {
 #define TIME(name, bytes, call)                                                                                  \
     do {                                                                                                         \
         call;                                                                                                    \
-        t0 = dcl_now();                                                                                          \
-        call;                                                                                                    \
-        e = dcl_now() - t0;                                                                                      \
+        e = 1e30;                                                                                                \
+        for (int r_ = 0; r_ < 5; r_++) {                                                                         \
+            t0 = dcl_now();                                                                                      \
+            call;                                                                                                \
+            if (dcl_now() - t0 < e) e = dcl_now() - t0;                                                          \
+        }                                                                                                        \
         printf("  %-4s %-22s %8.2f ms %6.1f GB/s\n", lab, name, e * 1e3, (double)(bytes) / e * 1e-9);           \
     } while (0)
         TIME("bn_fwd_train", 12.0 * n, b->bn_fwd_train(b, M, C, y, mean, var, is, x, g, bb, 1e-3f));

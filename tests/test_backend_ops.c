@@ -3,8 +3,8 @@
  *
  * Outputs live in buffers with sentinel floats on both sides (out-of-bounds
  * writes are caught) and are pre-filled with garbage (so every element must
- * be written).  The cpu backend is run three times: with its own layout
- * choice, forced NHWC and forced blocked layouts for the oneDNN convolutions.
+ * be written).  The cpu backend's convolutions are also run with each layout
+ * forced: oneDNN on NHWC, oneDNN on blocked layouts, own depthwise kernels.
  *
  * Tolerances: |got - want| <= atol + rtol*|want| with rtol = 1e-4 and
  * atol = 1e-4 * max(1, rms(want)) for convolutions, linear layers, batch-norm
@@ -515,8 +515,8 @@ int main(void) {
     test_exp_accuracy();
 
     static const struct { const char *env, *label; } modes[] = {
-        {"auto", "cpu"}, {"nhwc", "cpu(nhwc)"}, {"blocked", "cpu(blocked)"}};
-    for (int m = 0; m < 3; m++) {
+        {"auto", "cpu"}, {"nhwc", "cpu(nhwc)"}, {"blocked", "cpu(blocked)"}, {"direct", "cpu(direct)"}};
+    for (int m = 0; m < 4; m++) {
         setenv("DCL_CPU_CONV_LAYOUT", modes[m].env, 1);
         dcl_backend *be = dcl_backend_cpu(2);
         CHECK(be != NULL, "cpu backend: %s", dcl_last_error());

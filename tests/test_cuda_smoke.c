@@ -139,31 +139,53 @@ static dcl_conv_desc conv_d(int n, int ci, int hi, int wi, int co, int k, int s,
     return d;
 }
 
+static int is_depthwise(const dcl_conv_desc *d) { return d->groups == d->ci && d->co == d->ci; }
+
 static void test_conv(void) {
-    conv_case("1x1 32->48 bias", conv_d(2, 32, 14, 14, 48, 1, 1, 1, 1, 1, 0, 0));
-    conv_case("1x1 s2 24->40", conv_d(2, 24, 15, 15, 40, 1, 2, 1, 1, 0, 0, 0));
-    conv_case("stem 3x3 s2 same even", conv_d(2, 3, 32, 32, 16, 3, 2, 1, 1, 0, 1, 0));
-    conv_case("stem 3x3 s2 same odd", conv_d(2, 3, 33, 33, 16, 3, 2, 1, 1, 1, 1, 0));
-    conv_case("stem 3x3 s2 pad1", conv_d(2, 3, 32, 32, 16, 3, 2, 1, 1, 0, 0, 1));
-    conv_case("dw 3x3 s1 pad1", conv_d(2, 24, 16, 16, 24, 3, 1, 1, 24, 0, 0, 1));
-    conv_case("dw 3x3 s2 same", conv_d(2, 24, 16, 16, 24, 3, 2, 1, 24, 0, 1, 0));
-    conv_case("dw 5x5 s1 same", conv_d(2, 40, 12, 12, 40, 5, 1, 1, 40, 0, 1, 0));
-    {
-        dcl_conv_desc d = conv_d(2, 40, 15, 16, 40, 5, 2, 1, 40, 0, 1, 0);  /* h 2/2, w 1/2 */
-        conv_case("dw 5x5 s2 same 15x16", d);
+    struct { const char *name; dcl_conv_desc d; } cs[] = {
+        {"1x1 32->48 bias", conv_d(2, 32, 14, 14, 48, 1, 1, 1, 1, 1, 0, 0)},
+        {"1x1 s2 24->40", conv_d(2, 24, 15, 15, 40, 1, 2, 1, 1, 0, 0, 0)},
+        {"stem 3x3 s2 same even", conv_d(2, 3, 32, 32, 16, 3, 2, 1, 1, 0, 1, 0)},
+        {"stem 3x3 s2 same odd", conv_d(2, 3, 33, 33, 16, 3, 2, 1, 1, 1, 1, 0)},
+        {"stem 3x3 s2 pad1", conv_d(2, 3, 32, 32, 16, 3, 2, 1, 1, 0, 0, 1)},
+        {"dw 3x3 s1 pad1", conv_d(2, 24, 16, 16, 24, 3, 1, 1, 24, 0, 0, 1)},
+        {"dw 3x3 s2 same", conv_d(2, 24, 16, 16, 24, 3, 2, 1, 24, 0, 1, 0)},
+        {"dw 5x5 s1 same", conv_d(2, 40, 12, 12, 40, 5, 1, 1, 40, 0, 1, 0)},
+        {"dw 5x5 s2 same 15x16", conv_d(2, 40, 15, 16, 40, 5, 2, 1, 40, 0, 1, 0)},   /* h 2/2, w 1/2 */
+        {"dw 3x3 d2 bias C16", conv_d(2, 16, 11, 11, 16, 3, 1, 2, 16, 1, 0, 2)},
+        {"dw 7x7 s1 (49 taps)", conv_d(1, 8, 10, 10, 8, 7, 1, 1, 8, 0, 0, 3)},
+        {"dw mult 2 (co = 2 ci)", conv_d(2, 8, 9, 9, 16, 3, 1, 1, 8, 1, 0, 1)},
+        {"grouped 3x3 g4 16->32", conv_d(2, 16, 10, 10, 32, 3, 1, 1, 4, 1, 0, 1)},
+        {"dilated 3x3 d2", conv_d(2, 8, 12, 12, 8, 3, 1, 2, 1, 0, 0, 2)},
+        {"asym pad t2 b0 l0 r1 g2", conv_d(1, 6, 9, 11, 10, 3, 2, 1, 2, 1, 0, 0)},
+        {"dw 1x3", conv_d(2, 12, 8, 8, 12, 3, 1, 1, 12, 0, 0, 0)},
+        {"dw 3x3 s2 asym t2 b0", conv_d(2, 8, 9, 10, 8, 3, 2, 1, 8, 1, 0, 0)},
+    };
+    const int nc = (int)(sizeof cs / sizeof cs[0]);
+    cs[14].d.pt = 2; cs[14].d.pb = 0; cs[14].d.pl = 0; cs[14].d.pr = 1;   /* top-heavy asymmetric padding */
+    cs[15].d.kh = 1; cs[15].d.pl = cs[15].d.pr = 1;                        /* non-square kernel */
+    cs[16].d.pt = 2; cs[16].d.pb = 0; cs[16].d.pl = 1; cs[16].d.pr = 0;
+    for (int i = 0; i < nc; i++) conv_case(cs[i].name, cs[i].d);
+#ifdef DCL_HAVE_CUDA
+    dcl_cuda_stats st;
+    CHECK_OK(dcl_cuda_get_stats(G, &st));
+    CHECK(st.conv_plans > 0 && st.conv_plans <= nc, "conv plans %d for %d convs", st.conv_plans, nc);
+    printf("conv plans %d, algorithm search %.2f s, workspace %.1f MiB, scratch %.1f MiB\n", st.conv_plans,
+           st.plan_seconds, st.workspace_bytes / 1048576.0, st.scratch_bytes / 1048576.0);
+    /* depthwise convolutions once more through cuDNN */
+    dcl_cuda_options o0, o;
+    CHECK_OK(dcl_cuda_get_options(G, &o0));
+    o = o0;
+    o.depthwise = !o0.depthwise;
+    CHECK_OK(dcl_cuda_set_options(G, &o));
+    for (int i = 0; i < nc; i++) {
+        if (!is_depthwise(&cs[i].d)) continue;
+        char name[128];
+        snprintf(name, sizeof name, "%s [%s]", cs[i].name, o.depthwise ? "dw kernels" : "cuDNN");
+        conv_case(name, cs[i].d);
     }
-    conv_case("grouped 3x3 g4 16->32", conv_d(2, 16, 10, 10, 32, 3, 1, 1, 4, 1, 0, 1));
-    conv_case("dilated 3x3 d2", conv_d(2, 8, 12, 12, 8, 3, 1, 2, 1, 0, 0, 2));
-    {
-        dcl_conv_desc d = conv_d(1, 6, 9, 11, 10, 3, 2, 1, 2, 1, 0, 0);
-        d.pt = 2; d.pb = 0; d.pl = 0; d.pr = 1;   /* top-heavy asymmetric padding */
-        conv_case("asym pad t2 b0 l0 r1 g2", d);
-    }
-    {
-        dcl_conv_desc d = conv_d(2, 12, 8, 8, 12, 3, 1, 1, 12, 0, 0, 0);
-        d.kh = 1; d.kw = 3; d.pl = d.pr = 1;      /* non-square kernel */
-        conv_case("dw 1x3", d);
-    }
+    CHECK_OK(dcl_cuda_set_options(G, &o0));
+#endif
 }
 
 /* ---------------------------------------------------------------------- */
@@ -558,12 +580,13 @@ static void timing(void) {
 #ifdef DCL_HAVE_CUDA
     dcl_cuda_options o0;
     CHECK_OK(dcl_cuda_get_options(G, &o0));
-    const int nlayouts = 2;
+    const int nmodes = 3;
 #else
-    const int nlayouts = 1;
+    const int nmodes = 1;
 #endif
+    static const char *mode_name[] = {"default", "cuDNN OIHW", "cuDNN OHWI"};
     printf("timing, ms per call (batch 8, EfficientNet-b4 at 380x380, fp32):\n");
-    printf("  %-26s %-6s %9s %9s %9s\n", "conv", "filter", "fwd", "bwd_data", "bwd_w");
+    printf("  %-26s %-11s %9s %9s %9s\n", "conv", "path", "fwd", "bwd_data", "bwd_w");
     for (int i = 0; i < nc; i++) {
         conv_args a;
         a.d = cs[i].d;
@@ -577,17 +600,20 @@ static void timing(void) {
         if (!a.x || !a.dx || !a.y || !a.dy || !a.w || !a.dw) { CHECK(0, "timing alloc: %s", dcl_last_error()); return; }
         G->mem_zero(G, a.x, nx * 4); G->mem_zero(G, a.dy, ny * 4); G->mem_zero(G, a.w, nw * 4);
         G->mem_zero(G, a.dw, nw * 4);
-        for (int l = 0; l < nlayouts; l++) {
+        for (int m = 0; m < nmodes; m++) {
 #ifdef DCL_HAVE_CUDA
+            /* mode 0: defaults; 1, 2: cuDNN only, OIHW or OHWI weights first */
+            if (m == 1 && !is_depthwise(d) && o0.filter_layout == DCL_CUDA_FILTER_OIHW) continue;
             dcl_cuda_options o = o0;
-            o.filter_layout = l;
+            if (m > 0) { o.depthwise = 0; o.filter_layout = m == 1 ? DCL_CUDA_FILTER_OIHW : DCL_CUDA_FILTER_OHWI; }
             CHECK_OK(dcl_cuda_set_options(G, &o));
 #endif
             const double tf = time_it(10, run_fwd, &a), tb = time_it(10, run_bwd_data, &a), tw = time_it(10, run_bwd_w, &a);
             CHECK(tf >= 0 && tb >= 0 && tw >= 0, "timing %s: %s", cs[i].name, dcl_last_error());
             const double gfl = 2.0 * ny * (d->ci / d->groups) * d->kh * d->kw * 1e-9;
-            printf("  %-26s %-6s %9.3f %9.3f %9.3f   (%.1f GFLOP per call; fwd %.0f GFLOP/s)\n", cs[i].name,
-                   l ? "OHWI" : "OIHW", tf, tb, tw, gfl, tf > 0 ? gfl / tf * 1e3 : 0);
+            const double mb = (nx + ny) * 4e-6;
+            printf("  %-26s %-11s %9.3f %9.3f %9.3f   (%.2f GFLOP, %.0f MB in+out per call; fwd %.0f GFLOP/s %.0f GB/s)\n",
+                   cs[i].name, mode_name[m], tf, tb, tw, gfl, mb, tf > 0 ? gfl / tf * 1e3 : 0, tf > 0 ? mb / tf : 0);
 #ifdef DCL_HAVE_CUDA
             char desc[512];
             if (dcl_cuda_conv_describe(G, d, desc, sizeof desc) == DCL_OK) printf("      %s\n", desc);
@@ -598,10 +624,6 @@ static void timing(void) {
     }
 #ifdef DCL_HAVE_CUDA
     CHECK_OK(dcl_cuda_set_options(G, &o0));
-    dcl_cuda_stats st;
-    if (dcl_cuda_get_stats(G, &st) == DCL_OK)
-        printf("  conv plans %d, algorithm search %.2f s, workspace %.1f MiB, scratch %.1f MiB\n", st.conv_plans,
-               st.plan_seconds, st.workspace_bytes / 1048576.0, st.scratch_bytes / 1048576.0);
 #endif
     bn_args b = {8 * 190 * 190, 48, NULL, NULL, NULL};
     const size_t n = (size_t)b.M * b.C;

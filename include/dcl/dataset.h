@@ -112,7 +112,8 @@ void dcl_dataset_stats_get(const dcl_dataset *ds, dcl_dataset_stats *st);
 void dcl_dataset_report(const dcl_dataset *ds, FILE *f);
 
 /* Writes the index as CSV with a header (id,path,label,split,method,dataset,
- * quality,group,target,source,pair,mask,media); paths absolute.  The generic
+ * quality,group,target,source,pair,mask,media; pair is the paired entry's id);
+ * paths absolute.  The generic
  * adapter reads it back (opts.csv). */
 dcl_status dcl_dataset_write_csv(const dcl_dataset *ds, const char *path);
 

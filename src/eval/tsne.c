@@ -525,7 +525,8 @@ static void qt_repulse(const quadtree *t, const double *y, int i, double theta2,
             double w = 1.0 / (1.0 + dd), nw = q->count * w;
             s += nw; a0 += nw * w * a; a1 += nw * w * b;
         } else {
-            for (int c = 3; c >= 0; c--) stack[sp++] = q->child + c;
+            for (int c = 3; c >= 0; c--)
+                if (t->node[q->child + c].count > 0) stack[sp++] = q->child + c;
         }
     }
     *f0 = a0; *f1 = a1; *sq = s;

@@ -828,21 +828,9 @@ static dcl_status dump_scalar(dcl_buf *b, const char *s) {
     return yaml_quote(b, s);
 }
 
-static dcl_status dump_node(dcl_buf *b, const dcl_config *c, int indent);
-
-static dcl_status dump_child(dcl_buf *b, const dcl_config *c, int indent) {
-    if (c->kind == DCL_CFG_NULL) return dcl_buf_puts(b, " null\n");
-    if (c->kind == DCL_CFG_SCALAR) {
-        DCL_TRY(dcl_buf_puts(b, " "));
-        DCL_TRY(dump_scalar(b, c->text));
-        return dcl_buf_puts(b, "\n");
-    }
-    if (c->n == 0) return dcl_buf_puts(b, c->kind == DCL_CFG_MAP ? " {}\n" : " []\n");
-    DCL_TRY(dcl_buf_puts(b, "\n"));
-    return dump_node(b, c, indent + 2);
-}
-
-static dcl_status dump_node(dcl_buf *b, const dcl_config *c, int indent) {
+/* Block style.  `inline_first`: the cursor already sits at the column of the
+ * first entry (after "- "), so that entry gets no indentation. */
+static dcl_status dump_node(dcl_buf *b, const dcl_config *c, int indent, int inline_first) {
     if (c->kind == DCL_CFG_NULL) return dcl_buf_puts(b, "null\n");
     if (c->kind == DCL_CFG_SCALAR) {
         DCL_TRY(dump_scalar(b, c->text));
@@ -850,19 +838,22 @@ static dcl_status dump_node(dcl_buf *b, const dcl_config *c, int indent) {
     }
     if (c->n == 0) return dcl_buf_puts(b, c->kind == DCL_CFG_MAP ? "{}\n" : "[]\n");
     for (int i = 0; i < c->n; i++) {
-        DCL_TRY(dcl_buf_printf(b, "%*s", indent, ""));
+        if (i || !inline_first) DCL_TRY(dcl_buf_printf(b, "%*s", indent, ""));
+        const dcl_config *k = c->kids[i];
+        int container = (k->kind == DCL_CFG_MAP || k->kind == DCL_CFG_SEQ) && k->n > 0;
         if (c->kind == DCL_CFG_MAP) {
             DCL_TRY(dump_scalar(b, c->keys[i]));
-            DCL_TRY(dcl_buf_puts(b, ":"));
+            DCL_TRY(dcl_buf_puts(b, container ? ":\n" : ": "));
+            DCL_TRY(dump_node(b, k, indent + 2, 0));
         } else {
-            DCL_TRY(dcl_buf_puts(b, "-"));
+            DCL_TRY(dcl_buf_puts(b, "- "));
+            DCL_TRY(dump_node(b, k, indent + 2, 1));
         }
-        DCL_TRY(dump_child(b, c->kids[i], indent));
     }
     return DCL_OK;
 }
 
 dcl_status dcl_config_dump(dcl_buf *out, const dcl_config *node) {
     if (!out || !node) return dcl_fail(DCL_ERR_ARG, "config dump: NULL argument");
-    return dump_node(out, node, 0);
+    return dump_node(out, node, 0, 0);
 }

@@ -78,13 +78,13 @@ static dcl_status decode_png(dcl_image *out, const uint8_t *buf, size_t len, int
         png_destroy_read_struct(&png, NULL, NULL);
         return dcl_fail(DCL_ERR_NOMEM, "cannot create a PNG decoder");
     }
-    ctx.status = DCL_ERR_FORMAT;
+    ctx.status = DCL_OK; /* set (with its message) when failing for another reason than corrupt data */
     if (setjmp(png_jmpbuf(png))) {
         png_destroy_read_struct(&png, &info, NULL);
         free(ctx.rows);
         free(ctx.data);
-        if (ctx.status == DCL_ERR_FORMAT) return dcl_fail(DCL_ERR_FORMAT, "corrupt PNG: %s", ctx.msg);
-        return ctx.status;
+        if (ctx.status != DCL_OK) return ctx.status;
+        return dcl_fail(DCL_ERR_FORMAT, "corrupt PNG: %s", ctx.msg);
     }
     png_set_read_fn(png, &ctx, png_read_mem);
     png_read_info(png, info);
@@ -92,7 +92,6 @@ static dcl_status decode_png(dcl_image *out, const uint8_t *buf, size_t len, int
     int depth, ctype, interlace;
     png_get_IHDR(png, info, &w, &h, &depth, &ctype, &interlace, NULL, NULL);
     if ((ctx.status = check_pixels(w, h, max_pixels, "PNG")) != DCL_OK) png_longjmp(png, 1);
-    ctx.status = DCL_ERR_FORMAT;
     if (ctype == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
     if (ctype == PNG_COLOR_TYPE_GRAY && depth < 8) png_set_expand_gray_1_2_4_to_8(png);
     if (depth == 16) png_set_strip_16(png);
@@ -210,7 +209,7 @@ static dcl_status decode_jpeg(dcl_image *out, const uint8_t *buf, size_t len, in
     struct jpeg_decompress_struct cinfo;
     jpeg_ctx ctx;
     memset(&ctx, 0, sizeof ctx);
-    ctx.status = DCL_ERR_FORMAT;
+    ctx.status = DCL_OK; /* set (with its message) when failing for another reason than corrupt data */
     cinfo.err = jpeg_std_error(&ctx.err);
     ctx.err.error_exit = jpeg_on_error;
     ctx.err.emit_message = jpeg_on_message;
@@ -218,8 +217,8 @@ static dcl_status decode_jpeg(dcl_image *out, const uint8_t *buf, size_t len, in
         jpeg_destroy_decompress(&cinfo);
         free(ctx.data);
         free(ctx.row);
-        if (ctx.status == DCL_ERR_FORMAT) return dcl_fail(DCL_ERR_FORMAT, "corrupt JPEG: %s", ctx.msg);
-        return ctx.status;
+        if (ctx.status != DCL_OK) return ctx.status;
+        return dcl_fail(DCL_ERR_FORMAT, "corrupt JPEG: %s", ctx.msg);
     }
     jpeg_create_decompress(&cinfo);
     ctx.prog.progress_monitor = jpeg_on_progress;

@@ -115,7 +115,7 @@ dcl_status dcl_effnet_build(dcl_model **out, dcl_backend *be, const dcl_effnet_c
     if (st) { free(m); return st; }
     dcl_net *net = m->net;
     const dcl_effnet_cfg *c = cfg;
-    char n1[DCL_NAME_MAX], n2[DCL_NAME_MAX], pre[DCL_NAME_MAX];
+    char n1[DCL_NAME_MAX], n2[DCL_NAME_MAX], pre[64];
 
     int x = m->input = dcl_net_input(net, 3);
     int stem = round_chs(c, 32);

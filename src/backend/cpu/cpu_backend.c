@@ -54,7 +54,8 @@ static cpu_layout layout_from_env(void) {
     if (!s || !*s || strcasecmp(s, "auto") == 0) return CPU_LAYOUT_AUTO;
     if (strcasecmp(s, "nhwc") == 0) return CPU_LAYOUT_NHWC;
     if (strcasecmp(s, "blocked") == 0) return CPU_LAYOUT_BLOCKED;
-    dcl_log(1, "DCL_CPU_CONV_LAYOUT='%s' not understood (expected auto, nhwc or blocked); using auto", s);
+    if (strcasecmp(s, "direct") == 0) return CPU_LAYOUT_DIRECT;
+    dcl_log(1, "DCL_CPU_CONV_LAYOUT='%s' not understood (expected auto, nhwc, blocked or direct); using auto", s);
     return CPU_LAYOUT_AUTO;
 }
 

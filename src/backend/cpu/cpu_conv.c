@@ -59,7 +59,9 @@ static int is_depthwise(const dcl_conv_desc *d) {
 /* Layout table.  Measured with bench/ops_bench at EfficientNet-b4 (299,
  * batch 8) shapes, 2 threads; see the numbers in bench/ops_bench.c. */
 cpu_layout cpu_conv_layout(const cpu_impl *c, const dcl_conv_desc *d, int dir) {
-    if (c->layout_force != CPU_LAYOUT_AUTO) return c->layout_force;
+    cpu_layout f = c->layout_force;
+    if (f == CPU_LAYOUT_DIRECT) return cpu_dw_handles(d) ? CPU_LAYOUT_DIRECT : CPU_LAYOUT_NHWC;
+    if (f != CPU_LAYOUT_AUTO) return f;
     (void)dir;
     if (is_depthwise(d)) return CPU_LAYOUT_NHWC;
     return CPU_LAYOUT_NHWC;
@@ -413,6 +415,7 @@ dcl_status cpu_conv_fwd(dcl_backend *be, const dcl_conv_desc *d, float *y, const
         cpu_small_gemm_xwt(c->nt, d->n, d->ci, d->co, y, x, w, bias ? b : NULL);
         return DCL_OK;
     }
+    if (cpu_conv_layout(c, d, CPU_CONV_FWD) == CPU_LAYOUT_DIRECT) return cpu_dw_fwd(c->nt, d, y, x, w, bias ? b : NULL);
     pthread_mutex_lock(&c->lock);
     cpu_conv_plan *p;
     dcl_status s = plan_get(c, d, CPU_CONV_FWD, bias, &p);
@@ -438,6 +441,7 @@ dcl_status cpu_conv_bwd_data(dcl_backend *be, const dcl_conv_desc *d, float *dx,
         cpu_small_gemm_dyw(c->nt, d->n, d->ci, d->co, dx, dy, w);
         return DCL_OK;
     }
+    if (cpu_conv_layout(c, d, CPU_CONV_BWD_DATA) == CPU_LAYOUT_DIRECT) return cpu_dw_bwd_data(c->nt, d, dx, dy, w);
     pthread_mutex_lock(&c->lock);
     cpu_conv_plan *p;
     dcl_status s = plan_get(c, d, CPU_CONV_BWD_DATA, 0, &p);
@@ -463,6 +467,8 @@ dcl_status cpu_conv_bwd_weights(dcl_backend *be, const dcl_conv_desc *d, float *
         cpu_small_gemm_dw(c->nt, d->n, d->ci, d->co, dw, bias ? db : NULL, dy, x);
         return DCL_OK;
     }
+    if (cpu_conv_layout(c, d, CPU_CONV_BWD_W) == CPU_LAYOUT_DIRECT)
+        return cpu_dw_bwd_weights(c->nt, d, dw, bias ? db : NULL, dy, x);
     pthread_mutex_lock(&c->lock);
     cpu_conv_plan *p;
     dcl_status s = plan_get(c, d, CPU_CONV_BWD_W, bias, &p);
@@ -489,6 +495,7 @@ const char *cpu_conv_plan_info(dcl_backend *be, const dcl_conv_desc *d, int dir)
     cpu_impl *c = cpu_of(be);
     if (check_desc(d, "conv") != DCL_OK) return "invalid descriptor";
     if (is_small(d)) return "dense product (1x1 map)";
+    if (cpu_conv_layout(c, d, dir) == CPU_LAYOUT_DIRECT) return "own depthwise NHWC kernel";
     cpu_conv_plan *p;
     pthread_mutex_lock(&c->lock);
     dcl_status s = plan_get(c, d, dir, d->has_bias, &p);

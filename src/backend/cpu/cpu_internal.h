@@ -11,7 +11,8 @@
 typedef enum cpu_layout {
     CPU_LAYOUT_AUTO = 0,    /* per-kind table measured on the target machines */
     CPU_LAYOUT_NHWC = 1,    /* primitive works directly on the NHWC user memory */
-    CPU_LAYOUT_BLOCKED = 2  /* primitive picks its layout (format any) + reorders */
+    CPU_LAYOUT_BLOCKED = 2, /* primitive picks its layout (format any) + reorders */
+    CPU_LAYOUT_DIRECT = 3   /* own NHWC kernels (depthwise only; others as NHWC) */
 } cpu_layout;
 
 enum { CPU_CONV_FWD = 0, CPU_CONV_BWD_DATA = 1, CPU_CONV_BWD_W = 2 };
@@ -45,6 +46,13 @@ void cpu_conv_cache_free(cpu_impl *c);
 const char *cpu_conv_plan_info(dcl_backend *be, const dcl_conv_desc *d, int dir);
 /* Layout chosen for a descriptor and direction (after the override). */
 cpu_layout cpu_conv_layout(const cpu_impl *c, const dcl_conv_desc *d, int dir);
+
+/* depthwise convolutions on NHWC without oneDNN (cpu_dwconv.c) */
+int cpu_dw_handles(const dcl_conv_desc *d);
+dcl_status cpu_dw_fwd(int nt, const dcl_conv_desc *d, float *y, const float *x, const float *w, const float *b);
+dcl_status cpu_dw_bwd_data(int nt, const dcl_conv_desc *d, float *dx, const float *dy, const float *w);
+dcl_status cpu_dw_bwd_weights(int nt, const dcl_conv_desc *d, float *dw, float *db, const float *dy,
+                              const float *x);
 
 /* elementwise, normalisation, pooling, linear (cpu_kernels.c) */
 dcl_status cpu_bn_fwd_train(dcl_backend *be, int64_t M, int C, float *y, float *mean, float *var,

@@ -191,8 +191,10 @@ static void options_from_env(dcl_cuda_options *o) {
     o->conv_search = 1;
     o->filter_layout = DCL_CUDA_FILTER_OIHW;
     o->workspace_limit = (size_t)2048 << 20;
+    o->depthwise = 1;
     if ((s = getenv("DCL_CUDA_TF32")) && *s) o->tf32 = atoi(s) != 0;
     if ((s = getenv("DCL_CUDA_CONV_SEARCH")) && *s) o->conv_search = atoi(s) != 0;
+    if ((s = getenv("DCL_CUDA_DEPTHWISE")) && *s) o->depthwise = atoi(s) != 0;
     if ((s = getenv("DCL_CUDA_FILTER")) && *s) {
         if (strcasecmp(s, "ohwi") == 0 || strcasecmp(s, "nhwc") == 0) o->filter_layout = DCL_CUDA_FILTER_OHWI;
         else if (strcasecmp(s, "oihw") == 0 || strcasecmp(s, "nchw") == 0) o->filter_layout = DCL_CUDA_FILTER_OIHW;
@@ -232,6 +234,7 @@ extern "C" dcl_status dcl_cuda_set_options(dcl_backend *be, const dcl_cuda_optio
     I->opt = *opt;
     I->opt.tf32 = opt->tf32 != 0;
     I->opt.conv_search = opt->conv_search != 0;
+    I->opt.depthwise = opt->depthwise != 0;
     return apply_math(I, "set_options");
 }
 

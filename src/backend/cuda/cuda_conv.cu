@@ -18,6 +18,9 @@
  * data writes a padded dx that is then cropped.  Symmetric convolutions run
  * on the caller's buffers directly.
  *
+ * Depthwise convolutions (groups == ci == co) go to own kernels instead
+ * (cuda_dwconv.cu) unless the depthwise option is off.
+ *
  * Bias: forward adds it with a kernel; db (+=) is a column reduction of dy.
  * dw accumulates: backward filter runs with beta = 1 on OIHW weights, or
  * into scratch and is added back when the OHWI layout is in use.
@@ -386,6 +389,7 @@ static dcl_status cu_conv_fwd(dcl_backend *be, const dcl_conv_desc *d, float *y,
     DCL_TRY(conv_check(op, d));
     CU_NEED(op, y); CU_NEED(op, x); CU_NEED(op, w);
     if (d->has_bias && !b) return dcl_fail(DCL_ERR_ARG, "cuda %s: has_bias is set but b is NULL", op);
+    if (cu_dw_applies(I, d)) return cu_dw_fwd(I, d, y, x, w, b, op);
     cu_conv_plan *p;
     DCL_TRY(plan_get(I, d, op, &p));
     DCL_TRY(plan_dir(I, p, DIR_FWD, op));
@@ -413,6 +417,7 @@ static dcl_status cu_conv_bwd_data(dcl_backend *be, const dcl_conv_desc *d, floa
     CU_ENTER(be, op);
     DCL_TRY(conv_check(op, d));
     CU_NEED(op, dx); CU_NEED(op, dy); CU_NEED(op, w);
+    if (cu_dw_applies(I, d)) return cu_dw_bwd_data(I, d, dx, dy, w, op);
     cu_conv_plan *p;
     DCL_TRY(plan_get(I, d, op, &p));
     DCL_TRY(plan_dir(I, p, DIR_BWD_DATA, op));
@@ -448,6 +453,7 @@ static dcl_status cu_conv_bwd_weights(dcl_backend *be, const dcl_conv_desc *d, f
     if (db) DCL_TRY(cu_colsum_acc(I, op, (int64_t)d->n * d->ho * d->wo, d->co, db, dy));
     if (!dw) return DCL_OK;
     CU_NEED(op, x);
+    if (cu_dw_applies(I, d)) return cu_dw_bwd_weights(I, d, dw, dy, x, op);
     cu_conv_plan *p;
     DCL_TRY(plan_get(I, d, op, &p));
     DCL_TRY(plan_dir(I, p, DIR_BWD_FILTER, op));
@@ -482,6 +488,10 @@ extern "C" dcl_status dcl_cuda_conv_describe(dcl_backend *be, const dcl_conv_des
     if (!buf || !n) return dcl_fail(DCL_ERR_ARG, "cuda %s: empty buffer", op);
     CU_ENTER(be, op);
     DCL_TRY(conv_check(op, d));
+    if (cu_dw_applies(I, d)) {
+        snprintf(buf, n, "depthwise kernels (no cuDNN), padding t%d b%d l%d r%d", d->pt, d->pb, d->pl, d->pr);
+        return DCL_OK;
+    }
     cu_conv_plan *p;
     DCL_TRY(plan_get(I, d, op, &p));
     size_t len = 0;

@@ -104,6 +104,17 @@ void cu_install_pool(dcl_backend *be);
 void cu_install_linear(dcl_backend *be);
 void cu_conv_plans_free(cu_impl *I);
 
+/* Depthwise convolutions with own kernels (cuda_dwconv.cu); the descriptor
+ * is already checked.  cu_dw_applies: groups == ci == co, <= 25 taps, and
+ * the option is on. */
+int cu_dw_applies(const cu_impl *I, const dcl_conv_desc *d);
+dcl_status cu_dw_fwd(cu_impl *I, const dcl_conv_desc *d, float *y, const float *x, const float *w,
+                     const float *b, const char *op);
+dcl_status cu_dw_bwd_data(cu_impl *I, const dcl_conv_desc *d, float *dx, const float *dy, const float *w,
+                          const char *op);
+dcl_status cu_dw_bwd_weights(cu_impl *I, const dcl_conv_desc *d, float *dw, const float *dy, const float *x,
+                             const char *op);
+
 /* Column sums of an (M, C) row-major matrix accumulated into out[c] (+=),
  * used for bias gradients (cuda_norm.cu). */
 dcl_status cu_colsum_acc(cu_impl *I, const char *op, int64_t M, int C, float *out, const float *x);

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# GPU checks of the CUDA backend: builds with `make DCL_CUDA=1` and runs
+# tests/test_cuda_smoke (every op against the reference backend, plus conv
+# timings) and tests/test_backend_ops.  Logs go to $OUT (else build-gpu/logs).
+#
+#   bench/gpu_check.sh            on the GPU machine
+#   bench/gpu_check.sh --prepare  on a build machine: links both tests into
+#                                 build-gpu/ with the host libraries a bare
+#                                 CUDA image lacks (oneDNN, OpenBLAS, ...);
+#                                 used when `make` cannot build there.
+set -o pipefail
+cd "$(dirname "$0")/.." || exit 2
+PRE=build-gpu
+TESTS="test_cuda_smoke test_backend_ops"
+
+if [ "${1:-}" = --prepare ]; then
+  obj=build-gpu-obj
+  make BUILD=$obj DCL_CUDA=1 LDFLAGS="-fopenmp -Wl,--as-needed" -j"$(nproc)" \
+    $(for t in $TESTS; do echo $obj/tests/$t; done) || exit 1
+  rm -rf $PRE && mkdir -p $PRE/hostlibs
+  for t in $TESTS; do cp $obj/tests/$t $PRE/; done
+  # everything the tests load except the C/C++ runtimes and CUDA's own libraries
+  ldd $(for t in $TESTS; do echo $PRE/$t; done) | awk '/=> \//{print $3}' | sort -u |
+    grep -vE '/(libc|libm|libdl|librt|libpthread|libstdc\+\+|libgcc_s|libgomp|libcu[A-Za-z_]*|ld-linux[-a-z0-9_]*)\.so' |
+    xargs -r cp -L -t $PRE/hostlibs
+  tar czf $PRE/hostlibs.tgz -C $PRE hostlibs && rm -rf $PRE/hostlibs
+  du -sh $PRE; echo "carry $PRE to the GPU machine"
+  exit 0
+fi
+
+LOG=${OUT:-$PRE/logs}
+mkdir -p "$LOG"
+nvidia-smi -L 2>&1 | tee "$LOG/gpu.txt"
+BIN=build/tests
+if make -j16 DCL_CUDA=1 > "$LOG/make.log" 2>&1; then
+  echo "built with make"
+else
+  echo "make failed:"; grep -m3 -E 'error|Error' "$LOG/make.log"
+  [ -x $PRE/test_cuda_smoke ] || { echo "no prepared binaries in $PRE (run bench/gpu_check.sh --prepare elsewhere)"; exit 1; }
+  echo "using the binaries prepared in $PRE"
+  BIN=$PRE
+  tmp=$(mktemp -d) && tar xzf $PRE/hostlibs.tgz -C "$tmp" && export LD_LIBRARY_PATH="$tmp/hostlibs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+fi
+for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib; do
+  [ -d $d ] && export LD_LIBRARY_PATH="${LD_LIBRARY_PATH:+$LD_LIBRARY_PATH:}$d"
+done
+
+rc=0
+for t in $TESTS; do
+  echo "== $t"
+  DCL_TEST_VERBOSE=1 timeout 200 $BIN/$t > "$LOG/$t.log" 2>&1; s=$?
+  grep -E 'skipped|FAIL|mismatch|failed|returned|match ref|checks' "$LOG/$t.log" | tail -n 25
+  [ $t = test_cuda_smoke ] && sed -n '/^timing/,$p' "$LOG/$t.log" | grep -v -e '^      ' -e 'checks,'
+  if [ $s -eq 0 ]; then echo "== $t: ok"; else echo "== $t: FAIL (exit $s)"; rc=1; fi
+done
+exit $rc
