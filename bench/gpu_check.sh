@@ -3,7 +3,8 @@
 # tests/test_cuda_smoke (every op against the reference backend, plus conv
 # timings) and tests/test_backend_ops.  Logs go to $OUT (else build-gpu/logs).
 #
-#   bench/gpu_check.sh            on the GPU machine
+#   bench/gpu_check.sh            on the GPU machine (DCL_GPU_PREBUILT=1: skip
+#                                 make, run the binaries from --prepare)
 #   bench/gpu_check.sh --prepare  on a build machine: links both tests into
 #                                 build-gpu/ with the host libraries a bare
 #                                 CUDA image lacks (oneDNN, OpenBLAS, ...);
@@ -15,10 +16,14 @@ TESTS="test_cuda_smoke test_backend_ops"
 
 if [ "${1:-}" = --prepare ]; then
   obj=build-gpu-obj
-  make BUILD=$obj DCL_CUDA=1 LDFLAGS="-fopenmp -Wl,--as-needed" -j"$(nproc)" \
-    $(for t in $TESTS; do echo $obj/tests/$t; done) || exit 1
+  common=$(ls tests/*.c | grep -v /test_ | sed "s|^|$obj/|; s|\.c$|.o|")
+  make BUILD=$obj DCL_CUDA=1 -j"$(nproc)" $obj/libdcl.a $common $(for t in $TESTS; do echo $obj/tests/$t.o; done) || exit 1
+  libs=$(make -s --no-print-directory DCL_CUDA=1 --eval 'dcl-ldlibs: ; @echo $(LDLIBS)' dcl-ldlibs) || exit 1
   rm -rf $PRE && mkdir -p $PRE/hostlibs
-  for t in $TESTS; do cp $obj/tests/$t $PRE/; done
+  for t in $TESTS; do  # only the libraries each test really uses (shared test sources only if needed)
+    cc -fopenmp -Wl,--as-needed -o $PRE/$t $obj/tests/$t.o $obj/libdcl.a $libs -lstdc++ 2>/dev/null ||
+      cc -fopenmp -Wl,--as-needed -o $PRE/$t $obj/tests/$t.o $common $obj/libdcl.a $libs -lstdc++ || exit 1
+  done
   # everything the tests load except the C/C++ runtimes and CUDA's own libraries
   ldd $(for t in $TESTS; do echo $PRE/$t; done) | awk '/=> \//{print $3}' | sort -u |
     grep -vE '/(libc|libm|libdl|librt|libpthread|libstdc\+\+|libgcc_s|libgomp|libcu[A-Za-z_]*|ld-linux[-a-z0-9_]*)\.so' |
@@ -32,10 +37,10 @@ LOG=${OUT:-$PRE/logs}
 mkdir -p "$LOG"
 nvidia-smi -L 2>&1 | tee "$LOG/gpu.txt"
 BIN=build/tests
-if make -j16 DCL_CUDA=1 > "$LOG/make.log" 2>&1; then
+if [ -z "${DCL_GPU_PREBUILT:-}" ] && make -j16 DCL_CUDA=1 > "$LOG/make.log" 2>&1; then
   echo "built with make"
 else
-  echo "make failed:"; grep -m3 -E 'error|Error' "$LOG/make.log"
+  [ -z "${DCL_GPU_PREBUILT:-}" ] && { echo "make failed:"; grep -m3 -E 'error|Error' "$LOG/make.log"; }
   [ -x $PRE/test_cuda_smoke ] || { echo "no prepared binaries in $PRE (run bench/gpu_check.sh --prepare elsewhere)"; exit 1; }
   echo "using the binaries prepared in $PRE"
   BIN=$PRE

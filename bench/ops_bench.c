@@ -12,8 +12,14 @@
  *       -ldnnl -lopenblas -lm -lpthread -o build-cpu/ops_bench
  *   build-cpu/ops_bench [threads] [filter]
  * filter: only kinds whose name contains it (1x1, dw3, dw5, stem, se, kernels).
+ *   build-cpu/ops_bench [threads] net ARCH SIZE BATCH [train|infer]
+ * runs the real network (dcl_effnet_build) on the cpu backend wrapped in a
+ * timer and prints where a training step or inference pass spends its time.
  */
 #include "dcl/core.h"
+#include "dcl/model.h"
+#include "dcl/nn.h"
+#include "dcl/optim.h"
 #include "backend/backend.h"
 #include "backend/cpu/cpu_internal.h"
 #include <stdio.h>
@@ -235,10 +241,197 @@ static void bench_kernels(int threads) {
     dcl_free(mean); dcl_free(var); dcl_free(is); dcl_free(s); dcl_free(ds);
 }
 
+/* ---------------------------------------------------------- net profile -- */
+
+enum {
+    P_CONV_1X1, P_CONV_DW, P_CONV_SE, P_CONV_OTHER, P_CONVBD_1X1, P_CONVBD_DW, P_CONVBD_SE, P_CONVBD_OTHER,
+    P_CONVBW_1X1, P_CONVBW_DW, P_CONVBW_SE, P_CONVBW_OTHER, P_BN_TRAIN, P_BN_INFER, P_BN_BWD, P_ACT_FWD,
+    P_ACT_BWD, P_POOL, P_GAP, P_LINEAR, P_MUL_FWD, P_MUL_BWD, P_ADD, P_MASK, P_AXPBY, P_ADAM, P_OTHER, P_N
+};
+static const char *pname[P_N] = {
+    "conv fwd 1x1", "conv fwd dw", "conv fwd se", "conv fwd other", "conv bwd_data 1x1", "conv bwd_data dw",
+    "conv bwd_data se", "conv bwd_data other", "conv bwd_w 1x1", "conv bwd_w dw", "conv bwd_w se",
+    "conv bwd_w other", "bn fwd train", "bn fwd infer", "bn bwd", "act fwd", "act bwd", "pool", "gap fwd+bwd",
+    "linear", "mul_bcast fwd", "mul_bcast bwd", "add", "scale_mask", "axpby", "adam", "other"};
+static double ptime[P_N];
+static long pcalls[P_N];
+static dcl_backend *INNER;
+
+/* per-shape convolution times */
+typedef struct shape_time { dcl_conv_desc d; int dir; double t; long calls; } shape_time;
+static shape_time stab[512];
+static int nstab;
+static void shape_add(const dcl_conv_desc *d, int dir, double t) {
+    for (int i = 0; i < nstab; i++)
+        if (stab[i].dir == dir && !memcmp(&stab[i].d, d, sizeof *d)) { stab[i].t += t; stab[i].calls++; return; }
+    if (nstab < 512) stab[nstab++] = (shape_time){*d, dir, t, 1};
+}
+#define PTC(slot, dir, d, call)               \
+    do {                                      \
+        double t0_ = dcl_now();               \
+        dcl_status s_ = (call);               \
+        double e_ = dcl_now() - t0_;          \
+        ptime[slot] += e_;                    \
+        pcalls[slot]++;                       \
+        shape_add(d, dir, e_);                \
+        return s_;                            \
+    } while (0)
+
+static int conv_kind(const dcl_conv_desc *d) {
+    if (d->hi == 1 && d->wi == 1) return 2;
+    if (d->groups > 1 && d->groups == d->ci) return 1;
+    if (d->kh == 1 && d->kw == 1) return 0;
+    return 3;
+}
+#define PT(slot, call)                        \
+    do {                                      \
+        double t0_ = dcl_now();               \
+        dcl_status s_ = (call);               \
+        ptime[slot] += dcl_now() - t0_;       \
+        pcalls[slot]++;                       \
+        return s_;                            \
+    } while (0)
+
+static dcl_status w_conv_fwd(dcl_backend *be, const dcl_conv_desc *d, float *y, const float *x, const float *w,
+                             const float *b) { PTC(P_CONV_1X1 + conv_kind(d), 0, d, INNER->conv_fwd(INNER, d, y, x, w, b)); }
+static dcl_status w_conv_bd(dcl_backend *be, const dcl_conv_desc *d, float *dx, const float *dy, const float *w) {
+    PTC(P_CONVBD_1X1 + conv_kind(d), 1, d, INNER->conv_bwd_data(INNER, d, dx, dy, w));
+}
+static dcl_status w_conv_bw(dcl_backend *be, const dcl_conv_desc *d, float *dw, float *db, const float *dy,
+                            const float *x) { PTC(P_CONVBW_1X1 + conv_kind(d), 2, d, INNER->conv_bwd_weights(INNER, d, dw, db, dy, x)); }
+static dcl_status w_bn_ft(dcl_backend *be, int64_t M, int C, float *y, float *mean, float *var, float *is,
+                          const float *x, const float *g, const float *b, float eps) {
+    PT(P_BN_TRAIN, INNER->bn_fwd_train(INNER, M, C, y, mean, var, is, x, g, b, eps));
+}
+static dcl_status w_bn_fi(dcl_backend *be, int64_t M, int C, float *y, const float *x, const float *g, const float *b,
+                          const float *rm, const float *rv, float eps) {
+    PT(P_BN_INFER, INNER->bn_fwd_infer(INNER, M, C, y, x, g, b, rm, rv, eps));
+}
+static dcl_status w_bn_b(dcl_backend *be, int64_t M, int C, float *dx, float *dg, float *db, const float *dy,
+                         const float *x, const float *mean, const float *is, const float *g) {
+    PT(P_BN_BWD, INNER->bn_bwd(INNER, M, C, dx, dg, db, dy, x, mean, is, g));
+}
+static dcl_status w_af(dcl_backend *be, dcl_act a, int64_t n, float *y, const float *x) { PT(P_ACT_FWD, INNER->act_fwd(INNER, a, n, y, x)); }
+static dcl_status w_ab(dcl_backend *be, dcl_act a, int64_t n, float *dx, const float *dy, const float *x,
+                       const float *y) { PT(P_ACT_BWD, INNER->act_bwd(INNER, a, n, dx, dy, x, y)); }
+static dcl_status w_pf(dcl_backend *be, const dcl_pool_desc *d, float *y, const float *x) { PT(P_POOL, INNER->pool_fwd(INNER, d, y, x)); }
+static dcl_status w_gf(dcl_backend *be, int N, int HW, int C, float *y, const float *x) { PT(P_GAP, INNER->gap_fwd(INNER, N, HW, C, y, x)); }
+static dcl_status w_gb(dcl_backend *be, int N, int HW, int C, float *dx, const float *dy) { PT(P_GAP, INNER->gap_bwd(INNER, N, HW, C, dx, dy)); }
+static dcl_status w_lf(dcl_backend *be, int M, int K, int O, float *y, const float *x, const float *w, const float *b) {
+    PT(P_LINEAR, INNER->linear_fwd(INNER, M, K, O, y, x, w, b));
+}
+static dcl_status w_lb(dcl_backend *be, int M, int K, int O, float *dx, float *dw, float *db, const float *dy,
+                       const float *x, const float *w) { PT(P_LINEAR, INNER->linear_bwd(INNER, M, K, O, dx, dw, db, dy, x, w)); }
+static dcl_status w_mf(dcl_backend *be, int N, int HW, int C, float *y, const float *x, const float *sc) {
+    PT(P_MUL_FWD, INNER->mul_bcast_fwd(INNER, N, HW, C, y, x, sc));
+}
+static dcl_status w_mb(dcl_backend *be, int N, int HW, int C, float *dx, float *ds, const float *dy, const float *x,
+                       const float *sc) { PT(P_MUL_BWD, INNER->mul_bcast_bwd(INNER, N, HW, C, dx, ds, dy, x, sc)); }
+static dcl_status w_add(dcl_backend *be, int64_t n, float *y, const float *a, const float *b) { PT(P_ADD, INNER->add(INNER, n, y, a, b)); }
+static dcl_status w_sm(dcl_backend *be, int64_t r, int64_t c, float *y, const float *x, const float *m, int pr, float sc) {
+    PT(P_MASK, INNER->scale_mask(INNER, r, c, y, x, m, pr, sc));
+}
+static dcl_status w_axpby(dcl_backend *be, int64_t n, float *y, float a, const float *x, float b) {
+    PT(P_AXPBY, INNER->axpby(INNER, n, y, a, x, b));
+}
+static dcl_status w_adam(dcl_backend *be, int64_t n, float *p, float *m, float *v, const float *g, float lr, float b1,
+                         float b2, float eps, float wd, int dec, float bc1, float bc2) {
+    PT(P_ADAM, INNER->adam(INNER, n, p, m, v, g, lr, b1, b2, eps, wd, dec, bc1, bc2));
+}
+
+static int bench_net(int threads, const char *arch, int size, int batch, int train) {
+    INNER = dcl_backend_cpu(threads);
+    if (!INNER) { fprintf(stderr, "cpu backend: %s\n", dcl_last_error()); return 1; }
+    dcl_backend_fill_host_extras(INNER);
+    dcl_backend wb = *INNER;
+    wb.impl = INNER->impl;
+    wb.conv_fwd = w_conv_fwd; wb.conv_bwd_data = w_conv_bd; wb.conv_bwd_weights = w_conv_bw;
+    wb.bn_fwd_train = w_bn_ft; wb.bn_fwd_infer = w_bn_fi; wb.bn_bwd = w_bn_b; wb.act_fwd = w_af; wb.act_bwd = w_ab;
+    wb.pool_fwd = w_pf; wb.gap_fwd = w_gf; wb.gap_bwd = w_gb; wb.linear_fwd = w_lf; wb.linear_bwd = w_lb;
+    wb.mul_bcast_fwd = w_mf; wb.mul_bcast_bwd = w_mb; wb.add = w_add; wb.scale_mask = w_sm; wb.axpby = w_axpby;
+    wb.adam = w_adam;
+    wb.destroy = NULL;
+    dcl_effnet_cfg cfg;
+    dcl_model *m = NULL;
+    dcl_optim *opt = NULL;
+    dcl_rng rng;
+    dcl_rng_seed(&rng, 1);
+    dcl_status s = dcl_effnet_config(&cfg, arch);
+    if (!s) s = dcl_effnet_build(&m, &wb, &cfg);
+    if (!s) s = dcl_net_init_params(m->net, &rng);
+    if (!s) s = dcl_net_mark_output(m->net, m->logits);
+    if (!s) s = dcl_net_plan(m->net, batch, size, size, train);
+    if (!s && train) {
+        dcl_optim_cfg oc = dcl_optim_defaults(DCL_OPT_ADAM);
+        oc.weight_decay = 1e-5f;
+        s = dcl_optim_create(&opt, &wb, dcl_net_params(m->net)->total, &oc);
+    }
+    size_t nin = (size_t)batch * size * size * 3;
+    float *x = malloc(nin * sizeof(float)), *logits = malloc(sizeof(float) * batch * cfg.num_classes);
+    float *dlog = malloc(sizeof(float) * batch * cfg.num_classes);
+    int *tgt = malloc(sizeof(int) * batch);
+    for (size_t i = 0; i < nin; i++) x[i] = (float)dcl_rng_normal(&rng);
+    for (int i = 0; i < batch; i++) tgt[i] = (int)dcl_rng_below(&rng, cfg.num_classes);
+    const int warm = 1, steps = 3;
+    double t0 = 0;
+    for (int it = 0; it < warm + steps && !s; it++) {
+        if (it == warm) {
+            memset(ptime, 0, sizeof ptime);
+            memset(pcalls, 0, sizeof pcalls);
+            nstab = 0;
+            t0 = dcl_now();
+        }
+        s = dcl_net_set_input(m->net, x);
+        if (!s) s = dcl_net_forward(m->net, &rng);
+        if (!s) s = dcl_net_value_to_host(m->net, m->logits, logits);
+        if (!s && train) {
+            float l;
+            s = dcl_cross_entropy_fwd_f32(batch, cfg.num_classes, &l, logits, tgt);
+            if (!s) s = dcl_cross_entropy_bwd_f32(batch, cfg.num_classes, dlog, 1.0f, logits, tgt);
+            if (!s) s = dcl_net_seed_from_host(m->net, m->logits, dlog);
+            if (!s) s = dcl_net_zero_grad(m->net);
+            if (!s) s = dcl_net_backward(m->net);
+            if (!s) s = dcl_optim_step(opt, dcl_net_param_data(m->net), dcl_net_grad_data(m->net), 1e-3f);
+        }
+    }
+    if (s) { fprintf(stderr, "net bench: %s\n", dcl_last_error()); return 1; }
+    double step = (dcl_now() - t0) / steps, sum = 0;
+    for (int i = 0; i < P_N; i++) sum += ptime[i];
+    ptime[P_OTHER] = step * steps - sum;
+    printf("%s %dx%d batch %d %s: %.1f ms per step (%.2f img/s), %d threads\n", arch, size, size, batch,
+           train ? "train" : "infer", step * 1e3, batch / step, threads);
+    for (int i = 0; i < P_N; i++)
+        if (ptime[i] > 0)
+            printf("  %-22s %8.1f ms %5.1f%%  (%ld calls)\n", pname[i], ptime[i] / steps * 1e3,
+                   100.0 * ptime[i] / (step * steps), pcalls[i] / steps);
+    /* the slowest convolution shapes */
+    static const char *dn[] = {"fwd", "bwd_data", "bwd_w"};
+    for (int i = 0; i < nstab; i++)
+        for (int j = i + 1; j < nstab; j++)
+            if (stab[j].t > stab[i].t) { shape_time z = stab[i]; stab[i] = stab[j]; stab[j] = z; }
+    printf("  slowest convolution shapes (ms per step, GFLOPS):\n");
+    for (int i = 0; i < nstab && i < 14; i++) {
+        const dcl_conv_desc *d = &stab[i].d;
+        double fl = 2.0 * d->n * d->co * d->ho * d->wo * (d->ci / d->groups) * d->kh * d->kw * stab[i].calls;
+        printf("    %-8s %4d->%-4d %3dx%-3d k%d s%d g%-4d x%-2ld %7.1f ms %6.1f GF/s\n", dn[stab[i].dir], d->ci, d->co,
+               d->hi, d->wi, d->kh, d->sh, d->groups, stab[i].calls / steps, stab[i].t / steps * 1e3,
+               fl / stab[i].t * 1e-9);
+    }
+    free(x); free(logits); free(dlog); free(tgt);
+    dcl_optim_free(opt);
+    dcl_model_free(m);
+    dcl_backend_destroy(INNER);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     int threads = argc > 1 ? atoi(argv[1]) : 2;
     const char *filter = argc > 2 ? argv[2] : NULL;
     dcl_log_level = 1;
+    if (filter && !strcmp(filter, "net")) {
+        if (argc < 6) { fprintf(stderr, "usage: ops_bench THREADS net ARCH SIZE BATCH [train|infer]\n"); return 2; }
+        return bench_net(threads, argv[3], atoi(argv[4]), atoi(argv[5]), argc < 7 || strcmp(argv[6], "infer"));
+    }
     printf("ops_bench: %d threads, EfficientNet-b4 299x299 batch 8 shapes\n", threads);
     if (!filter || strcmp(filter, "kernels")) bench_convs(threads, filter);
     if (!filter || !strcmp(filter, "kernels")) bench_kernels(threads);

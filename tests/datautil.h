@@ -32,7 +32,8 @@ const char *du_join(char *buf, size_t n, const char *a, const char *b);
  * face-like pattern.  Returns 1 for the photograph, 0 for the drawing, -1 on
  * error.  data is malloc'ed. */
 int du_face_photo(dcl_image *out);
-/* Where du_face_photo looked for the photograph. */
+/* Where du_face_photo looks for the photograph (the environment variable
+ * DCL_TEST_FACE_PHOTO overrides it; set it empty to force the drawing). */
 extern const char *du_face_photo_path;
 
 /* Frame t (0..nframes-1) of a synthetic clip: the portrait moves across a

@@ -4,7 +4,9 @@
  * Outputs live in buffers with sentinel floats on both sides (out-of-bounds
  * writes are caught) and are pre-filled with garbage (so every element must
  * be written).  The cpu backend's convolutions are also run with each layout
- * forced: oneDNN on NHWC, oneDNN on blocked layouts, own depthwise kernels.
+ * forced: oneDNN on NHWC, oneDNN on blocked layouts, own depthwise kernels;
+ * and its fused convolution + activation against ref conv followed by ref act;
+ * its other kernels once more with streaming stores forced on.
  *
  * Tolerances: |got - want| <= atol + rtol*|want| with rtol = 1e-4 and
  * atol = 1e-4 * max(1, rms(want)) for convolutions, linear layers, batch-norm
@@ -17,6 +19,7 @@
 #include "dcl/nn.h"
 #include "backend/backend.h"
 #include "backend/cpu/cpu_internal.h"
+#include "backend/cpu/cpu.h"
 #include <stdint.h>
 
 #define PAD 16
@@ -147,6 +150,21 @@ static void test_conv(dcl_backend *be, const conv_case *cc) {
     snprintf(what, sizeof what, "conv %s fwd", cc->name);
     close_rel(what, tb_get(&ty, what), y_ref, ny, 1e-4);
 
+    /* cpu extension: forward with the activation fused */
+    if (!strcmp(be->name, "cpu")) {
+        static const char *an[] = {"none", "relu", "silu", "sigmoid"};
+        float *ya = filled(ny, 0);
+        for (int a = DCL_ACT_RELU; a <= DCL_ACT_SIGMOID; a++) {
+            CHECK_OK(REF->act_fwd(REF, (dcl_act)a, ny, ya, y_ref));
+            tbuf tya = tb_new(be, ny, NULL);
+            CHECK_OK(dcl_cpu_conv_fwd_act(be, &d, (dcl_act)a, P(&tya), P(&tx), P(&tw), cc->bias ? P(&tb) : NULL));
+            snprintf(what, sizeof what, "conv %s fwd + %s fused", cc->name, an[a]);
+            close_rel(what, tb_get(&tya, what), ya, ny, 1e-4);
+            tb_free(&tya);
+        }
+        free(ya);
+    }
+
     /* backward data (assigned) */
     float *dx_ref = filled(nx, 0);
     CHECK_OK(REF->conv_bwd_data(REF, &d, dx_ref, dy, w));
@@ -202,6 +220,10 @@ static const conv_case CONVS[] = {
     {"dw5x5 s1 same",        2, 32,  9,  9, 32, 5, 5, 1, 1, 1, 1, 32, 0, 1, 0, 0, 0, 0},
     {"dw5x5 s2 same",        2, 32, 10, 10, 32, 5, 5, 2, 2, 1, 1, 32, 0, 1, 0, 0, 0, 0},
     {"dw5x5 s2 same c20",    2, 20, 11,  9, 20, 5, 5, 2, 2, 1, 1, 20, 1, 1, 0, 0, 0, 0},
+    {"dw3x3 s1 same wide",   1, 16,  5, 21, 16, 3, 3, 1, 1, 1, 1, 16, 1, 1, 0, 0, 0, 0},
+    {"dw5x5 s2 same c40",    1, 40,  7, 23, 40, 5, 5, 2, 2, 1, 1, 40, 0, 1, 0, 0, 0, 0},
+    {"dw3x3 s2 dil2 pad2",   2,  8,  9,  9,  8, 3, 3, 2, 2, 2, 2, 8, 0, 0, 2, 2, 2, 2},
+    {"dw3x3 s3 asym pad",    1,  8, 10, 11,  8, 3, 3, 3, 3, 1, 1, 8, 0, 0, 1, 0, 1, 2},
     {"dw3x3 s1 bias c13",    1, 13,  6,  7, 13, 3, 3, 1, 1, 1, 1, 13, 1, 0, 1, 1, 1, 1},
     {"3x3 dilation 2",       2,  8, 12, 12,  8, 3, 3, 1, 1, 2, 2, 1, 0, 0, 2, 2, 2, 2},
     {"dw3x3 dilation 2 same",2, 16, 12, 12, 16, 3, 3, 1, 1, 2, 2, 16, 0, 1, 0, 0, 0, 0},
@@ -478,11 +500,7 @@ static void test_add_mask(dcl_backend *be) {
 
 /* ------------------------------------------------------------- driver ---- */
 
-static void run_all(dcl_backend *be, const char *label) {
-    TGT = label;
-    int before = check_failed_;
-    double t0 = dcl_now();
-    for (size_t i = 0; i < sizeof CONVS / sizeof CONVS[0]; i++) test_conv(be, &CONVS[i]);
+static void run_kernels(dcl_backend *be) {
     test_bn(be, 98, 24, 0.0f);
     test_bn(be, 6000, 40, 30.0f);
     test_bn(be, 5, 7, 1.0f);
@@ -503,6 +521,14 @@ static void run_all(dcl_backend *be, const char *label) {
     test_linear(be, 64, 300, 200, 0, 0);
     test_linear(be, 3, 5, 7, 0, 1);
     test_add_mask(be);
+}
+
+static void run_all(dcl_backend *be, const char *label) {
+    TGT = label;
+    int before = check_failed_;
+    double t0 = dcl_now();
+    for (size_t i = 0; i < sizeof CONVS / sizeof CONVS[0]; i++) test_conv(be, &CONVS[i]);
+    run_kernels(be);
     printf("%s: %s (%.1fs)\n", label, check_failed_ == before ? "all ops match ref" : "MISMATCHES", dcl_now() - t0);
 }
 
@@ -533,6 +559,22 @@ int main(void) {
         dcl_backend_destroy(be);
     }
     unsetenv("DCL_CPU_CONV_LAYOUT");
+
+    /* streaming (non-temporal) stores, normally only for outputs beyond the
+     * cache size, forced on for every output */
+    setenv("DCL_CPU_STREAM_MB", "0.0001", 1);
+    {
+        dcl_backend *be = dcl_backend_cpu(2);
+        CHECK(be != NULL, "cpu backend: %s", dcl_last_error());
+        if (be) {
+            TGT = "cpu(stream)";
+            int before = check_failed_;
+            run_kernels(be);
+            printf("cpu(stream): %s\n", check_failed_ == before ? "kernels match ref" : "MISMATCHES");
+            dcl_backend_destroy(be);
+        }
+    }
+    unsetenv("DCL_CPU_STREAM_MB");
 
     /* bad input is an error, not a crash */
     {

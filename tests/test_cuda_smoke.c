@@ -139,7 +139,9 @@ static dcl_conv_desc conv_d(int n, int ci, int hi, int wi, int co, int k, int s,
     return d;
 }
 
+#ifdef DCL_HAVE_CUDA
 static int is_depthwise(const dcl_conv_desc *d) { return d->groups == d->ci && d->co == d->ci; }
+#endif
 
 static void test_conv(void) {
     struct { const char *name; dcl_conv_desc d; } cs[] = {
@@ -172,19 +174,27 @@ static void test_conv(void) {
     CHECK(st.conv_plans > 0 && st.conv_plans <= nc, "conv plans %d for %d convs", st.conv_plans, nc);
     printf("conv plans %d, algorithm search %.2f s, workspace %.1f MiB, scratch %.1f MiB\n", st.conv_plans,
            st.plan_seconds, st.workspace_bytes / 1048576.0, st.scratch_bytes / 1048576.0);
-    /* depthwise convolutions once more through cuDNN */
+    /* depthwise convolutions once more with each other setting of the
+     * depthwise option (0 cuDNN, 1 own kernels but cuDNN backward filter,
+     * 2 own kernels everywhere) */
     dcl_cuda_options o0, o;
     CHECK_OK(dcl_cuda_get_options(G, &o0));
-    o = o0;
-    o.depthwise = !o0.depthwise;
-    CHECK_OK(dcl_cuda_set_options(G, &o));
-    for (int i = 0; i < nc; i++) {
-        if (!is_depthwise(&cs[i].d)) continue;
-        char name[128];
-        snprintf(name, sizeof name, "%s [%s]", cs[i].name, o.depthwise ? "dw kernels" : "cuDNN");
-        conv_case(name, cs[i].d);
+    for (int mode = 0; mode <= 2; mode++) {
+        if (mode == o0.depthwise) continue;
+        o = o0;
+        o.depthwise = mode;
+        CHECK_OK(dcl_cuda_set_options(G, &o));
+        for (int i = 0; i < nc; i++) {
+            if (!is_depthwise(&cs[i].d)) continue;
+            char name[128];
+            snprintf(name, sizeof name, "%s [depthwise=%d]", cs[i].name, mode);
+            conv_case(name, cs[i].d);
+        }
     }
     CHECK_OK(dcl_cuda_set_options(G, &o0));
+    o = o0;
+    o.depthwise = 3;
+    CHECK(dcl_cuda_set_options(G, &o) == DCL_ERR_ARG, "depthwise 3 must be refused");
 #endif
 }
 
@@ -580,11 +590,11 @@ static void timing(void) {
 #ifdef DCL_HAVE_CUDA
     dcl_cuda_options o0;
     CHECK_OK(dcl_cuda_get_options(G, &o0));
-    const int nmodes = 3;
+    const int nmodes = 4;
 #else
     const int nmodes = 1;
 #endif
-    static const char *mode_name[] = {"default", "cuDNN OIHW", "cuDNN OHWI"};
+    static const char *mode_name[] = {"default", "cuDNN OIHW", "cuDNN OHWI", "dw kernels"};
     printf("timing, ms per call (batch 8, EfficientNet-b4 at 380x380, fp32):\n");
     printf("  %-26s %-11s %9s %9s %9s\n", "conv", "path", "fwd", "bwd_data", "bwd_w");
     for (int i = 0; i < nc; i++) {
@@ -602,10 +612,13 @@ static void timing(void) {
         G->mem_zero(G, a.dw, nw * 4);
         for (int m = 0; m < nmodes; m++) {
 #ifdef DCL_HAVE_CUDA
-            /* mode 0: defaults; 1, 2: cuDNN only, OIHW or OHWI weights first */
+            /* mode 0: defaults; 1, 2: cuDNN only, OIHW or OHWI weights first;
+             * 3: own depthwise kernels in all three directions */
             if (m == 1 && !is_depthwise(d) && o0.filter_layout == DCL_CUDA_FILTER_OIHW) continue;
+            if (m == 3 && !is_depthwise(d)) continue;
             dcl_cuda_options o = o0;
-            if (m > 0) { o.depthwise = 0; o.filter_layout = m == 1 ? DCL_CUDA_FILTER_OIHW : DCL_CUDA_FILTER_OHWI; }
+            if (m == 1 || m == 2) { o.depthwise = 0; o.filter_layout = m == 1 ? DCL_CUDA_FILTER_OIHW : DCL_CUDA_FILTER_OHWI; }
+            if (m == 3) o.depthwise = 2;
             CHECK_OK(dcl_cuda_set_options(G, &o));
 #endif
             const double tf = time_it(10, run_fwd, &a), tb = time_it(10, run_bwd_data, &a), tw = time_it(10, run_bwd_w, &a);

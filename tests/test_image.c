@@ -368,7 +368,8 @@ static void test_crop(void) {
 }
 
 int main(void) {
-    snprintf(g_tmp, sizeof g_tmp, "/tmp/dcl_test_img_XXXXXX");
+    const char *td = getenv("TMPDIR");
+    snprintf(g_tmp, sizeof g_tmp, "%s/dcl_test_img_XXXXXX", td && *td ? td : "/tmp");
     if (!mkdtemp(g_tmp)) {
         perror("mkdtemp");
         return 1;

@@ -439,6 +439,14 @@ static void test_cli(const char *argv0) {
               "lenient header and spaces: exit %d: %s %s", rc, o, e);
         cJSON_Delete(j);
         free(o); free(e);
+        snprintf(a, sizeof a, "metrics --threshold 0.4 %s/in.csv", g_tmp);
+        rc = run(a, NULL, &o, &e);
+        j = cJSON_Parse(o);
+        fr = j ? cJSON_GetObjectItem(j, "frame") : NULL;
+        CHECK(rc == 0 && fr && jnum(fr, "acc") == 1.0 && jnum(fr, "threshold") == 0.4,
+              "--threshold 0.4 (score >= T is fake): %s %s", o, e);
+        cJSON_Delete(j);
+        free(o); free(e);
     }
     cJSON_Delete(g);
     char cmd[600];

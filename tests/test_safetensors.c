@@ -561,7 +561,8 @@ static void rm_tree(const char *dir) {
 }
 
 int main(void) {
-    snprintf(g_tmp, sizeof g_tmp, "/tmp/dcl_test_st_XXXXXX");
+    const char *td = getenv("TMPDIR");
+    snprintf(g_tmp, sizeof g_tmp, "%s/dcl_test_st_XXXXXX", td && *td ? td : "/tmp");
     if (!mkdtemp(g_tmp)) {
         perror("mkdtemp");
         return 1;

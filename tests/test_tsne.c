@@ -171,6 +171,22 @@ static void test_goldens(void) {
         printf("%s: trustworthiness %.4f (sklearn %.4f), KL %.4f after %d iterations\n", names[mth], tw, ref,
                info.kl, info.iters);
     }
+    /* PCA initialisation (n_iter = 0 returns it) against sklearn's PCA */
+    {
+        const int pn = cJSON_GetObjectItem(g, "pca_n")->valueint, pdim = cJSON_GetObjectItem(g, "pca_d")->valueint;
+        double *px = jarr(g, "pca_x", NULL), *pz = jarr(g, "pca_init", NULL);
+        float *pxf = malloc((size_t)pn * pdim * sizeof *pxf), *py = malloc(2 * pn * sizeof *py);
+        double *pyd = malloc(2 * pn * sizeof *pyd);
+        for (int i = 0; i < pn * pdim; i++) pxf[i] = (float)px[i];
+        dcl_tsne_opts o;
+        dcl_tsne_default_opts(&o);
+        o.n_iter = 0;
+        CHECK_OK(dcl_tsne(py, pxf, pn, pdim, &o));
+        for (int i = 0; i < 2 * pn; i++) pyd[i] = py[i];
+        e = rel_err(pyd, pz, 2 * pn);
+        CHECK(e < 1e-5, "PCA initialisation vs sklearn PCA: relative error %g", e);
+        free(px); free(pz); free(pxf); free(py); free(pyd);
+    }
     free(xd); free(pe); free(pk); free(yg); free(ge); free(x); free(yf); free(p); free(dense);
     free(grad); free(gbh);
     cJSON_Delete(g);
@@ -264,7 +280,12 @@ static void test_speed(void) {
     CHECK_OK(dcl_tsne(y, x, n, d, NULL));
     double t = dcl_now() - t0;
     printf("2000 x 50 points, 1000 iterations: %.2fs on %d threads\n", t, omp_get_max_threads());
-    CHECK(t < 20.0, "2000 points took %.2fs", t);
+#if defined(__SANITIZE_ADDRESS__)
+    const double limit = 600.0; /* instrumented build */
+#else
+    const double limit = 60.0;  /* a few seconds on two idle cores; generous for busy machines */
+#endif
+    CHECK(t < limit, "2000 points took %.2fs", t);
     double agree = knn_agreement(y, lab, n, 10);
     CHECK(agree > 0.9, "10 clusters: kNN agreement %.4f", agree);
     free(lab); free(x); free(y);

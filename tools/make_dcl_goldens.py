@@ -23,7 +23,9 @@ Produces, under OUT:
 
 Model: timm efficientnet_b0 with channel multiplier 0.25 and depth multiplier
 0.34 (no classifier, drop rates 0), random initialisation with random
-batch-norm affine parameters and running statistics; embedding head
+batch-norm affine parameters and running statistics (bn2's shift drawn
+around 3 so that the locations of the last feature map are similar, as with
+trained weights, and both intra-instance terms matter); embedding head
 `embed` = Conv2d(C, 1, 1) with bias; classifier = global average pooling then
 Linear(C, 1) named `classifier` (one logit, BCE with logits).  Input 96x96,
 so the last feature map is 3x3 and L = 9.
@@ -43,7 +45,6 @@ import json
 import math
 import os
 import struct
-import sys
 import zlib
 
 import numpy as np
@@ -111,8 +112,8 @@ def _as_array(t):
             t = t.to(torch.float32)
         elif t.dtype != torch.int64:
             t = t.to(torch.int64)
-        return np.ascontiguousarray(t.numpy())
-    return np.ascontiguousarray(t)
+        return t.contiguous().numpy()        # keeps 0-d scalars 0-d
+    return np.array(t, order='C')
 
 
 def save(path, tensors, metadata):
@@ -423,7 +424,7 @@ def proto_through(k_a, k_b, kbar_same, alpha, c_a, c_b, scale, g):
     s = float(rest.norm())
     bh = rest / s
     x = (c_b - c_a * rho) / s
-    w = torch.randn(a.shape[0], generator=g, dtype=torch.float64)
+    w = torch.randn(a.shape[0], generator=g, dtype=a.dtype)
     w = w - (w @ a) * a - (w @ bh) * bh
     w = w / w.norm()
     y2 = 1.0 - c_a * c_a - x * x
@@ -677,8 +678,8 @@ def make_step(out):
         got = float(lr[b] + lf[b])
         assert abs(got - ni[b]) < 1e-9 * max(1.0, abs(ni[b])), (b, got, ni[b])
     assert all(v > 0 for v in ni), ni
-    ninter = naive_inter(qs, ks, y, st_in_q(state_in, 'real'), state_in['queue_real_count'],
-                         st_in_q(state_in, 'fake'), state_in['queue_fake_count'], tau)
+    ninter = naive_inter(qs, ks, y, state_in['queue_real'], state_in['queue_real_count'],
+                         state_in['queue_fake'], state_in['queue_fake_count'], tau)
     assert abs(ninter - float(r['inter'])) < 1e-9 * max(1.0, ninter), (ninter, float(r['inter']))
     fd_check(lambda f: loss_intra(f, y, cell, tau)[0], feat,
              [(0, 3, 1, 2), (1, 17, 0, 0), (2, 200, 2, 1), (3, 64, 1, 1), (1, 5, 2, 2)], what='L_intra')
@@ -721,10 +722,6 @@ def make_step(out):
               float(r['total']), float(r['ce']), float(r['inter']), float(r['intra']), float(r['intra_r']),
               float(r['intra_f']), enq.tolist(), enq_t.tolist(), enq_u.tolist(), enq_o.tolist(), min(margins), n))
     return n, q_init, gold
-
-
-def st_in_q(st, c):
-    return st['queue_' + c]
 
 
 # ----------------------------------------------------------------------------

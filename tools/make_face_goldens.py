@@ -20,6 +20,9 @@ operations only, so the pixels are identical on both sides):
     {"gradient": 1}               R = x*255/(W-1), G = y*255/(H-1),
                                   B = (x+y)*255/(W+H-2) (integer division)
 
+A recipe may carry "opts" (min_face_size, thresholds, factor): facenet-
+pytorch's MTCNN is then made with those settings instead of its defaults.
+
 For every image the JSON holds the recipe, the FNV-1a 64-bit hash of the RGB
 bytes (so the C test can tell when its JPEG decoder differs from PIL's) and
 the faces facenet-pytorch returns, in its order (largest box first): box
@@ -32,6 +35,7 @@ Setup: /usr/bin/python3 -m pip install --break-system-packages --no-deps facenet
 Usage: tools/make_face_goldens.py [--out tests/fixtures/face/mtcnn_goldens.json]
 """
 import argparse
+import importlib.metadata
 import json
 import os
 import sys
@@ -146,6 +150,15 @@ def recipes():
         # eight LFW faces, tripled, in a 4 x 2 grid: faces touch the borders
         {"name": "lfw_grid", "width": 300, "height": 150, "fill": 0,
          "layers": [{"lfw": i, "up": 3, "x": 75 * (i % 4), "y": 75 * (i // 4)} for i in range(8)]},
+        # non-default settings: an upsampled first pyramid level (min face 10
+        # -> scale 1.2), and a coarse pyramid with stricter thresholds
+        {"name": "lfw_grid_min10", "width": 300, "height": 150, "fill": 0,
+         "layers": [{"lfw": i, "up": 3, "x": 75 * (i % 4), "y": 75 * (i // 4)} for i in range(8)],
+         "opts": {"min_face_size": 10, "thresholds": [0.6, 0.7, 0.7], "factor": 0.709}},
+        {"name": "two_faces_strict", "width": aw + gw // 2, "height": ah, "fill": 0,
+         "layers": [{"photo": "astronaut"},
+                    {"photo": "grace_hopper", "down2": 1, "x": aw, "y": (ah - gh // 2) // 2}],
+         "opts": {"min_face_size": 60, "thresholds": [0.7, 0.8, 0.95], "factor": 0.6}},
         {"name": "coins", "width": kw, "height": kh, "layers": [{"photo": "coins"}]},
         {"name": "coffee", "width": fw, "height": fh, "layers": [{"photo": "coffee"}]},
         {"name": "gradient", "width": 320, "height": 240, "layers": [{"gradient": 1}]},
@@ -159,14 +172,18 @@ def main():
     ap.add_argument("--out", default=os.path.join(here, "..", "tests", "fixtures", "face", "mtcnn_goldens.json"))
     args = ap.parse_args()
 
-    import facenet_pytorch
     from facenet_pytorch import MTCNN
     torch.set_num_threads(2)
-    mtcnn = MTCNN(keep_all=True, device="cpu")  # defaults: 20, [0.6, 0.7, 0.7], 0.709
+    default = MTCNN(keep_all=True, device="cpu")  # defaults: 20, [0.6, 0.7, 0.7], 0.709
 
     images = []
     for rec in recipes():
         img = compose(rec)
+        mtcnn = default
+        if "opts" in rec:
+            o = rec["opts"]
+            mtcnn = MTCNN(keep_all=True, device="cpu", min_face_size=o["min_face_size"],
+                          thresholds=o["thresholds"], factor=o["factor"])
         with torch.no_grad():
             boxes, probs, points = mtcnn.detect(Image.fromarray(img), landmarks=True)
         faces = []
@@ -186,7 +203,7 @@ def main():
 
     doc = {
         "generator": "tools/make_face_goldens.py",
-        "reference": f"facenet-pytorch {facenet_pytorch.__version__ if hasattr(facenet_pytorch, '__version__') else '2.6.0'}"
+        "reference": f"facenet-pytorch {importlib.metadata.version('facenet-pytorch')}"
                      f" MTCNN(keep_all=True).detect(img, landmarks=True), torch {torch.__version__}",
         "settings": {"min_face_size": 20, "thresholds": [0.6, 0.7, 0.7], "factor": 0.709},
         "photos": PHOTOS,

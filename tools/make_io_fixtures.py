@@ -70,6 +70,7 @@ def make_safetensors():
         "x.nchw": torch.linspace(-1, 1, 2 * 3 * 2 * 2, dtype=torch.float32).reshape(2, 3, 2, 2),
     }
     save_file(tensors, out("py_dtypes.safetensors"), metadata={"format": "pt", "note": "dcl fixture"})
+    os.chmod(out("py_dtypes.safetensors"), 0o644)
     with open(out("py_dtypes.f32"), "wb") as f:
         for name in sorted(tensors):
             f.write(tensors[name].to(torch.float32).contiguous().numpy().astype("<f4").tobytes())

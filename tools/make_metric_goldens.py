@@ -34,6 +34,7 @@ import sklearn
 from scipy.interpolate import interp1d
 from scipy.optimize import brentq
 from scipy.spatial.distance import squareform
+from sklearn.decomposition import PCA
 from sklearn.manifold import TSNE, trustworthiness
 from sklearn.manifold._t_sne import _joint_probabilities, _joint_probabilities_nn, _kl_divergence
 from sklearn.metrics import average_precision_score, pairwise_distances, roc_auc_score, roc_curve
@@ -242,7 +243,20 @@ def main():
         emb = TSNE(n_components=2, perplexity=perp, init="pca", learning_rate="auto", method=method,
                    random_state=0).fit_transform(X64)
         tw_sk[method] = float(trustworthiness(X64, emb, n_neighbors=5))
+    # PCA initialisation (sklearn's scaling: first component std 1e-4; the
+    # largest-magnitude score of each component positive, as svd_flip)
+    n2, d2 = 120, 30
+    scales = np.geomspace(5.0, 0.2, d2)
+    basis, _ = np.linalg.qr(trng.normal(size=(d2, d2)))
+    X2 = ((trng.normal(size=(n2, d2)) * scales) @ basis.T + 3.0).astype(np.float32)
+    Z = PCA(n_components=2, svd_solver="full").fit_transform(X2.astype(np.float64))
+    for c in range(2):
+        if Z[np.argmax(np.abs(Z[:, c])), c] < 0:
+            Z[:, c] = -Z[:, c]
+    Z = Z / np.std(Z[:, 0]) * 1e-4
     tsne = {"generator": "tools/make_metric_goldens.py", "sklearn": sklearn.__version__,
+            "pca_n": n2, "pca_d": d2, "pca_x": [float(v) for v in X2.ravel()],
+            "pca_init": [float(v) for v in Z.ravel()],
             "n": n, "d": d, "perplexity": perp, "k": k,
             "x": [float(v) for v in X.ravel()], "p_exact": [float(v) for v in P.ravel()],
             "p_knn": [float(v) for v in Pnn.ravel()], "y": [float(v) for v in Y.ravel()],

@@ -6,7 +6,20 @@
  * Nothing is dropped silently: every file listed in metadata but missing,
  * every unparseable metadata line, every fake whose real counterpart is not
  * there, every file that does not fit the layout is recorded as an issue
- * (item + reason).  See docs/DATASETS.md for each layout and its rules.
+ * (item + reason).
+ *
+ * Layouts read (details and rules at the top of each src/data/dataset_*.c):
+ *  ffpp     original_sequences/youtube/<q>/videos/NNN.mp4,
+ *           manipulated_sequences/<method>/<q>/videos/TTT_SSS.mp4 (+ masks/videos/),
+ *           splits/{train,val,test}.json (pairs of ids); q = raw|c23|c40
+ *  dfd      original_sequences/actors/<q>/videos/AA__scene.mp4,
+ *           manipulated_sequences/DeepFakeDetection/<q>/videos/AA_BB__scene__ID.mp4
+ *  celebdf  Celeb-real/, YouTube-real/, Celeb-synthesis/, List_of_testing_videos.txt
+ *           (in that list 1 = real, 0 = fake; unlisted videos are train)
+ *  dfdc     dfdc_train_part_N/metadata.json (+ videos); test labels.csv (1 = fake)
+ *  dfdcp    dataset.json ({"path": {"label": "real|fake", "set": "train|test"}})
+ *  wild     {real,fake}_{train,test}/<archive>/<sequence>/<frame>.png (unpacked)
+ *  generic  real/ and fake/ folders, or a CSV list (opts.csv)
  */
 #ifndef DCL_DATASET_H
 #define DCL_DATASET_H

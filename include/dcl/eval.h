@@ -162,8 +162,9 @@ typedef struct dcl_tsne_opts {
     dcl_tsne_method method;     /* AUTO */
     int exact_max_n;            /* 500 */
     dcl_tsne_init init;         /* PCA: first two principal components scaled
-                                   so that the first has std 1e-4; RANDOM:
-                                   N(0, 1e-4^2) */
+                                   so that the first has std 1e-4 (falls back
+                                   to RANDOM when d < 2 or the data has no
+                                   spread); RANDOM: N(0, 1e-4^2) */
     uint64_t seed;              /* 0 */
     int verbose;                /* 0; >0 logs KL every 50 iterations */
 } dcl_tsne_opts;

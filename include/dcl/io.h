@@ -90,7 +90,8 @@ typedef struct dcl_st_entry {
     size_t nbytes;
 } dcl_st_entry;
 
-/* Opens and fully validates a file (memory-mapped, read-only).  Everything is
+/* Opens and fully validates a file (memory-mapped, read-only; entries and
+ * their data stay valid until dcl_st_close).  Everything is
  * checked: size, header length, UTF-8, JSON, each entry's fields, dtype, shape,
  * byte count, offsets (in range, non-overlapping, covering the whole data
  * buffer without gaps, as the reference reader requires), duplicate names and
@@ -169,9 +170,11 @@ void dcl_image_free(dcl_image *img);
  * expanded, alpha is dropped, 16-bit keeps the high byte) or JPEG (gray, RGB,
  * YCbCr, CMYK, YCCK; baseline or progressive), detected by magic bytes.
  * Truncated or corrupt data is an error (libjpeg "corrupt data" warnings
- * included, except extraneous bytes before a marker).  Images with more than
- * max_pixels pixels are refused before any pixel memory is allocated
- * (the plain versions use DCL_IMAGE_MAX_PIXELS_DEFAULT). */
+ * included, except extraneous bytes before a marker and odd progressive scan
+ * scripts; at most 500 progressive scans).  Images with more than max_pixels
+ * pixels are refused before any pixel memory is allocated (max_pixels <= 0:
+ * no limit; the plain versions use DCL_IMAGE_MAX_PIXELS_DEFAULT).  On error
+ * *out is zeroed. */
 dcl_status dcl_image_decode(dcl_image *out, const void *buf, size_t len);
 dcl_status dcl_image_decode_ex(dcl_image *out, const void *buf, size_t len, int64_t max_pixels);
 dcl_status dcl_image_load(dcl_image *out, const char *path);

@@ -14,6 +14,7 @@ typedef struct dcl_train_cfg {
     char arch[48];
     char pretrained[1024];      /* ImageNet weights (safetensors), "" = random init */
     int size;
+    float width, depth;         /* 0 = the architecture's own multipliers */
     float drop_rate, drop_path_rate;
     /* data */
     char cache[1024];

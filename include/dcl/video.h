@@ -114,7 +114,7 @@ typedef struct dcl_video_writer_opts {
 } dcl_video_writer_opts;
 
 /* Container from the extension: .mp4 .mov .mkv .webm .avi.  Frames are
- * encoded as yuv420p; an odd width or height is cropped to even (the last
+ * encoded as yuv420p (full range for mjpeg); an odd width or height is cropped to even (the last
  * column / row is dropped).  fps > 0. */
 dcl_status dcl_video_writer_open(dcl_video_writer **w, const char *path, int width, int height,
                                  double fps, const dcl_video_writer_opts *opts);

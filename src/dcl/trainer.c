@@ -77,7 +77,7 @@ static dcl_status check_section(const dcl_config *root, const char *sec, const c
 dcl_status dcl_train_cfg_from_config(dcl_train_cfg *t, const dcl_config *c) {
     *t = dcl_train_cfg_defaults();
     static const char *top[] = {"model", "data", "train", "dcl", "views", "protocol", NULL};
-    static const char *k_model[] = {"arch", "pretrained", "size", "drop_rate", "drop_path_rate", "head", NULL};
+    static const char *k_model[] = {"arch", "pretrained", "size", "width", "depth", "drop_rate", "drop_path_rate", "head", NULL};
     static const char *k_data[] = {"cache", "train_split", "val_split", "workers", "prefetch", "balance", "max_val_images", NULL};
     static const char *k_train[] = {"epochs", "batch", "steps_per_epoch", "optimizer", "lr", "weight_decay", "beta1",
                                     "beta2", "eps", "momentum", "schedule", "step_epochs", "gamma", "min_lr",
@@ -100,6 +100,8 @@ dcl_status dcl_train_cfg_from_config(dcl_train_cfg *t, const dcl_config *c) {
     DCL_TRY(get_strbuf(c, "model.arch", t->arch, sizeof t->arch));
     DCL_TRY(get_strbuf(c, "model.pretrained", t->pretrained, sizeof t->pretrained));
     DCL_TRY(dcl_config_get_int(c, "model.size", t->size, &t->size));
+    DCL_TRY(get_f(c, "model.width", &t->width));
+    DCL_TRY(get_f(c, "model.depth", &t->depth));
     DCL_TRY(get_f(c, "model.drop_rate", &t->drop_rate));
     DCL_TRY(get_f(c, "model.drop_path_rate", &t->drop_path_rate));
     const char *head = NULL;
@@ -263,6 +265,16 @@ dcl_status dcl_detector_save_model(const char *path, dcl_detector *d, int nmeta,
     if (!s) s = dcl_st_writer_meta(w, "format", "pt");
     if (!s) s = dcl_st_writer_meta(w, "arch", d->q->cfg.arch);
     if (!s) s = dcl_st_writer_meta(w, "head", d->cfg.softmax_head ? "softmax" : "bce");
+    char buf[96];
+    const dcl_effnet_cfg *ec = &d->q->cfg;
+    snprintf(buf, sizeof buf, "%.9g", ec->width_mult);
+    if (!s) s = dcl_st_writer_meta(w, "width", buf);
+    snprintf(buf, sizeof buf, "%.9g", ec->depth_mult);
+    if (!s) s = dcl_st_writer_meta(w, "depth", buf);
+    snprintf(buf, sizeof buf, "%.9g,%.9g,%.9g", ec->mean[0], ec->mean[1], ec->mean[2]);
+    if (!s) s = dcl_st_writer_meta(w, "mean", buf);
+    snprintf(buf, sizeof buf, "%.9g,%.9g,%.9g", ec->std[0], ec->std[1], ec->std[2]);
+    if (!s) s = dcl_st_writer_meta(w, "std", buf);
     for (int i = 0; i < nmeta && !s; i++) s = dcl_st_writer_meta(w, kv[2 * i], kv[2 * i + 1]);
     if (!s) s = dcl_st_write_file(w, path);
     for (int i = 0; i < nk; i++) free(keep[i]);
@@ -523,6 +535,8 @@ dcl_status dcl_train(const dcl_train_cfg *t, int resume, const char *config_text
     if (!s) {
         ecfg.drop_rate = t->drop_rate;
         ecfg.drop_path_rate = t->drop_path_rate;
+        if (t->width > 0 || t->depth > 0)
+            dcl_effnet_set_scale(&ecfg, t->width > 0 ? t->width : ecfg.width_mult, t->depth > 0 ? t->depth : ecfg.depth_mult);
         be = dcl_backend_create(t->device, t->threads);
         if (!be) s = DCL_ERR_UNSUPPORTED;
     }

@@ -534,11 +534,11 @@ static void qt_repulse(const quadtree *t, const double *y, int i, double theta2,
 
 typedef struct {
     quadtree qt;
-    double *neg, *sq, *klrow;
+    double *neg, *sq, *klrow, *psum;
 } bh_work;
 
 static void bh_work_free(bh_work *w) {
-    free(w->qt.node); free(w->qt.next); free(w->neg); free(w->sq); free(w->klrow);
+    free(w->qt.node); free(w->qt.next); free(w->neg); free(w->sq); free(w->klrow); free(w->psum);
     memset(w, 0, sizeof *w);
 }
 
@@ -550,45 +550,56 @@ static dcl_status bh_work_init(bh_work *w, int n) {
     w->neg = malloc((size_t)n * 2 * sizeof *w->neg);
     w->sq = malloc((size_t)n * sizeof *w->sq);
     w->klrow = malloc((size_t)n * sizeof *w->klrow);
-    if (!w->qt.node || !w->qt.next || !w->neg || !w->sq || !w->klrow) {
+    w->psum = malloc((size_t)n * sizeof *w->psum);
+    if (!w->qt.node || !w->qt.next || !w->neg || !w->sq || !w->klrow || !w->psum) {
         bh_work_free(w);
         return dcl_fail(DCL_ERR_NOMEM, "t-SNE: out of memory for %d points", n);
     }
     return DCL_OK;
 }
 
-/* p_scale multiplies P (early exaggeration) without touching it */
+/* p_scale multiplies P (early exaggeration) without touching it.  One pass
+ * per point gathers the attraction, the repulsion and the normaliser's share;
+ * with q_ij = w_ij / Z the KL is  sum p log p - sum p log w + log Z sum p. */
 static dcl_status bh_grad(double *grad, double *kl, const double *y, const dcl_sparse *p, double p_scale,
                           double theta, bh_work *w) {
     const int n = p->n;
     DCL_TRY(qt_build(&w->qt, y, n));
     const double theta2 = theta * theta;
+    const int want_kl = kl != NULL;
 #pragma omp parallel for schedule(dynamic, 32)
-    for (int i = 0; i < n; i++) qt_repulse(&w->qt, y, i, theta2, &w->neg[2 * i], &w->neg[2 * i + 1], &w->sq[i]);
-    double Z = 0.0;
-    for (int i = 0; i < n; i++) Z += w->sq[i];
-    if (Z < DBL_EPSILON) Z = DBL_EPSILON;
-#pragma omp parallel for schedule(dynamic, 64)
     for (int i = 0; i < n; i++) {
-        double a0 = 0.0, a1 = 0.0, c = 0.0, yi0 = y[2 * i], yi1 = y[2 * i + 1];
+        qt_repulse(&w->qt, y, i, theta2, &w->neg[2 * i], &w->neg[2 * i + 1], &w->sq[i]);
+        double a0 = 0.0, a1 = 0.0, c = 0.0, ps = 0.0, yi0 = y[2 * i], yi1 = y[2 * i + 1];
         for (int64_t e = p->rowptr[i]; e < p->rowptr[i + 1]; e++) {
             int j = p->col[e];
             double a = yi0 - y[2 * j], b = yi1 - y[2 * j + 1];
             double wij = 1.0 / (1.0 + a * a + b * b);
             double pij = p->val[e] * p_scale;
             a0 += pij * wij * a; a1 += pij * wij * b;
-            if (kl) {
-                double q = wij / Z;
-                if (q < DBL_EPSILON) q = DBL_EPSILON;
+            if (want_kl) {
                 double pv = pij < DBL_EPSILON ? DBL_EPSILON : pij;
-                c += pij * log(pv / q);
+                c += pij * (log(pv) - log(wij));
+                ps += pij;
             }
         }
-        grad[2 * i] = 4.0 * (a0 - w->neg[2 * i] / Z);
-        grad[2 * i + 1] = 4.0 * (a1 - w->neg[2 * i + 1] / Z);
+        grad[2 * i] = a0;
+        grad[2 * i + 1] = a1;
         w->klrow[i] = c;
+        w->psum[i] = ps;
     }
-    if (kl) { double s = 0.0; for (int i = 0; i < n; i++) s += w->klrow[i]; *kl = s; }
+    double Z = 0.0;
+    for (int i = 0; i < n; i++) Z += w->sq[i];
+    if (Z < DBL_EPSILON) Z = DBL_EPSILON;
+    for (int i = 0; i < n; i++) {
+        grad[2 * i] = 4.0 * (grad[2 * i] - w->neg[2 * i] / Z);
+        grad[2 * i + 1] = 4.0 * (grad[2 * i + 1] - w->neg[2 * i + 1] / Z);
+    }
+    if (want_kl) {
+        double s = 0.0, ps = 0.0;
+        for (int i = 0; i < n; i++) { s += w->klrow[i]; ps += w->psum[i]; }
+        *kl = s + log(Z) * ps;
+    }
     return DCL_OK;
 }
 
@@ -773,7 +784,8 @@ dcl_status dcl_tsne_run(float *yout, dcl_tsne_info *info, const float *x, int n,
         return dcl_fail(DCL_ERR_ARG, "t-SNE: momentum must be in [0, 1) (got %g and %g)", o.momentum_early,
                         o.momentum_final);
     dcl_tsne_method method = o.method;
-    if (method == DCL_TSNE_AUTO) method = n <= o.exact_max_n ? DCL_TSNE_EXACT : DCL_TSNE_BARNES_HUT;
+    if (method == DCL_TSNE_AUTO)
+        method = (n <= o.exact_max_n && n <= TSNE_EXACT_MAX) ? DCL_TSNE_EXACT : DCL_TSNE_BARNES_HUT;
     if (method != DCL_TSNE_EXACT && method != DCL_TSNE_BARNES_HUT)
         return dcl_fail(DCL_ERR_ARG, "t-SNE: unknown method %d", (int)o.method);
     if (method == DCL_TSNE_EXACT && n > TSNE_EXACT_MAX)

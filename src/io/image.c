@@ -182,11 +182,12 @@ static void jpeg_on_error(j_common_ptr c) {
     longjmp(ctx->jb, 1);
 }
 
-/* Warnings mean corrupt or truncated data: treat them as errors, except the
- * harmless (and common) extra bytes before a marker. */
+/* Warnings mean corrupt or truncated data: treat them as errors, except two
+ * harmless ones: extra bytes before a marker, and an unusual (but decodable)
+ * progressive scan script. */
 static void jpeg_on_message(j_common_ptr c, int level) {
     if (level >= 0) return;
-    if (c->err->msg_code == JWRN_EXTRANEOUS_DATA) return;
+    if (c->err->msg_code == JWRN_EXTRANEOUS_DATA || c->err->msg_code == JWRN_BOGUS_PROGRESSION) return;
     jpeg_on_error(c);
 }
 

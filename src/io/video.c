@@ -141,10 +141,11 @@ static dcl_status open_av(dcl_video *v) {
     AVFormatContext *fmt = NULL;
     int r = avformat_open_input(&fmt, path, NULL, NULL);
     if (r < 0) {
-        if (r == AVERROR_INVALIDDATA || r == AVERROR_EOF)
-            return dcl_fail(DCL_ERR_FORMAT, "%s: not a readable video (corrupt, truncated or not a media file): %s",
-                            path, averr(r, eb, sizeof eb));
-        return dcl_fail(DCL_ERR_IO, "%s: cannot open: %s", path, averr(r, eb, sizeof eb));
+        if (r == AVERROR(ENOMEM)) return dcl_fail(DCL_ERR_NOMEM, "%s: out of memory opening the container", path);
+        /* the file itself was readable (checked by the caller), so a failure
+         * here is about its content; demuxers report short files as EOF or EIO */
+        return dcl_fail(DCL_ERR_FORMAT, "%s: not a readable video (corrupt, truncated or not a media file): %s", path,
+                        averr(r, eb, sizeof eb));
     }
     v->fmt = fmt;
     const char *iname = fmt->iformat ? fmt->iformat->name : "";
@@ -182,9 +183,12 @@ static dcl_status open_av(dcl_video *v) {
         fmt->streams[i]->discard = ((int)i == si) ? AVDISCARD_DEFAULT : AVDISCARD_ALL;
 
     const AVCodec *codec = avcodec_find_decoder(st->codecpar->codec_id);
-    if (!codec)
-        return dcl_fail(DCL_ERR_UNSUPPORTED, "%s: no decoder for video codec '%s' in this FFmpeg", path,
-                        avcodec_get_name(st->codecpar->codec_id));
+    if (!codec) {
+        char tag[AV_FOURCC_MAX_STRING_SIZE] = "";
+        if (st->codecpar->codec_tag) av_fourcc_make_string(tag, st->codecpar->codec_tag);
+        return dcl_fail(DCL_ERR_UNSUPPORTED, "%s: no decoder for video codec '%s'%s%s%s in this FFmpeg", path,
+                        avcodec_get_name(st->codecpar->codec_id), tag[0] ? " (FourCC " : "", tag, tag[0] ? ")" : "");
+    }
     if (st->codecpar->width <= 0 || st->codecpar->height <= 0)
         return dcl_fail(DCL_ERR_FORMAT, "%s: video stream has no frame size (corrupt header)", path);
     AVCodecContext *dec = avcodec_alloc_context3(codec);
@@ -258,6 +262,9 @@ dcl_status dcl_video_open(dcl_video **out, const char *path) {
         return dcl_fail(DCL_ERR_IO, "%s: %s", path, errno == ENOENT ? "no such file" : strerror(errno));
     if (S_ISDIR(sb.st_mode)) return dcl_fail(DCL_ERR_FORMAT, "%s: is a directory, not a video file", path);
     if (S_ISREG(sb.st_mode) && sb.st_size == 0) return dcl_fail(DCL_ERR_FORMAT, "%s: empty file (0 bytes), not a video", path);
+    FILE *probe = fopen(path, "rb");
+    if (!probe) return dcl_fail(DCL_ERR_IO, "%s: cannot read: %s", path, strerror(errno));
+    fclose(probe);
 
     dcl_video *v = calloc(1, sizeof *v);
     if (!v) return dcl_fail(DCL_ERR_NOMEM, "%s: out of memory", path);
@@ -387,14 +394,12 @@ static dcl_status build_table(dcl_video *v) {
         for (int64_t i = 1; i < n; i++)
             if (pts[i] == pts[i - 1]) { ok = 0; break; }
     }
-    if (ok && nk > 0) qsort(keys, nk, sizeof *keys, cmp_key);
-    if (!ok || n == 0 || nk == 0) {
+    if (!ok || n == 0) {
         free(pts); free(keys);
-        if (n == 0 && ok) { /* no packets at all: an exact count of zero */
-            v->npts = 0;
-        }
         return DCL_OK;
     }
+    if (nk > 0) qsort(keys, nk, sizeof *keys, cmp_key);
+    else { free(keys); keys = NULL; } /* exact numbering, but no seeking */
     if (v->header_nframes > 0 && n < v->header_nframes - (v->header_estimated ? 1 : 0))
         warn(v, "%s: packets for %" PRId64 " frames, the header announces %" PRId64 " (truncated or damaged)", v->path, n,
              v->header_nframes);
@@ -646,8 +651,10 @@ static int key_before(const dcl_video *v, int64_t t) {
 
 /* Seeks so that decoding restarts at keyframe k (or earlier). */
 static int seek_to_key(dcl_video *v, int k) {
-    int64_t ts = v->keys[k].dts;
-    if (v->keys[k].pts < ts) ts = v->keys[k].pts;
+    /* Demuxers index keyframes by pts (matroska) or by dts (mp4, avi); the
+     * keyframe's pts is at or after both, so a backward seek to it lands on
+     * this keyframe (or, rarely, the next one: the caller then steps back). */
+    int64_t ts = v->keys[k].pts;
     int r = av_seek_frame(v->fmt, v->si, ts, AVSEEK_FLAG_BACKWARD);
     if (r < 0) return r;
     avcodec_flush_buffers(v->dec);
@@ -873,6 +880,12 @@ static dcl_status writer_setup(dcl_video_writer *w, double fps, const dcl_video_
     c->time_base = av_inv_q(fr);
     c->framerate = fr;
     c->pix_fmt = AV_PIX_FMT_YUV420P;
+    if (codec->id == AV_CODEC_ID_MJPEG) c->pix_fmt = AV_PIX_FMT_YUVJ420P; /* full-range JPEG YUV */
+    else if (codec->pix_fmts) {
+        int ok420 = 0;
+        for (const enum AVPixelFormat *pf = codec->pix_fmts; *pf != AV_PIX_FMT_NONE; pf++) ok420 |= *pf == AV_PIX_FMT_YUV420P;
+        if (!ok420) c->pix_fmt = codec->pix_fmts[0];
+    }
     c->sample_aspect_ratio = (AVRational){1, 1};
     c->thread_count = 1;
     if (o->gop > 0) c->gop_size = o->gop;
@@ -957,7 +970,7 @@ dcl_status dcl_video_writer_write(dcl_video_writer *w, const dcl_image *im) {
         return dcl_fail(DCL_ERR_SHAPE, "%s: frame is %dx%dx%d, writer expects %dx%dx3 (or x1)", w->path, im->w, im->h,
                         im->c, w->in_w, w->in_h);
     enum AVPixelFormat src = im->c == 3 ? AV_PIX_FMT_RGB24 : AV_PIX_FMT_GRAY8;
-    w->sws = sws_getCachedContext(w->sws, w->w, w->h, src, w->w, w->h, AV_PIX_FMT_YUV420P,
+    w->sws = sws_getCachedContext(w->sws, w->w, w->h, src, w->w, w->h, w->enc->pix_fmt,
                                   SWS_BILINEAR | SWS_ACCURATE_RND, NULL, NULL, NULL);
     if (!w->sws) return dcl_fail(DCL_ERR_INTERNAL, "%s: cannot set up colour conversion", w->path);
     int r = av_frame_make_writable(w->frame);

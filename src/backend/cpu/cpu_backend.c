@@ -79,6 +79,16 @@ dcl_backend *dcl_backend_cpu(int threads) {
     if (c->nt < 1) c->nt = 1;
     openblas_set_num_threads(c->nt);
     c->layout_force = layout_from_env();
+    /* Outputs bigger than about half a last-level cache are streamed to
+     * memory; DCL_CPU_STREAM_MB overrides the size (0 disables). */
+    c->stream_min = (size_t)16 << 20;
+    const char *sm = getenv("DCL_CPU_STREAM_MB");
+    if (sm && *sm) {
+        char *end;
+        double v = strtod(sm, &end);
+        if (*end || !(v >= 0) || v > 1e6) dcl_log(1, "DCL_CPU_STREAM_MB='%s' is not a size in MB; using 16", sm);
+        else c->stream_min = v > 0 && v * 1048576.0 < 1 ? 1 : (size_t)(v * 1048576.0);
+    }
     pthread_mutex_init(&c->lock, NULL);
     if (dnnl_engine_create(&c->eng, dnnl_cpu, 0) != dnnl_success ||
         dnnl_stream_create(&c->strm, c->eng, dnnl_stream_default_flags) != dnnl_success) {

@@ -10,6 +10,7 @@
  * (squeeze-excitation) are small dense products done without oneDNN.
  */
 #include "backend/cpu/cpu_internal.h"
+#include "backend/cpu/cpu.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,7 @@ typedef struct conv_io {
 typedef struct conv_key {
     dcl_conv_desc d;
     int dir, bias, layout;
+    int act;                 /* forward only: activation fused as a post-op */
 } conv_key;
 
 enum { IO_SRC = 0, IO_WEI = 1, IO_DST = 2, IO_BIAS = 3, IO_N = 4 };
@@ -41,6 +43,7 @@ struct cpu_conv_plan {
     dnnl_memory_t scratch_mem;
     size_t scratch_off, scratch_bytes;
     int acc_mode;                 /* backward weights: how dw is accumulated */
+    int dw_impl;                  /* oneDNN picked a dedicated depthwise kernel */
     size_t ws_bytes;
     char info[192];
     cpu_conv_plan *next;
@@ -52,18 +55,20 @@ static int is_small(const dcl_conv_desc *d) {
     return d->hi == 1 && d->wi == 1 && d->kh == 1 && d->kw == 1 && d->groups == 1 &&
            d->pt == 0 && d->pb == 0 && d->pl == 0 && d->pr == 0;
 }
-static int is_depthwise(const dcl_conv_desc *d) {
-    return d->groups > 1 && d->groups == d->ci && d->groups == d->co;
-}
 
-/* Layout table.  Measured with bench/ops_bench at EfficientNet-b4 (299,
- * batch 8) shapes, 2 threads; see the numbers in bench/ops_bench.c. */
-cpu_layout cpu_conv_layout(const cpu_impl *c, const dcl_conv_desc *d, int dir) {
+/* Layout choice, from bench/ops_bench at EfficientNet-b4 (299, batch 8)
+ * shapes on 2 cores (figures in the header of bench/ops_bench.c): oneDNN on
+ * NHWC directly beats its blocked layouts once the reorders to and from the
+ * NHWC user memory are counted, for every kind (1x1, stem, depthwise, all
+ * directions) with AVX2 and with AVX-512.  The exception is depthwise
+ * backward-weights where oneDNN has no depthwise kernel for the shape (5x5
+ * with NHWC falls back to its generic convolution, 7-10 GFLOPS): there the
+ * own kernel (cpu_dwconv.c) is 3-8x faster.  That case is detected from the
+ * implementation oneDNN picks (see dw_direct_for_bwd_w). */
+static cpu_layout static_layout(const cpu_impl *c, const dcl_conv_desc *d) {
     cpu_layout f = c->layout_force;
     if (f == CPU_LAYOUT_DIRECT) return cpu_dw_handles(d) ? CPU_LAYOUT_DIRECT : CPU_LAYOUT_NHWC;
     if (f != CPU_LAYOUT_AUTO) return f;
-    (void)dir;
-    if (is_depthwise(d)) return CPU_LAYOUT_NHWC;
     return CPU_LAYOUT_NHWC;
 }
 
@@ -199,6 +204,15 @@ static cpu_conv_plan *plan_build(cpu_impl *c, const conv_key *k, char *err, size
     dnnl_status_t st;
     dnnl_primitive_attr_create(&attr);
     dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
+    if (k->dir == CPU_CONV_FWD && k->act != DCL_ACT_NONE) {
+        dnnl_post_ops_t po = NULL;
+        dnnl_alg_kind_t alg = k->act == DCL_ACT_RELU ? dnnl_eltwise_relu
+                            : k->act == DCL_ACT_SILU ? dnnl_eltwise_swish : dnnl_eltwise_logistic;
+        dnnl_post_ops_create(&po);
+        dnnl_post_ops_append_eltwise(po, 1.0f, alg, k->act == DCL_ACT_SILU ? 1.0f : 0.0f, 0.0f);
+        dnnl_primitive_attr_set_post_ops(attr, po);
+        dnnl_post_ops_destroy(po);
+    }
 
     st = dnnl_dilated_convolution_forward_desc_init(
         &fdesc, k->dir == CPU_CONV_FWD ? dnnl_forward_inference : dnnl_forward_training,
@@ -284,6 +298,7 @@ static cpu_conv_plan *plan_build(cpu_impl *c, const conv_key *k, char *err, size
         fmt_name(m_wei, fw, sizeof fw);
         fmt_name(m_dst, fd, sizeof fd);
         snprintf(p->info, sizeof p->info, "%s src=%s wei=%s dst=%s", impl, fs, fw, fd);
+        p->dw_impl = strstr(impl, "_dw") != NULL;
     }
     if (dnnl_primitive_create(&p->prim, pd) != dnnl_success) {
         snprintf(err, errn, "primitive creation failed");
@@ -300,14 +315,16 @@ fail:
     return NULL;
 }
 
-static dcl_status plan_get(cpu_impl *c, const dcl_conv_desc *d, int dir, int bias, cpu_conv_plan **out) {
+static dcl_status plan_get_act(cpu_impl *c, const dcl_conv_desc *d, int dir, int bias, int act,
+                               cpu_conv_plan **out) {
     conv_key k;
     memset(&k, 0, sizeof k);
     k.d = *d;
     k.d.has_bias = 0;
     k.dir = dir;
     k.bias = bias;
-    k.layout = cpu_conv_layout(c, d, dir);
+    k.act = act;
+    k.layout = static_layout(c, d);
     uint32_t h = key_hash(&k) & 255u;
     for (cpu_conv_plan *p = c->buckets[h]; p; p = p->next)
         if (memcmp(&p->k, &k, sizeof k) == 0) { *out = p; return DCL_OK; }
@@ -330,6 +347,33 @@ static dcl_status plan_get(cpu_impl *c, const dcl_conv_desc *d, int dir, int bia
     c->nplans++;
     *out = p;
     return DCL_OK;
+}
+
+static dcl_status plan_get(cpu_impl *c, const dcl_conv_desc *d, int dir, int bias, cpu_conv_plan **out) {
+    return plan_get_act(c, d, dir, bias, DCL_ACT_NONE, out);
+}
+
+/* Automatic choice only: depthwise backward-weights goes to the own kernel
+ * when oneDNN's NHWC primitive for it is not a dedicated depthwise one.
+ * Call with the lock held. */
+static int dw_direct_for_bwd_w(cpu_impl *c, const dcl_conv_desc *d, int bias) {
+    if (c->layout_force != CPU_LAYOUT_AUTO || !cpu_dw_handles(d)) return 0;
+    cpu_conv_plan *p;
+    if (plan_get(c, d, CPU_CONV_BWD_W, bias, &p) != DCL_OK) {
+        dcl_clear_error();
+        return 1;
+    }
+    return !p->dw_impl;
+}
+
+cpu_layout cpu_conv_layout(cpu_impl *c, const dcl_conv_desc *d, int dir) {
+    cpu_layout l = static_layout(c, d);
+    if (dir == CPU_CONV_BWD_W && l == CPU_LAYOUT_NHWC && cpu_dw_handles(d)) {
+        pthread_mutex_lock(&c->lock);
+        if (dw_direct_for_bwd_w(c, d, d->has_bias)) l = CPU_LAYOUT_DIRECT;
+        pthread_mutex_unlock(&c->lock);
+    }
+    return l;
 }
 
 /* ---------------------------------------------------------- execution -- */
@@ -405,20 +449,26 @@ static dcl_status check_desc(const dcl_conv_desc *d, const char *what) {
     return DCL_OK;
 }
 
-dcl_status cpu_conv_fwd(dcl_backend *be, const dcl_conv_desc *d, float *y, const float *x, const float *w,
-                        const float *b) {
+dcl_status cpu_conv_fwd_act(dcl_backend *be, const dcl_conv_desc *d, dcl_act act, float *y, const float *x,
+                            const float *w, const float *b) {
     DCL_TRY(check_desc(d, "conv_fwd"));
     if (!y || !x || !w) return dcl_fail(DCL_ERR_ARG, "cpu conv_fwd: NULL tensor");
+    if (act < DCL_ACT_NONE || act > DCL_ACT_SIGMOID)
+        return dcl_fail(DCL_ERR_ARG, "cpu conv_fwd: unknown activation %d", (int)act);
     cpu_impl *c = cpu_of(be);
     int bias = d->has_bias && b;
+    int64_t ny = (int64_t)d->n * d->co * d->ho * d->wo;
     if (is_small(d)) {
         cpu_small_gemm_xwt(c->nt, d->n, d->ci, d->co, y, x, w, bias ? b : NULL);
-        return DCL_OK;
+        return act == DCL_ACT_NONE ? DCL_OK : cpu_act_fwd(be, act, ny, y, y);
     }
-    if (cpu_conv_layout(c, d, CPU_CONV_FWD) == CPU_LAYOUT_DIRECT) return cpu_dw_fwd(c->nt, d, y, x, w, bias ? b : NULL);
+    if (static_layout(c, d) == CPU_LAYOUT_DIRECT) {
+        DCL_TRY(cpu_dw_fwd(c->nt, d, y, x, w, bias ? b : NULL));
+        return act == DCL_ACT_NONE ? DCL_OK : cpu_act_fwd(be, act, ny, y, y);
+    }
     pthread_mutex_lock(&c->lock);
     cpu_conv_plan *p;
-    dcl_status s = plan_get(c, d, CPU_CONV_FWD, bias, &p);
+    dcl_status s = plan_get_act(c, d, CPU_CONV_FWD, bias, act, &p);
     if (s == DCL_OK) s = ws_ensure(c, p->ws_bytes);
     if (s == DCL_OK) s = io_bind_in(c, &p->io[IO_SRC], x);
     if (s == DCL_OK) s = io_bind_in(c, &p->io[IO_WEI], w);
@@ -432,6 +482,11 @@ dcl_status cpu_conv_fwd(dcl_backend *be, const dcl_conv_desc *d, float *y, const
     return s;
 }
 
+dcl_status cpu_conv_fwd(dcl_backend *be, const dcl_conv_desc *d, float *y, const float *x, const float *w,
+                        const float *b) {
+    return cpu_conv_fwd_act(be, d, DCL_ACT_NONE, y, x, w, b);
+}
+
 dcl_status cpu_conv_bwd_data(dcl_backend *be, const dcl_conv_desc *d, float *dx, const float *dy,
                              const float *w) {
     DCL_TRY(check_desc(d, "conv_bwd_data"));
@@ -441,7 +496,7 @@ dcl_status cpu_conv_bwd_data(dcl_backend *be, const dcl_conv_desc *d, float *dx,
         cpu_small_gemm_dyw(c->nt, d->n, d->ci, d->co, dx, dy, w);
         return DCL_OK;
     }
-    if (cpu_conv_layout(c, d, CPU_CONV_BWD_DATA) == CPU_LAYOUT_DIRECT) return cpu_dw_bwd_data(c->nt, d, dx, dy, w);
+    if (static_layout(c, d) == CPU_LAYOUT_DIRECT) return cpu_dw_bwd_data(c->nt, d, dx, dy, w);
     pthread_mutex_lock(&c->lock);
     cpu_conv_plan *p;
     dcl_status s = plan_get(c, d, CPU_CONV_BWD_DATA, 0, &p);
@@ -467,9 +522,12 @@ dcl_status cpu_conv_bwd_weights(dcl_backend *be, const dcl_conv_desc *d, float *
         cpu_small_gemm_dw(c->nt, d->n, d->ci, d->co, dw, bias ? db : NULL, dy, x);
         return DCL_OK;
     }
-    if (cpu_conv_layout(c, d, CPU_CONV_BWD_W) == CPU_LAYOUT_DIRECT)
-        return cpu_dw_bwd_weights(c->nt, d, dw, bias ? db : NULL, dy, x);
+    if (static_layout(c, d) == CPU_LAYOUT_DIRECT) return cpu_dw_bwd_weights(c->nt, d, dw, bias ? db : NULL, dy, x);
     pthread_mutex_lock(&c->lock);
+    if (dw_direct_for_bwd_w(c, d, bias)) {
+        pthread_mutex_unlock(&c->lock);
+        return cpu_dw_bwd_weights(c->nt, d, dw, bias ? db : NULL, dy, x);
+    }
     cpu_conv_plan *p;
     dcl_status s = plan_get(c, d, CPU_CONV_BWD_W, bias, &p);
     if (s == DCL_OK) s = ws_ensure(c, p->ws_bytes);
@@ -501,4 +559,12 @@ const char *cpu_conv_plan_info(dcl_backend *be, const dcl_conv_desc *d, int dir)
     dcl_status s = plan_get(c, d, dir, d->has_bias, &p);
     pthread_mutex_unlock(&c->lock);
     return s == DCL_OK ? p->info : dcl_last_error();
+}
+
+dcl_status dcl_cpu_conv_fwd_act(dcl_backend *be, const dcl_conv_desc *d, dcl_act act, float *y, const float *x,
+                                const float *w, const float *b) {
+    if (!be || !be->name || strcmp(be->name, "cpu") != 0 || !be->impl)
+        return dcl_fail(DCL_ERR_ARG, "dcl_cpu_conv_fwd_act: backend %s is not the cpu backend",
+                        be && be->name ? be->name : "(null)");
+    return cpu_conv_fwd_act(be, d, act, y, x, w, b);
 }

@@ -13,20 +13,19 @@
 #include <omp.h>
 #endif
 
-#if defined(__AVX512F__)
-#define DW_VW 16
-#else
+/* 8 lanes: these kernels are bound by memory bandwidth, and on Zen 4 a
+ * 512-bit operation runs as two 256-bit halves anyway. */
 #define DW_VW 8
-#endif
 typedef float dvf __attribute__((vector_size(DW_VW * 4), aligned(4), may_alias));
 
 static inline dvf dld(const float *p) { return *(const dvf *)p; }
 static inline void dst_(float *p, dvf v) { *(dvf *)p = v; }
 
-#define OW_TILE 4
+#define MAXTAP 121
+#define MAXT 8
 
 int cpu_dw_handles(const dcl_conv_desc *d) {
-    return d->groups > 1 && d->groups == d->ci && d->groups == d->co && d->kh * d->kw <= 121;
+    return d->groups > 1 && d->groups == d->ci && d->groups == d->co && d->kh * d->kw <= MAXTAP;
 }
 
 /* (C,1,KH,KW) -> (KH*KW, C) */
@@ -35,78 +34,112 @@ static void transpose_w(float *wt, const float *w, int C, int KK) {
         for (int t = 0; t < KK; t++) wt[(size_t)t * C + c] = w[(size_t)c * KK + t];
 }
 
-/* y (n, oh, :, :) for one output row.  Interior columns (all taps inside)
- * use register tiles of OW_TILE pixels x DW_VW channels. */
-static void dw_fwd_row(const dcl_conv_desc *d, int n, int oh, float *y, const float *x, const float *wt,
-                       const float *b, int ow_lo, int ow_hi) {
-    const int C = d->ci, H = d->hi, W = d->wi, Wo = d->wo, KW = d->kw, KH = d->kh;
-    const int ih0 = oh * d->sh - d->pt;
-    float *yrow = y + ((size_t)n * d->ho + oh) * Wo * C;
-    const float *xn = x + (size_t)n * H * W * C;
-    int kh0 = 0, kh1 = KH;
-    while (kh0 < KH && ih0 + kh0 * d->dh < 0) kh0++;
-    while (kh1 > kh0 && ih0 + (kh1 - 1) * d->dh >= H) kh1--;
-    const int cv = C - C % DW_VW; /* channels handled by full vectors */
-    int ow = 0;
-    while (ow < Wo) {
-        int interior = ow >= ow_lo && ow + OW_TILE <= ow_hi;
-        if (interior) {
-            const int iw0 = ow * d->sw - d->pl;
-            for (int c = 0; c < cv; c += DW_VW) {
-                dvf acc[OW_TILE];
-                dvf bv = b ? dld(b + c) : (dvf){0};
-                for (int t = 0; t < OW_TILE; t++) acc[t] = bv;
-                for (int kh = kh0; kh < kh1; kh++) {
-                    const float *xr = xn + (size_t)(ih0 + kh * d->dh) * W * C + c;
-                    const float *wr = wt + (size_t)kh * KW * C + c;
-                    for (int kw = 0; kw < KW; kw++) {
-                        dvf wv = dld(wr + (size_t)kw * C);
-                        const float *xp = xr + (size_t)(iw0 + kw * d->dw) * C;
-                        for (int t = 0; t < OW_TILE; t++) acc[t] += dld(xp + (size_t)t * d->sw * C) * wv;
-                    }
-                }
-                for (int t = 0; t < OW_TILE; t++) dst_(yrow + (size_t)(ow + t) * C + c, acc[t]);
-            }
-            for (int t = 0; t < OW_TILE; t++) {
-                float *yp = yrow + (size_t)(ow + t) * C;
-                for (int c = cv; c < C; c++) {
-                    float s = b ? b[c] : 0.0f;
-                    for (int kh = kh0; kh < kh1; kh++)
-                        for (int kw = 0; kw < KW; kw++)
-                            s += xn[((size_t)(ih0 + kh * d->dh) * W + (iw0 + t * d->sw + kw * d->dw)) * C + c] *
-                                 wt[(size_t)(kh * KW + kw) * C + c];
-                    yp[c] = s;
-                }
-            }
-            ow += OW_TILE;
-        } else {
-            const int iw0 = ow * d->sw - d->pl;
-            float *yp = yrow + (size_t)ow * C;
-            for (int c = 0; c < C; c++) yp[c] = b ? b[c] : 0.0f;
-            for (int kh = kh0; kh < kh1; kh++) {
-                const float *xr = xn + (size_t)(ih0 + kh * d->dh) * W * C;
-                for (int kw = 0; kw < KW; kw++) {
-                    int iw = iw0 + kw * d->dw;
-                    if (iw < 0 || iw >= W) continue;
-                    const float *xp = xr + (size_t)iw * C, *wp = wt + (size_t)(kh * KW + kw) * C;
-                    #pragma omp simd
-                    for (int c = 0; c < C; c++) yp[c] += xp[c] * wp[c];
-                }
-            }
-            ow++;
+/* One tile: T output pixels (out + t*ostep) over all channels, each the sum
+ * over ntap taps of in[off[a] + t*istep] * wt[woff[a]] (+ bias).  T is a
+ * constant after inlining, so the T accumulators live in registers. */
+static inline __attribute__((always_inline)) void gather_tile(const int T, int C, float *out, ptrdiff_t ostep,
+                                                              const float *in, ptrdiff_t istep, const ptrdiff_t *off,
+                                                              const float *wt, const ptrdiff_t *woff, int ntap,
+                                                              const float *bias) {
+    const int cv = C - C % DW_VW;
+    for (int c = 0; c < cv; c += DW_VW) {
+        dvf acc[MAXT];
+        dvf bv = bias ? dld(bias + c) : (dvf){0};
+        for (int t = 0; t < T; t++) acc[t] = bv;
+        for (int a = 0; a < ntap; a++) {
+            dvf wv = dld(wt + woff[a] + c);
+            const float *ip = in + off[a] + c;
+            for (int t = 0; t < T; t++) acc[t] += dld(ip + t * istep) * wv;
         }
+        for (int t = 0; t < T; t++) dst_(out + t * ostep + c, acc[t]);
+    }
+    for (int c = cv; c < C; c++)
+        for (int t = 0; t < T; t++) {
+            float sacc = bias ? bias[c] : 0.0f;
+            for (int a = 0; a < ntap; a++) sacc += in[off[a] + t * istep + c] * wt[woff[a] + c];
+            out[t * ostep + c] = sacc;
+        }
+}
+
+/* Tiles of up to MAXT pixels over [p0, p1) of a pixel sequence where every
+ * tap is valid; pixel p is at out + p*ostep and reads in + off[a] + p*istep. */
+static void gather_run(int C, int p0, int p1, float *out, ptrdiff_t ostep, const float *in, ptrdiff_t istep,
+                       const ptrdiff_t *off, const float *wt, const ptrdiff_t *woff, int ntap, const float *bias) {
+    int p = p0;
+    while (p < p1) {
+        int left = p1 - p;
+        float *o = out + p * ostep;
+        const float *i = in + p * istep;
+        if (left >= 8) { gather_tile(8, C, o, ostep, i, istep, off, wt, woff, ntap, bias); p += 8; }
+        else if (left >= 4) { gather_tile(4, C, o, ostep, i, istep, off, wt, woff, ntap, bias); p += 4; }
+        else if (left >= 2) { gather_tile(2, C, o, ostep, i, istep, off, wt, woff, ntap, bias); p += 2; }
+        else { gather_tile(1, C, o, ostep, i, istep, off, wt, woff, ntap, bias); p += 1; }
     }
 }
 
-/* output columns whose taps are all inside the input: [lo, hi) */
-static void interior_cols(int Wo, int W, int s, int p, int K, int dil, int *lo, int *hi) {
-    int a = (p + s - 1) / s;                 /* first ow with ow*s - p >= 0 */
-    int last = W - 1 + p - (K - 1) * dil;    /* ow*s <= last */
-    int b = last < 0 ? 0 : last / s + 1;
-    if (b > Wo) b = Wo;
-    if (a > b) a = b;
-    *lo = a;
-    *hi = b;
+/* Generic "valid pixels of a line" helper: for taps a with input position
+ * pos = base_a + p*step (p = pixel index), the pixels where every tap is in
+ * [0, lim) form [lo, hi). */
+static void line_interior(int npix, int ntap, const int *base, int step, int lim, int *lo, int *hi) {
+    int l = 0, h = npix;
+    for (int a = 0; a < ntap; a++) {
+        /* base + p*step >= 0  and  base + p*step <= lim - 1 */
+        int pl = base[a] >= 0 ? 0 : (-base[a] + step - 1) / step;
+        int ph = lim - 1 - base[a] < 0 ? 0 : (lim - 1 - base[a]) / step + 1;
+        if (pl > l) l = pl;
+        if (ph < h) h = ph;
+    }
+    if (h < l) h = l;
+    *lo = l;
+    *hi = h;
+}
+
+/* Row of a forward-style depthwise conv: output row oh of sample n.
+ * in: (Hi, Wi, C) of this sample; out: (Ho, Wo, C).  Used for the forward
+ * pass and, with flipped weights and mirrored padding, for backward data at
+ * stride 1. */
+typedef struct dw_geom {
+    int C, Hi, Wi, Ho, Wo, KH, KW, sh, sw, dh, dw, pt, pl;
+} dw_geom;
+
+static void fwd_row(const dw_geom *g, int oh, float *out, const float *in, const float *wt, const float *bias) {
+    const int C = g->C;
+    ptrdiff_t off[MAXTAP], woff[MAXTAP];
+    int base[MAXTAP];
+    int ih0 = oh * g->sh - g->pt;
+    int ntap = 0;
+    for (int kh = 0; kh < g->KH; kh++) {
+        int ih = ih0 + kh * g->dh;
+        if (ih < 0 || ih >= g->Hi) continue;
+        for (int kw = 0; kw < g->KW; kw++) {
+            base[ntap] = kw * g->dw - g->pl;
+            off[ntap] = ((ptrdiff_t)ih * g->Wi + base[ntap]) * C;
+            woff[ntap] = (ptrdiff_t)(kh * g->KW + kw) * C;
+            ntap++;
+        }
+    }
+    float *orow = out + (size_t)oh * g->Wo * C;
+    if (ntap == 0) {
+        for (int p = 0; p < g->Wo; p++)
+            for (int c = 0; c < C; c++) orow[(size_t)p * C + c] = bias ? bias[c] : 0.0f;
+        return;
+    }
+    int lo, hi;
+    line_interior(g->Wo, ntap, base, g->sw, g->Wi, &lo, &hi);
+    gather_run(C, lo, hi, orow, C, in, (ptrdiff_t)g->sw * C, off, wt, woff, ntap, bias);
+    /* border pixels: only the taps inside the input */
+    for (int p = 0; p < g->Wo; p++) {
+        if (p >= lo && p < hi) continue;
+        ptrdiff_t o2[MAXTAP], w2[MAXTAP];
+        int n2 = 0;
+        for (int a = 0; a < ntap; a++) {
+            int iw = base[a] + p * g->sw;
+            if (iw < 0 || iw >= g->Wi) continue;
+            o2[n2] = off[a] + (ptrdiff_t)p * g->sw * C;
+            w2[n2++] = woff[a];
+        }
+        gather_tile(1, C, orow + (size_t)p * C, C, in, 0, o2, wt, w2, n2, bias);
+    }
 }
 
 dcl_status cpu_dw_fwd(int nt, const dcl_conv_desc *d, float *y, const float *x, const float *w, const float *b) {
@@ -114,61 +147,122 @@ dcl_status cpu_dw_fwd(int nt, const dcl_conv_desc *d, float *y, const float *x, 
     float *wt = malloc(sizeof(float) * (size_t)KK * C);
     if (!wt) return dcl_fail(DCL_ERR_NOMEM, "cpu depthwise conv: out of memory");
     transpose_w(wt, w, C, KK);
-    int lo, hi;
-    interior_cols(d->wo, d->wi, d->sw, d->pl, d->kw, d->dw, &lo, &hi);
+    dw_geom g = {C, d->hi, d->wi, d->ho, d->wo, d->kh, d->kw, d->sh, d->sw, d->dh, d->dw, d->pt, d->pl};
     const int rows = d->n * d->ho;
+    const size_t in_n = (size_t)d->hi * d->wi * C, out_n = (size_t)d->ho * d->wo * C;
     if ((int64_t)rows * d->wo * C * KK < 65536) nt = 1;
     #pragma omp parallel for num_threads(nt) schedule(static)
-    for (int r = 0; r < rows; r++) dw_fwd_row(d, r / d->ho, r % d->ho, y, x, wt, b, lo, hi);
+    for (int r = 0; r < rows; r++) {
+        int n = r / d->ho, oh = r % d->ho;
+        fwd_row(&g, oh, y + n * out_n, x + n * in_n, wt, b);
+    }
     free(wt);
     return DCL_OK;
 }
 
-/* dx (n, ih, :, :): gather over the taps that reach this input row. */
-static void dw_bwd_data_row(const dcl_conv_desc *d, int n, int ih, float *dx, const float *dy, const float *wt) {
-    const int C = d->ci, W = d->wi, Ho = d->ho, Wo = d->wo, KW = d->kw, KH = d->kh;
-    float *dxrow = dx + ((size_t)n * d->hi + ih) * W * C;
-    const float *dyn = dy + (size_t)n * Ho * Wo * C;
-    int khs[128], ohs[128], nk = 0;
-    for (int kh = 0; kh < KH; kh++) {
+/* Backward data, any stride: dx row ih of sample n.  Pixels of one residue
+ * class iw = r + s*p share their set of kernel columns, and consecutive
+ * pixels of a class read consecutive dy pixels, so a class is a gather line
+ * with input step C and output step s*C. */
+static void bwd_data_row(const dcl_conv_desc *d, int ih, float *dxn, const float *dyn, const float *wt) {
+    const int C = d->ci, W = d->wi, Wo = d->wo, s = d->sw;
+    int khs[MAXTAP], ohs[MAXTAP], nkh = 0;
+    for (int kh = 0; kh < d->kh; kh++) {
         int t = ih + d->pt - kh * d->dh;
         if (t < 0 || t % d->sh) continue;
         int oh = t / d->sh;
-        if (oh >= Ho) continue;
-        khs[nk] = kh;
-        ohs[nk++] = oh;
+        if (oh >= d->ho) continue;
+        khs[nkh] = kh;
+        ohs[nkh++] = oh;
     }
-    for (int iw = 0; iw < W; iw++) {
-        float *dp = dxrow + (size_t)iw * C;
-        for (int c = 0; c < C; c++) dp[c] = 0.0f;
-        for (int a = 0; a < nk; a++) {
-            const float *dyr = dyn + (size_t)ohs[a] * Wo * C;
-            const float *wr = wt + (size_t)khs[a] * KW * C;
-            for (int kw = 0; kw < KW; kw++) {
-                int t = iw + d->pl - kw * d->dw;
-                if (t < 0 || t % d->sw) continue;
-                int ow = t / d->sw;
-                if (ow >= Wo) continue;
-                const float *gp = dyr + (size_t)ow * C, *wp = wr + (size_t)kw * C;
-                #pragma omp simd
-                for (int c = 0; c < C; c++) dp[c] += gp[c] * wp[c];
+    float *dxrow = dxn + (size_t)ih * W * C;
+    for (int r = 0; r < s && r < W; r++) {
+        int npix = (W - r + s - 1) / s;
+        ptrdiff_t off[MAXTAP], woff[MAXTAP];
+        int base[MAXTAP], ntap = 0;
+        for (int kw = 0; kw < d->kw; kw++) {
+            int t = r + d->pl - kw * d->dw; /* ow*s for pixel 0 of the class */
+            int q = t >= 0 ? t / s : -((-t + s - 1) / s);
+            if (q * s != t) continue;
+            for (int a = 0; a < nkh; a++) {
+                base[ntap] = q;
+                off[ntap] = ((ptrdiff_t)ohs[a] * Wo + q) * C;
+                woff[ntap] = (ptrdiff_t)(khs[a] * d->kw + kw) * C;
+                ntap++;
             }
+        }
+        float *out = dxrow + (size_t)r * C;
+        if (ntap == 0) {
+            for (int p = 0; p < npix; p++)
+                for (int c = 0; c < C; c++) out[(size_t)p * s * C + c] = 0.0f;
+            continue;
+        }
+        int lo, hi;
+        line_interior(npix, ntap, base, 1, Wo, &lo, &hi);
+        gather_run(C, lo, hi, out, (ptrdiff_t)s * C, dyn, C, off, wt, woff, ntap, NULL);
+        for (int p = 0; p < npix; p++) {
+            if (p >= lo && p < hi) continue;
+            ptrdiff_t o2[MAXTAP], w2[MAXTAP];
+            int n2 = 0;
+            for (int a = 0; a < ntap; a++) {
+                int ow = base[a] + p;
+                if (ow < 0 || ow >= Wo) continue;
+                o2[n2] = off[a] + (ptrdiff_t)p * C;
+                w2[n2++] = woff[a];
+            }
+            gather_tile(1, C, out + (size_t)p * s * C, 0, dyn, 0, o2, wt, w2, n2, NULL);
         }
     }
 }
 
 dcl_status cpu_dw_bwd_data(int nt, const dcl_conv_desc *d, float *dx, const float *dy, const float *w) {
     const int C = d->ci, KK = d->kh * d->kw;
-    if (d->kh > 128) return dcl_fail(DCL_ERR_UNSUPPORTED, "cpu depthwise conv: kernel height %d too large", d->kh);
     float *wt = malloc(sizeof(float) * (size_t)KK * C);
     if (!wt) return dcl_fail(DCL_ERR_NOMEM, "cpu depthwise conv: out of memory");
     transpose_w(wt, w, C, KK);
     const int rows = d->n * d->hi;
+    const size_t in_n = (size_t)d->hi * d->wi * C, out_n = (size_t)d->ho * d->wo * C;
     if ((int64_t)rows * d->wi * C * KK < 65536) nt = 1;
     #pragma omp parallel for num_threads(nt) schedule(static)
-    for (int r = 0; r < rows; r++) dw_bwd_data_row(d, r / d->hi, r % d->hi, dx, dy, wt);
+    for (int r = 0; r < rows; r++) {
+        int n = r / d->hi, ih = r % d->hi;
+        bwd_data_row(d, ih, dx + n * in_n, dy + n * out_n, wt);
+    }
     free(wt);
     return DCL_OK;
+}
+
+/* One kernel row kh of the weight gradient for a row pair (dy row, x row),
+ * full channel vectors only: each dy vector is loaded once and multiplied
+ * with the KW input vectors it meets, KW accumulators in registers.  KW is a
+ * constant after inlining. */
+static inline __attribute__((always_inline)) void bww_line(const int KW, const dcl_conv_desc *d, int cv,
+                                                           float *pr, const float *dyr, const float *xr) {
+    const int C = d->ci, W = d->wi, Wo = d->wo, sw = d->sw, dil = d->dw, pl = d->pl;
+    /* ow with every tap inside [0, W) */
+    int lo = (pl + sw - 1) / sw;
+    int last = W - 1 + pl - (KW - 1) * dil;
+    int hi = last < 0 ? 0 : last / sw + 1;
+    if (hi > Wo) hi = Wo;
+    if (lo > hi) lo = hi;
+    for (int c = 0; c < cv; c += DW_VW) {
+        dvf acc[8];
+        for (int k = 0; k < KW; k++) acc[k] = (dvf){0};
+        for (int ow = 0; ow < Wo; ow++) {
+            dvf g = dld(dyr + (size_t)ow * C + c);
+            int base = ow * sw - pl;
+            if (ow >= lo && ow < hi) {
+                const float *xp = xr + (size_t)base * C + c;
+                for (int k = 0; k < KW; k++) acc[k] += g * dld(xp + (size_t)k * dil * C);
+            } else {
+                for (int k = 0; k < KW; k++) {
+                    int iw = base + k * dil;
+                    if (iw >= 0 && iw < W) acc[k] += g * dld(xr + (size_t)iw * C + c);
+                }
+            }
+        }
+        for (int k = 0; k < KW; k++) dst_(pr + (size_t)k * C + c, dld(pr + (size_t)k * C + c) + acc[k]);
+    }
 }
 
 /* part (KK, C) += contributions of output row (n, oh) */
@@ -189,6 +283,15 @@ static void dw_bwd_w_row(const dcl_conv_desc *d, int n, int oh, float *part, flo
         int ih = ih0 + kh * d->dh;
         if (ih < 0 || ih >= H) continue;
         const float *xr = xn + (size_t)ih * W * C;
+        float *prow = part + (size_t)kh * KW * C;
+        int vec_done = 1;
+        switch (KW) {
+        case 3: bww_line(3, d, cv, prow, dyr, xr); break;
+        case 5: bww_line(5, d, cv, prow, dyr, xr); break;
+        case 7: bww_line(7, d, cv, prow, dyr, xr); break;
+        case 1: bww_line(1, d, cv, prow, dyr, xr); break;
+        default: vec_done = 0;
+        }
         for (int kw = 0; kw < KW; kw++) {
             /* ow range with iw = ow*sw - pl + kw*dw inside [0, W) */
             int off = kw * d->dw - d->pl;
@@ -196,17 +299,18 @@ static void dw_bwd_w_row(const dcl_conv_desc *d, int n, int oh, float *part, flo
             int o1 = W - 1 - off < 0 ? 0 : (W - 1 - off) / d->sw + 1;
             if (o1 > Wo) o1 = Wo;
             if (o0 >= o1) continue;
-            float *pr = part + (size_t)(kh * KW + kw) * C;
-            for (int c = 0; c < cv; c += DW_VW) {
-                dvf a0 = {0}, a1 = {0};
-                int ow = o0;
-                for (; ow + 1 < o1; ow += 2) {
-                    a0 += dld(dyr + (size_t)ow * C + c) * dld(xr + (size_t)(ow * d->sw + off) * C + c);
-                    a1 += dld(dyr + (size_t)(ow + 1) * C + c) * dld(xr + (size_t)((ow + 1) * d->sw + off) * C + c);
+            float *pr = prow + (size_t)kw * C;
+            if (!vec_done)
+                for (int c = 0; c < cv; c += DW_VW) {
+                    dvf a0 = {0}, a1 = {0};
+                    int ow = o0;
+                    for (; ow + 1 < o1; ow += 2) {
+                        a0 += dld(dyr + (size_t)ow * C + c) * dld(xr + (size_t)(ow * d->sw + off) * C + c);
+                        a1 += dld(dyr + (size_t)(ow + 1) * C + c) * dld(xr + (size_t)((ow + 1) * d->sw + off) * C + c);
+                    }
+                    if (ow < o1) a0 += dld(dyr + (size_t)ow * C + c) * dld(xr + (size_t)(ow * d->sw + off) * C + c);
+                    dst_(pr + c, dld(pr + c) + a0 + a1);
                 }
-                if (ow < o1) a0 += dld(dyr + (size_t)ow * C + c) * dld(xr + (size_t)(ow * d->sw + off) * C + c);
-                dst_(pr + c, dld(pr + c) + a0 + a1);
-            }
             for (int c = cv; c < C; c++) {
                 float s = 0.0f;
                 for (int ow = o0; ow < o1; ow++) s += dyr[(size_t)ow * C + c] * xr[(size_t)(ow * d->sw + off) * C + c];

@@ -24,6 +24,7 @@ typedef struct cpu_impl {
     dnnl_engine_t eng;
     dnnl_stream_t strm;
     cpu_layout layout_force;      /* DCL_CPU_CONV_LAYOUT override, AUTO = table */
+    size_t stream_min;            /* outputs of at least this many bytes use streaming stores (0: never) */
     pthread_mutex_t lock;         /* serialises convolutions (shared caches) */
     cpu_conv_plan *buckets[256];  /* primitive cache, hashed by descriptor */
     int nplans;
@@ -36,6 +37,8 @@ static inline cpu_impl *cpu_of(dcl_backend *be) { return (cpu_impl *)be->impl; }
 /* convolutions (cpu_conv.c) */
 dcl_status cpu_conv_fwd(dcl_backend *be, const dcl_conv_desc *d,
                         float *y, const float *x, const float *w, const float *b);
+dcl_status cpu_conv_fwd_act(dcl_backend *be, const dcl_conv_desc *d, dcl_act act,
+                            float *y, const float *x, const float *w, const float *b);
 dcl_status cpu_conv_bwd_data(dcl_backend *be, const dcl_conv_desc *d,
                              float *dx, const float *dy, const float *w);
 dcl_status cpu_conv_bwd_weights(dcl_backend *be, const dcl_conv_desc *d,
@@ -44,8 +47,9 @@ void cpu_conv_cache_free(cpu_impl *c);
 /* Name of the oneDNN implementation and the chosen layouts for a descriptor
  * and direction (creates the plan when needed); for benchmarks and logs. */
 const char *cpu_conv_plan_info(dcl_backend *be, const dcl_conv_desc *d, int dir);
-/* Layout chosen for a descriptor and direction (after the override). */
-cpu_layout cpu_conv_layout(const cpu_impl *c, const dcl_conv_desc *d, int dir);
+/* Layout chosen for a descriptor and direction (after the override); may
+ * build the oneDNN plan to see which implementation it gets. */
+cpu_layout cpu_conv_layout(cpu_impl *c, const dcl_conv_desc *d, int dir);
 
 /* depthwise convolutions on NHWC without oneDNN (cpu_dwconv.c) */
 int cpu_dw_handles(const dcl_conv_desc *d);

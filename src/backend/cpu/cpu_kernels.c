@@ -11,12 +11,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cblas.h>
+#include <immintrin.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
 
 #define ROWBLK 32              /* rows summed in float before a double flush */
 #define PAR_MIN 32768          /* elements below which a kernel runs on one thread */
+#define GEMM_PAR_MIN 262144    /* multiply-adds below which a small product runs on one thread */
 
 #ifdef _OPENMP
 static inline int thr_id(void) { return omp_get_thread_num(); }
@@ -95,6 +97,40 @@ static inline vf vbc(float s) { return (vf){0} + s; }
 /* m ? a : b, lane-wise; m from a vector comparison (all ones / zeros) */
 static inline vf vsel(vi m, vf a, vf b) { return (vf)((m & (vi)a) | (~m & (vi)b)); }
 
+/* Store; with st, a streaming (non-temporal) store where the address is
+ * aligned: outputs larger than the last-level cache are written without
+ * first reading their lines (about a third less memory traffic for y = f(x)).
+ * Threads end their streaming with stream_fence before others read. */
+static inline void vstore(float *p, vf v, int st) {
+#if defined(__AVX512F__)
+    if (st && !((uintptr_t)p & 63)) { _mm512_stream_ps(p, (__m512)v); return; }
+#elif defined(__AVX__)
+    if (st && !((uintptr_t)p & 31)) { _mm256_stream_ps(p, (__m256)v); return; }
+#endif
+    vst(p, v);
+}
+static inline void stream_fence(int st) {
+#if defined(__SSE__)
+    if (st) _mm_sfence();
+#else
+    (void)st;
+#endif
+}
+static inline int want_stream(const cpu_impl *c, int64_t n_out) {
+    return c->stream_min > 0 && (uint64_t)n_out * sizeof(float) >= c->stream_min;
+}
+
+/* rows [0, M) in parallel (i is the row); streaming stores are fenced */
+#define PAR_ROWS(nt, M, st, ...)                                    \
+    do {                                                            \
+        _Pragma("omp parallel num_threads(nt)")                     \
+        {                                                           \
+            _Pragma("omp for schedule(static) nowait")              \
+            for (int64_t i = 0; i < (M); i++) { __VA_ARGS__ }       \
+            stream_fence(st);                                       \
+        }                                                           \
+    } while (0)
+
 static inline vf vexpv(vf x) {
     x = vsel(x < EXP_LO, vbc(EXP_LO), x);
     x = vsel(x > EXP_HI, vbc(EXP_HI), x);
@@ -147,6 +183,7 @@ dcl_status cpu_bn_fwd_train(dcl_backend *be, int64_t M, int C, float *y, float *
     if (!dbuf || !fbuf) { free(dbuf); free(fbuf); return dcl_fail(DCL_ERR_NOMEM, "cpu bn_fwd_train: out of memory"); }
     float *K = fbuf + (size_t)2 * C * nt, *sc = K + C, *mu = sc + C;
     memcpy(K, x, sizeof(float) * C);
+    const int st = want_stream(ci, M * C);
     #pragma omp parallel num_threads(nt)
     {
         int t = thr_id(), T = thr_n();
@@ -169,11 +206,21 @@ dcl_status cpu_bn_fwd_train(dcl_backend *be, int64_t M, int C, float *y, float *
             mu[c] = mean[c];
             sc[c] = (float)(is * gamma[c]);
         }
-        for (int64_t i = r0; i < r1; i++) {
-            const float *xr = x + i * C;
-            float *yr = y + i * C;
-            #pragma omp simd
-            for (int c = 0; c < C; c++) yr[c] = (xr[c] - mu[c]) * sc[c] + beta[c];
+        if (C % VW == 0) {
+            for (int64_t i = r0; i < r1; i++) {
+                const float *xr = x + i * C;
+                float *yr = y + i * C;
+                for (int c = 0; c < C; c += VW)
+                    vstore(yr + c, (vld(xr + c) - vld(mu + c)) * vld(sc + c) + vld(beta + c), st);
+            }
+            stream_fence(st);
+        } else {
+            for (int64_t i = r0; i < r1; i++) {
+                const float *xr = x + i * C;
+                float *yr = y + i * C;
+                #pragma omp simd
+                for (int c = 0; c < C; c++) yr[c] = (xr[c] - mu[c]) * sc[c] + beta[c];
+            }
         }
     }
     free(dbuf);
@@ -190,12 +237,22 @@ dcl_status cpu_bn_fwd_infer(dcl_backend *be, int64_t M, int C, float *y, const f
     if (!sc) return dcl_fail(DCL_ERR_NOMEM, "cpu bn_fwd_infer: out of memory");
     for (int c = 0; c < C; c++) sc[c] = (float)((double)gamma[c] / sqrt((double)rvar[c] + (double)eps));
     int nt = nthreads_for(ci, M * C);
-    #pragma omp parallel for num_threads(nt) schedule(static)
-    for (int64_t i = 0; i < M; i++) {
-        const float *xr = x + i * C;
-        float *yr = y + i * C;
-        #pragma omp simd
-        for (int c = 0; c < C; c++) yr[c] = (xr[c] - rmean[c]) * sc[c] + beta[c];
+    const int st = want_stream(ci, M * C);
+    if (C % VW == 0) {
+        PAR_ROWS(nt, M, st, {
+            const float *xr = x + i * C;
+            float *yr = y + i * C;
+            for (int c = 0; c < C; c += VW)
+                vstore(yr + c, (vld(xr + c) - vld(rmean + c)) * vld(sc + c) + vld(beta + c), st);
+        });
+    } else {
+        #pragma omp parallel for num_threads(nt) schedule(static)
+        for (int64_t i = 0; i < M; i++) {
+            const float *xr = x + i * C;
+            float *yr = y + i * C;
+            #pragma omp simd
+            for (int c = 0; c < C; c++) yr[c] = (xr[c] - rmean[c]) * sc[c] + beta[c];
+        }
     }
     free(sc);
     return DCL_OK;
@@ -213,6 +270,7 @@ dcl_status cpu_bn_bwd(dcl_backend *be, int64_t M, int C, float *dx, float *dgamm
     float *fbuf = malloc(sizeof(float) * (size_t)C * (2 * nt + 3));
     if (!dbuf || !fbuf) { free(dbuf); free(fbuf); return dcl_fail(DCL_ERR_NOMEM, "cpu bn_bwd: out of memory"); }
     float *A = fbuf + (size_t)2 * C * nt, *B = A + C, *Cc = B + C;
+    const int st = dx && want_stream(ci, M * C);
     #pragma omp parallel num_threads(nt)
     {
         int t = thr_id(), T = thr_n();
@@ -248,7 +306,15 @@ dcl_status cpu_bn_bwd(dcl_backend *be, int64_t M, int C, float *dx, float *dgamm
             B[c] = (float)(-g * is * sxh / (double)M);
             Cc[c] = (float)(-g * s / (double)M);
         }
-        if (dx) {
+        if (dx && C % VW == 0) {
+            for (int64_t i = r0; i < r1; i++) {
+                const float *xr = x + i * C, *gr = dy + i * C;
+                float *dr = dx + i * C;
+                for (int c = 0; c < C; c += VW)
+                    vstore(dr + c, vld(A + c) * vld(gr + c) + vld(B + c) * (vld(xr + c) - vld(mean + c)) + vld(Cc + c), st);
+            }
+            stream_fence(st);
+        } else if (dx) {
             for (int64_t i = r0; i < r1; i++) {
                 const float *xr = x + i * C, *gr = dy + i * C;
                 float *dr = dx + i * C;
@@ -268,34 +334,39 @@ dcl_status cpu_bn_bwd(dcl_backend *be, int64_t M, int C, float *dx, float *dgamm
 
 /* Applies BODY_V (vector) / BODY_S (scalar tail) over [0, n) in parallel
  * blocks; inside, i is the element index. */
-#define EW_LOOP(nt, n, BODY_V, BODY_S)                                              \
-    do {                                                                            \
-        int64_t nb_ = ((n) + EW_BLOCK - 1) / EW_BLOCK;                              \
-        _Pragma("omp parallel for num_threads(nt) schedule(static)")                \
-        for (int64_t b_ = 0; b_ < nb_; b_++) {                                      \
-            int64_t i = b_ * EW_BLOCK, e_ = i + EW_BLOCK < (n) ? i + EW_BLOCK : (n); \
-            for (; i + VW <= e_; i += VW) { BODY_V; }                               \
-            for (; i < e_; i++) { BODY_S; }                                         \
-        }                                                                           \
+#define EW_LOOP(nt, n, BODY_V, BODY_S)                                                  \
+    do {                                                                                \
+        int64_t nb_ = ((n) + EW_BLOCK - 1) / EW_BLOCK;                                  \
+        _Pragma("omp parallel num_threads(nt)")                                         \
+        {                                                                               \
+            _Pragma("omp for schedule(static) nowait")                                  \
+            for (int64_t b_ = 0; b_ < nb_; b_++) {                                      \
+                int64_t i = b_ * EW_BLOCK, e_ = i + EW_BLOCK < (n) ? i + EW_BLOCK : (n); \
+                for (; i + VW <= e_; i += VW) { BODY_V; }                               \
+                for (; i < e_; i++) { BODY_S; }                                         \
+            }                                                                           \
+            stream_fence(st);                                                           \
+        }                                                                               \
     } while (0)
 
 dcl_status cpu_act_fwd(dcl_backend *be, dcl_act a, int64_t n, float *y, const float *x) {
     if (n < 0 || (n > 0 && (!y || !x))) return dcl_fail(DCL_ERR_ARG, "cpu act_fwd: bad arguments (n=%lld)", (long long)n);
     int nt = nthreads_for(cpu_of(be), n);
+    const int st = want_stream(cpu_of(be), n);
     switch (a) {
     case DCL_ACT_NONE:
         if (y != x) memmove(y, x, sizeof(float) * n);
         break;
     case DCL_ACT_RELU:
-        EW_LOOP(nt, n, { vf v = vld(x + i); vst(y + i, vsel(v > 0.0f, v, vbc(0.0f))); },
+        EW_LOOP(nt, n, { vf v = vld(x + i); vstore(y + i, vsel(v > 0.0f, v, vbc(0.0f)), st); },
                 { y[i] = x[i] > 0.0f ? x[i] : 0.0f; });
         break;
     case DCL_ACT_SILU:
-        EW_LOOP(nt, n, { vf v = vld(x + i); vst(y + i, v / (1.0f + vexpv(-v))); },
+        EW_LOOP(nt, n, { vf v = vld(x + i); vstore(y + i, v / (1.0f + vexpv(-v)), st); },
                 { y[i] = x[i] / (1.0f + vexp(-x[i])); });
         break;
     case DCL_ACT_SIGMOID:
-        EW_LOOP(nt, n, { vf v = vld(x + i); vst(y + i, 1.0f / (1.0f + vexpv(-v))); },
+        EW_LOOP(nt, n, { vf v = vld(x + i); vstore(y + i, 1.0f / (1.0f + vexpv(-v)), st); },
                 { y[i] = 1.0f / (1.0f + vexp(-x[i])); });
         break;
     default:
@@ -308,6 +379,7 @@ dcl_status cpu_act_bwd(dcl_backend *be, dcl_act a, int64_t n, float *dx, const f
                        const float *y) {
     if (n < 0 || (n > 0 && (!dx || !dy))) return dcl_fail(DCL_ERR_ARG, "cpu act_bwd: bad arguments (n=%lld)", (long long)n);
     int nt = nthreads_for(cpu_of(be), n);
+    const int st = want_stream(cpu_of(be), n);
     switch (a) {
     case DCL_ACT_NONE:
         if (dx != dy) memmove(dx, dy, sizeof(float) * n);
@@ -315,7 +387,7 @@ dcl_status cpu_act_bwd(dcl_backend *be, dcl_act a, int64_t n, float *dx, const f
     case DCL_ACT_RELU: {
         const float *ref = x ? x : y;
         if (!ref) return dcl_fail(DCL_ERR_ARG, "cpu act_bwd: relu needs x or y");
-        EW_LOOP(nt, n, { vst(dx + i, vsel(vld(ref + i) > 0.0f, vld(dy + i), vbc(0.0f))); },
+        EW_LOOP(nt, n, { vstore(dx + i, vsel(vld(ref + i) > 0.0f, vld(dy + i), vbc(0.0f)), st); },
                 { dx[i] = ref[i] > 0.0f ? dy[i] : 0.0f; });
         break;
     }
@@ -324,7 +396,7 @@ dcl_status cpu_act_bwd(dcl_backend *be, dcl_act a, int64_t n, float *dx, const f
         EW_LOOP(nt, n, {
                     vf v = vld(x + i);
                     vf s = 1.0f / (1.0f + vexpv(-v));
-                    vst(dx + i, vld(dy + i) * s * (1.0f + v * (1.0f - s)));
+                    vstore(dx + i, vld(dy + i) * s * (1.0f + v * (1.0f - s)), st);
                 },
                 {
                     float s = 1.0f / (1.0f + vexp(-x[i]));
@@ -333,10 +405,10 @@ dcl_status cpu_act_bwd(dcl_backend *be, dcl_act a, int64_t n, float *dx, const f
         break;
     case DCL_ACT_SIGMOID:
         if (y) {
-            EW_LOOP(nt, n, { vf s = vld(y + i); vst(dx + i, vld(dy + i) * s * (1.0f - s)); },
+            EW_LOOP(nt, n, { vf s = vld(y + i); vstore(dx + i, vld(dy + i) * s * (1.0f - s), st); },
                     { dx[i] = dy[i] * y[i] * (1.0f - y[i]); });
         } else if (x) {
-            EW_LOOP(nt, n, { vf s = 1.0f / (1.0f + vexpv(-vld(x + i))); vst(dx + i, vld(dy + i) * s * (1.0f - s)); },
+            EW_LOOP(nt, n, { vf s = 1.0f / (1.0f + vexpv(-vld(x + i))); vstore(dx + i, vld(dy + i) * s * (1.0f - s), st); },
                     { float s = 1.0f / (1.0f + vexp(-x[i])); dx[i] = dy[i] * s * (1.0f - s); });
         } else return dcl_fail(DCL_ERR_ARG, "cpu act_bwd: sigmoid needs x or y");
         break;
@@ -606,6 +678,15 @@ dcl_status cpu_gap_bwd(dcl_backend *be, int N, int HW, int C, float *dx, const f
     int64_t rows = (int64_t)N * HW;
     int nt = nthreads_for(cpu_of(be), rows * C);
     const float inv = 1.0f / (float)HW;
+    const int st = want_stream(cpu_of(be), rows * C);
+    if (C % VW == 0) {
+        PAR_ROWS(nt, rows, st, {
+            const float *g = dy + (i / HW) * C;
+            float *dr = dx + i * C;
+            for (int c = 0; c < C; c += VW) vstore(dr + c, vld(g + c) * inv, st);
+        });
+        return DCL_OK;
+    }
     #pragma omp parallel for num_threads(nt) schedule(static)
     for (int64_t i = 0; i < rows; i++) {
         const float *g = dy + (i / HW) * C;
@@ -622,6 +703,15 @@ dcl_status cpu_mul_bcast_fwd(dcl_backend *be, int N, int HW, int C, float *y, co
     if (N <= 0 || HW <= 0 || C <= 0 || !y || !x || !s) return dcl_fail(DCL_ERR_ARG, "cpu mul_bcast_fwd: bad arguments (N=%d HW=%d C=%d)", N, HW, C);
     int64_t rows = (int64_t)N * HW;
     int nt = nthreads_for(cpu_of(be), rows * C);
+    const int st = want_stream(cpu_of(be), rows * C);
+    if (C % VW == 0) {
+        PAR_ROWS(nt, rows, st, {
+            const float *sr = s + (i / HW) * C, *xr = x + i * C;
+            float *yr = y + i * C;
+            for (int c = 0; c < C; c += VW) vstore(yr + c, vld(xr + c) * vld(sr + c), st);
+        });
+        return DCL_OK;
+    }
     #pragma omp parallel for num_threads(nt) schedule(static)
     for (int64_t i = 0; i < rows; i++) {
         const float *sr = s + (i / HW) * C, *xr = x + i * C;
@@ -646,8 +736,8 @@ dcl_status cpu_mul_bcast_bwd(dcl_backend *be, int N, int HW, int C, float *dx, f
 dcl_status cpu_add(dcl_backend *be, int64_t n, float *y, const float *a, const float *b) {
     if (n < 0 || (n > 0 && (!y || !a || !b))) return dcl_fail(DCL_ERR_ARG, "cpu add: bad arguments (n=%lld)", (long long)n);
     int nt = nthreads_for(cpu_of(be), n);
-    #pragma omp parallel for simd num_threads(nt) schedule(static)
-    for (int64_t i = 0; i < n; i++) y[i] = a[i] + b[i];
+    const int st = want_stream(cpu_of(be), n);
+    EW_LOOP(nt, n, { vstore(y + i, vld(a + i) + vld(b + i), st); }, { y[i] = a[i] + b[i]; });
     return DCL_OK;
 }
 
@@ -667,8 +757,8 @@ dcl_status cpu_scale_mask(dcl_backend *be, int64_t rows, int64_t cols, float *y,
         }
     } else {
         int64_t n = rows * cols;
-        #pragma omp parallel for simd num_threads(nt) schedule(static)
-        for (int64_t i = 0; i < n; i++) y[i] = x[i] * mask[i] * scale;
+        const int st = want_stream(cpu_of(be), n);
+        EW_LOOP(nt, n, { vstore(y + i, vld(x + i) * vld(mask + i) * scale, st); }, { y[i] = x[i] * mask[i] * scale; });
     }
     return DCL_OK;
 }
@@ -676,7 +766,7 @@ dcl_status cpu_scale_mask(dcl_backend *be, int64_t rows, int64_t cols, float *y,
 /* ------------------------------------------------------------- dense ----- */
 
 void cpu_small_gemm_xwt(int nt, int M, int K, int O, float *y, const float *x, const float *w, const float *b) {
-    if ((int64_t)M * K * O < PAR_MIN) nt = 1;
+    if ((int64_t)M * K * O < GEMM_PAR_MIN) nt = 1;
     #pragma omp parallel for num_threads(nt) schedule(static)
     for (int o = 0; o < O; o++) {
         const float *wr = w + (size_t)o * K;
@@ -691,7 +781,7 @@ void cpu_small_gemm_xwt(int nt, int M, int K, int O, float *y, const float *x, c
 }
 
 void cpu_small_gemm_dyw(int nt, int M, int K, int O, float *dx, const float *dy, const float *w) {
-    if ((int64_t)M * K * O < PAR_MIN) nt = 1;
+    if ((int64_t)M * K * O < GEMM_PAR_MIN) nt = 1;
     enum { KB = 256 };
     int nkb = (K + KB - 1) / KB;
     #pragma omp parallel for num_threads(nt) schedule(static) collapse(2)
@@ -710,7 +800,7 @@ void cpu_small_gemm_dyw(int nt, int M, int K, int O, float *dx, const float *dy,
 }
 
 void cpu_small_gemm_dw(int nt, int M, int K, int O, float *dw, float *db, const float *dy, const float *x) {
-    if ((int64_t)M * K * O < PAR_MIN) nt = 1;
+    if ((int64_t)M * K * O < GEMM_PAR_MIN) nt = 1;
     #pragma omp parallel for num_threads(nt) schedule(static)
     for (int o = 0; o < O; o++) {
         float *wr = dw + (size_t)o * K;

@@ -194,7 +194,11 @@ static void options_from_env(dcl_cuda_options *o) {
     o->depthwise = 1;
     if ((s = getenv("DCL_CUDA_TF32")) && *s) o->tf32 = atoi(s) != 0;
     if ((s = getenv("DCL_CUDA_CONV_SEARCH")) && *s) o->conv_search = atoi(s) != 0;
-    if ((s = getenv("DCL_CUDA_DEPTHWISE")) && *s) o->depthwise = atoi(s) != 0;
+    if ((s = getenv("DCL_CUDA_DEPTHWISE")) && *s) {
+        const int v = atoi(s);
+        if (v >= 0 && v <= 2) o->depthwise = v;
+        else dcl_log(1, "DCL_CUDA_DEPTHWISE='%s' not understood (expected 0, 1 or 2); using 1", s);
+    }
     if ((s = getenv("DCL_CUDA_FILTER")) && *s) {
         if (strcasecmp(s, "ohwi") == 0 || strcasecmp(s, "nhwc") == 0) o->filter_layout = DCL_CUDA_FILTER_OHWI;
         else if (strcasecmp(s, "oihw") == 0 || strcasecmp(s, "nchw") == 0) o->filter_layout = DCL_CUDA_FILTER_OIHW;
@@ -228,13 +232,14 @@ extern "C" dcl_status dcl_cuda_set_options(dcl_backend *be, const dcl_cuda_optio
     if (opt->filter_layout != DCL_CUDA_FILTER_OIHW && opt->filter_layout != DCL_CUDA_FILTER_OHWI)
         return dcl_fail(DCL_ERR_ARG, "cuda options: filter_layout %d unknown (expected 0 oihw or 1 ohwi)",
                         opt->filter_layout);
+    if (opt->depthwise < 0 || opt->depthwise > 2)
+        return dcl_fail(DCL_ERR_ARG, "cuda options: depthwise %d unknown (expected 0, 1 or 2)", opt->depthwise);
     CU_ENTER(be, "set_options");
     CU_RT("set_options", cudaStreamSynchronize(I->stream));
     cu_conv_plans_free(I);
     I->opt = *opt;
     I->opt.tf32 = opt->tf32 != 0;
     I->opt.conv_search = opt->conv_search != 0;
-    I->opt.depthwise = opt->depthwise != 0;
     return apply_math(I, "set_options");
 }
 

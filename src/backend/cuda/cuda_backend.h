@@ -14,7 +14,9 @@
  *                              instead of timing them (cudnnFind*)
  *   DCL_CUDA_FILTER=oihw|ohwi  weight layout handed to cuDNN first
  *   DCL_CUDA_WORKSPACE_MB=N    largest cuDNN workspace an algorithm may use
- *   DCL_CUDA_DEPTHWISE=0       run depthwise convolutions through cuDNN too
+ *   DCL_CUDA_DEPTHWISE=0|1|2   depthwise convolutions: 0 cuDNN only, 1 own kernels
+ *                              for forward and backward data (default), 2 own
+ *                              kernels for backward filter too
  */
 #ifndef DCL_CUDA_BACKEND_H
 #define DCL_CUDA_BACKEND_H
@@ -34,8 +36,9 @@ typedef struct dcl_cuda_options {
     int conv_search;           /* 1: time candidate algorithms once per shape (default); 0: heuristics */
     int filter_layout;         /* dcl_cuda_filter_layout tried first; the other is the fallback */
     size_t workspace_limit;    /* bytes; algorithms needing more are skipped */
-    int depthwise;             /* 1: own kernels for depthwise convs (groups == ci == co,
-                                  at most 25 taps; default); 0: cuDNN for every conv */
+    int depthwise;             /* depthwise convs (groups == ci == co, at most 25 taps):
+                                  0: cuDNN; 1: own kernels for forward and backward data
+                                  (default); 2: own kernels for backward filter too */
 } dcl_cuda_options;
 
 /* 1 when be was made by dcl_backend_cuda. */

@@ -292,7 +292,7 @@ static dcl_status plan_dir(cu_impl *I, cu_conv_plan *p, int dir, const char *op)
 }
 
 /* ---------------------------------------------------------------------- */
-/* helper kernels: padding, cropping, weight transposition, bias          */
+/* auxiliary kernels: padding, cropping, weight transposition, bias       */
 /* ---------------------------------------------------------------------- */
 
 /* xp (n, hp, wp, c) <- x (n, hi, wi, c) placed at (et, el), zeros around */
@@ -389,7 +389,7 @@ static dcl_status cu_conv_fwd(dcl_backend *be, const dcl_conv_desc *d, float *y,
     DCL_TRY(conv_check(op, d));
     CU_NEED(op, y); CU_NEED(op, x); CU_NEED(op, w);
     if (d->has_bias && !b) return dcl_fail(DCL_ERR_ARG, "cuda %s: has_bias is set but b is NULL", op);
-    if (cu_dw_applies(I, d)) return cu_dw_fwd(I, d, y, x, w, b, op);
+    if (cu_dw_applies(I, d, 0)) return cu_dw_fwd(I, d, y, x, w, b, op);
     cu_conv_plan *p;
     DCL_TRY(plan_get(I, d, op, &p));
     DCL_TRY(plan_dir(I, p, DIR_FWD, op));
@@ -417,7 +417,7 @@ static dcl_status cu_conv_bwd_data(dcl_backend *be, const dcl_conv_desc *d, floa
     CU_ENTER(be, op);
     DCL_TRY(conv_check(op, d));
     CU_NEED(op, dx); CU_NEED(op, dy); CU_NEED(op, w);
-    if (cu_dw_applies(I, d)) return cu_dw_bwd_data(I, d, dx, dy, w, op);
+    if (cu_dw_applies(I, d, 0)) return cu_dw_bwd_data(I, d, dx, dy, w, op);
     cu_conv_plan *p;
     DCL_TRY(plan_get(I, d, op, &p));
     DCL_TRY(plan_dir(I, p, DIR_BWD_DATA, op));
@@ -453,7 +453,7 @@ static dcl_status cu_conv_bwd_weights(dcl_backend *be, const dcl_conv_desc *d, f
     if (db) DCL_TRY(cu_colsum_acc(I, op, (int64_t)d->n * d->ho * d->wo, d->co, db, dy));
     if (!dw) return DCL_OK;
     CU_NEED(op, x);
-    if (cu_dw_applies(I, d)) return cu_dw_bwd_weights(I, d, dw, dy, x, op);
+    if (cu_dw_applies(I, d, 1)) return cu_dw_bwd_weights(I, d, dw, dy, x, op);
     cu_conv_plan *p;
     DCL_TRY(plan_get(I, d, op, &p));
     DCL_TRY(plan_dir(I, p, DIR_BWD_FILTER, op));
@@ -488,8 +488,9 @@ extern "C" dcl_status dcl_cuda_conv_describe(dcl_backend *be, const dcl_conv_des
     if (!buf || !n) return dcl_fail(DCL_ERR_ARG, "cuda %s: empty buffer", op);
     CU_ENTER(be, op);
     DCL_TRY(conv_check(op, d));
-    if (cu_dw_applies(I, d)) {
-        snprintf(buf, n, "depthwise kernels (no cuDNN), padding t%d b%d l%d r%d", d->pt, d->pb, d->pl, d->pr);
+    const int own[DIR_COUNT] = {cu_dw_applies(I, d, 0), cu_dw_applies(I, d, 0), cu_dw_applies(I, d, 1)};
+    if (own[0] && own[2]) {
+        snprintf(buf, n, "depthwise kernels in all directions, padding t%d b%d l%d r%d", d->pt, d->pb, d->pl, d->pr);
         return DCL_OK;
     }
     cu_conv_plan *p;
@@ -500,6 +501,10 @@ extern "C" dcl_status dcl_cuda_conv_describe(dcl_backend *be, const dcl_conv_des
     if (p->padded && len < n)
         len += snprintf(buf + len, n - len, " + explicit t%d b%d l%d r%d", p->et, p->eb, p->el, p->er);
     for (int dir = 0; dir < DIR_COUNT && len < n; dir++) {
+        if (own[dir]) {
+            len += snprintf(buf + len, n - len, "; %s depthwise kernel", dir_name[dir]);
+            continue;
+        }
         DCL_TRY(plan_dir(I, p, dir, op));
         const cu_dir *D = &p->dir[dir];
         len += snprintf(buf + len, n - len, "; %s algo %d %s %s ws %zu", dir_name[dir], D->algo,

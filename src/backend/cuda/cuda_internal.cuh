@@ -106,8 +106,8 @@ void cu_conv_plans_free(cu_impl *I);
 
 /* Depthwise convolutions with own kernels (cuda_dwconv.cu); the descriptor
  * is already checked.  cu_dw_applies: groups == ci == co, <= 25 taps, and
- * the option is on. */
-int cu_dw_applies(const cu_impl *I, const dcl_conv_desc *d);
+ * the depthwise option asks for own kernels in that direction. */
+int cu_dw_applies(const cu_impl *I, const dcl_conv_desc *d, int bwd_filter);
 dcl_status cu_dw_fwd(cu_impl *I, const dcl_conv_desc *d, float *y, const float *x, const float *w,
                      const float *b, const char *op);
 dcl_status cu_dw_bwd_data(cu_impl *I, const dcl_conv_desc *d, float *dx, const float *dy, const float *w,

@@ -1,0 +1,354 @@
+/* The DCL method against an independent PyTorch reference
+ * (tools/make_dcl_goldens.py, written from docs/DCL.md):
+ *  - one step: L_ce, L_inter, L_intra (real and fake parts), the total, every
+ *    parameter gradient, the key encoder after its momentum update and
+ *    forward, BN statistics, queues and prototypes after the update;
+ *  - the queue update's top-k and unset-prototype branches;
+ *  - 10 Adam steps with queues starting empty (losses within 1e-3 relative).
+ * Plus unit checks of the data views. */
+#include "check.h"
+#include "dcl/detector.h"
+#include "dcl/io.h"
+#include "dcl/views.h"
+
+#define STEP "tests/fixtures/dcl/dcl_step.safetensors"
+#define TRAJ "tests/fixtures/dcl/dcl_traj.safetensors"
+
+static float *get(dcl_st *st, const char *name, int64_t *n) {
+    const dcl_st_entry *e = dcl_st_find(st, name);
+    if (!e) { CHECK(0, "fixture lacks %s", name); return NULL; }
+    float *v = malloc((e->numel ? e->numel : 1) * sizeof(float));
+    if (dcl_st_entry_to_f32(v, st, e)) { CHECK(0, "%s: %s", name, dcl_last_error()); free(v); return NULL; }
+    if (n) *n = e->numel;
+    return v;
+}
+
+static float *get_nhwc(dcl_st *st, const char *name) {
+    const dcl_st_entry *e = dcl_st_find(st, name);
+    float *v = get(st, name, NULL);
+    if (!v || e->ndim != 4) return v;
+    float *t = malloc(e->numel * sizeof(float));
+    dcl_nchw_to_nhwc(t, v, (int)e->shape[0], (int)e->shape[1], (int)e->shape[2], (int)e->shape[3]);
+    free(v);
+    return t;
+}
+
+static double scalar(dcl_st *st, const char *name) {
+    float *v = get(st, name, NULL);
+    double r = v ? v[0] : NAN;
+    free(v);
+    return r;
+}
+
+static void load_prefixed(dcl_st *st, dcl_net *net, const char *prefix) {
+    const dcl_table *tabs[2] = {dcl_net_params(net), dcl_net_buffers(net)};
+    for (int t = 0; t < 2; t++)
+        for (int i = 0; i < tabs[t]->n; i++) {
+            char name[DCL_NAME_MAX + 16];
+            snprintf(name, sizeof name, "%s%s", prefix, tabs[t]->v[i].name);
+            int64_t n;
+            float *v = get(st, name, &n);
+            if (!v) continue;
+            CHECK(n == tabs[t]->v[i].numel, "%s: %lld values, net has %lld", name, (long long)n, (long long)tabs[t]->v[i].numel);
+            CHECK_OK(dcl_net_set_tensor(net, tabs[t]->v[i].name, v, n));
+            free(v);
+        }
+}
+
+static void compare_prefixed(dcl_st *st, dcl_net *net, const char *prefix, int buffers, const char *what) {
+    const dcl_table *tab = buffers ? dcl_net_buffers(net) : dcl_net_params(net);
+    int bad = 0;
+    for (int i = 0; i < tab->n; i++) {
+        char name[DCL_NAME_MAX + 16];
+        snprintf(name, sizeof name, "%s%s", prefix, tab->v[i].name);
+        if (!dcl_st_find(st, name)) continue;
+        int64_t n;
+        float *want = get(st, name, &n), *got = malloc(n * sizeof(float));
+        CHECK_OK(dcl_net_get_tensor(net, tab->v[i].name, got, n));
+        char msg[300];
+        snprintf(msg, sizeof msg, "%s %s", what, name);
+        if (!CHECK_CLOSE(msg, got, want, n, 1e-5, 1e-4)) bad++;
+        free(want);
+        free(got);
+    }
+    CHECK(bad == 0, "%s: %d tensors differ", what, bad);
+}
+
+static void set_queue(dcl_st *st, dcl_queue *q, const char *name) {
+    char nm[96];
+    int64_t n;
+    float *v = get(st, name, &n);
+    if (!v) return;
+    CHECK(n == (int64_t)q->cap * q->dim, "%s size", name);
+    memcpy(q->data, v, n * sizeof(float));
+    free(v);
+    snprintf(nm, sizeof nm, "%s_count", name);
+    q->count = (int)scalar(st, nm);
+    snprintf(nm, sizeof nm, "%s_ptr", name);
+    q->ptr = (int)scalar(st, nm);
+}
+
+static void check_queue_sfx(dcl_st *st, const dcl_queue *q, const char *prefix, const char *name, const char *sfx) {
+    char nm[128];
+    snprintf(nm, sizeof nm, "%s%s%s", prefix, name, sfx);
+    int64_t n;
+    float *v = get(st, nm, &n);
+    if (v) CHECK_CLOSE(nm, q->data, v, n, 1e-6, 1e-5);
+    free(v);
+    snprintf(nm, sizeof nm, "%s%s_count%s", prefix, name, sfx);
+    CHECK(q->count == (int)scalar(st, nm), "%s: %d vs %d", nm, q->count, (int)scalar(st, nm));
+    snprintf(nm, sizeof nm, "%s%s_ptr%s", prefix, name, sfx);
+    CHECK(q->ptr == (int)scalar(st, nm), "%s: %d vs %d", nm, q->ptr, (int)scalar(st, nm));
+}
+
+static void check_queue(dcl_st *st, const dcl_queue *q, const char *prefix, const char *name) {
+    check_queue_sfx(st, q, prefix, name, "_after");
+}
+
+static dcl_detector *make_detector(dcl_st *st, int queue_cap) {
+    dcl_effnet_cfg e;
+    dcl_effnet_config(&e, "efficientnet_b0");
+    dcl_effnet_set_scale(&e, 0.25f, 0.34f);
+    e.drop_rate = 0;
+    dcl_method_cfg m = dcl_method_defaults();
+    m.queue_size = queue_cap;
+    dcl_detector *d = NULL;
+    CHECK_OK(dcl_detector_create(&d, dcl_backend_ref(), &e, &m, 1));
+    (void)st;
+    return d;
+}
+
+static void test_step(void) {
+    dcl_st *st = NULL;
+    if (dcl_st_open(&st, STEP)) { CHECK(0, "%s", dcl_last_error()); return; }
+    dcl_detector *d = make_detector(st, 12);
+    if (!d) { dcl_st_close(st); return; }
+    load_prefixed(st, d->q->net, "q.");
+    load_prefixed(st, d->k->net, "k.");
+    int B = 4, S = 96;
+    CHECK_OK(dcl_detector_plan(d, B, S, S, DCL_PLAN_TRAIN));
+    CHECK(d->L == 9, "L = %d", d->L);
+    set_queue(st, &d->mr, "queue_real");
+    set_queue(st, &d->mf, "queue_fake");
+    float *pr = get(st, "proto_real", NULL), *pf = get(st, "proto_fake", NULL);
+    memcpy(d->protos.real, pr, 9 * sizeof(float));
+    memcpy(d->protos.fake, pf, 9 * sizeof(float));
+    d->protos.real_set = (int)scalar(st, "proto_real_set");
+    d->protos.fake_set = (int)scalar(st, "proto_fake_set");
+    float *v1 = get_nhwc(st, "v1"), *v2 = get_nhwc(st, "v2"), *lab = get(st, "label", NULL), *mask = get(st, "mask", NULL);
+    float *cell_want = get(st, "cell_mask", NULL);
+    int y[4];
+    for (int b = 0; b < B; b++) y[b] = (int)lab[b];
+    uint8_t cell[36];
+    dcl_cell_masks(cell, mask, B, S, S, 3, 3, d->cfg.pix_thr, d->cfg.cell_thr);
+    int cm = 0;
+    for (int i = 0; i < 36; i++) cm += cell[i] != (uint8_t)cell_want[i];
+    CHECK(cm == 0, "cell masks differ at %d locations", cm);
+    dcl_step_weights w = {0.9f, 0.1f, 0.1f};
+    dcl_step_stats s;
+    dcl_rng rng;
+    dcl_rng_seed(&rng, 1);
+    CHECK_OK(dcl_detector_step(d, v1, v2, y, cell, w, NULL, 0, &rng, &s));
+    struct { const char *name; double got; } L[] = {
+        {"loss_ce", s.ce}, {"loss_inter", s.inter}, {"loss_intra", s.intra},
+        {"loss_intra_real", s.intra_real}, {"loss_intra_fake", s.intra_fake}, {"loss_total", s.loss}};
+    for (int i = 0; i < 6; i++) {
+        double want = scalar(st, L[i].name);
+        CHECK(fabs(L[i].got - want) <= 1e-5 + 1e-4 * fabs(want), "%s: %.7g vs PyTorch %.7g", L[i].name, L[i].got, want);
+        printf("%-16s dcl %.7f  pytorch %.7f\n", L[i].name, L[i].got, want);
+    }
+    float *qw = get(st, "q", NULL), *kw = get(st, "k", NULL), *lw = get(st, "logits", NULL);
+    CHECK_CLOSE("q", d->h_q, qw, B * 9, 1e-5, 1e-4);
+    CHECK_CLOSE("k", d->h_k, kw, B * 9, 1e-5, 1e-4);
+    CHECK_CLOSE("logits", d->h_logits, lw, B, 1e-5, 1e-4);
+    /* every parameter gradient (per-tensor, relative to the model's largest) */
+    const dcl_table *P = dcl_net_params(d->q->net);
+    float *G = dcl_net_grad_data(d->q->net);
+    double gmax = 0;
+    for (int i = 0; i < P->n; i++) {
+        char name[DCL_NAME_MAX + 8];
+        snprintf(name, sizeof name, "grad.%s", P->v[i].name);
+        int64_t n;
+        float *want = get(st, name, &n);
+        for (int64_t j = 0; want && j < n; j++) if (fabs(want[j]) > gmax) gmax = fabs(want[j]);
+        free(want);
+    }
+    int bad = 0;
+    for (int i = 0; i < P->n; i++) {
+        char name[DCL_NAME_MAX + 8];
+        snprintf(name, sizeof name, "grad.%s", P->v[i].name);
+        int64_t n;
+        float *want = get(st, name, &n);
+        if (!want) { bad++; continue; }
+        double md = 0, mw = 0;
+        for (int64_t j = 0; j < n; j++) {
+            double dd = fabs(G[P->v[i].offset + j] - want[j]);
+            if (dd > md) md = dd;
+            if (fabs(want[j]) > mw) mw = fabs(want[j]);
+        }
+        if (!(md <= 2e-3 * mw + 1e-4 * gmax)) {
+            bad++;
+            CHECK(0, "%s: max diff %.3g, max |ref| %.3g", name, md, mw);
+        }
+        free(want);
+    }
+    CHECK(bad == 0, "%d parameter gradients differ", bad);
+    compare_prefixed(st, d->k->net, "k_after.", 0, "key params after EMA");
+    compare_prefixed(st, d->k->net, "k_after.", 1, "key BN statistics");
+    compare_prefixed(st, d->q->net, "q_after.", 1, "query BN statistics");
+    check_queue(st, &d->mr, "", "queue_real");
+    check_queue(st, &d->mf, "", "queue_fake");
+    float *pra = get(st, "proto_real_after", NULL), *pfa = get(st, "proto_fake_after", NULL);
+    CHECK_CLOSE("proto_real_after", d->protos.real, pra, 9, 1e-6, 1e-5);
+    CHECK_CLOSE("proto_fake_after", d->protos.fake, pfa, 9, 1e-6, 1e-5);
+    float *enq = get(st, "enqueued", NULL);
+    int er = 0, ef = 0;
+    for (int b = 0; b < B; b++) if (enq[b]) { if (y[b]) ef++; else er++; }
+    CHECK(er == s.enqueued_real && ef == s.enqueued_fake, "enqueued %d/%d vs %d/%d", s.enqueued_real, s.enqueued_fake, er, ef);
+
+    /* queue-update branches on the same keys */
+    const char *variants[] = {"topk.", "unset.", "allfake."};
+    for (int vi = 0; vi < 3; vi++) {
+        const char *p = variants[vi];
+        dcl_queue mr, mf;
+        dcl_protos pp;
+        dcl_queue_init(&mr, 12, 9);
+        dcl_queue_init(&mf, 12, 9);
+        dcl_protos_init(&pp, 9);
+        set_queue(st, &mr, "queue_real");
+        set_queue(st, &mf, "queue_fake");
+        memcpy(pp.real, pr, 9 * sizeof(float));
+        memcpy(pp.fake, pf, 9 * sizeof(float));
+        pp.real_set = vi == 0;
+        pp.fake_set = vi == 0;
+        int yy[4];
+        memcpy(yy, y, sizeof yy);
+        char nm[96];
+        if (vi == 2) {
+            snprintf(nm, sizeof nm, "%slabel", p);
+            float *al = get(st, nm, NULL);
+            for (int b = 0; al && b < B; b++) yy[b] = (int)al[b];
+            free(al);
+        }
+        uint8_t en[4];
+        CHECK_OK(dcl_queue_update(&mr, &mf, &pp, kw, yy, B, 0.9f, 0.5f, vi == 0 ? DCL_HARD_TOPK : DCL_HARD_THRESHOLD, 1, en));
+        check_queue(st, &mr, p, "queue_real");
+        check_queue(st, &mf, p, "queue_fake");
+        snprintf(nm, sizeof nm, "%senqueued", p);
+        float *we = get(st, nm, NULL);
+        for (int b = 0; we && b < B; b++) CHECK(en[b] == (uint8_t)we[b], "%s[%d]: %d vs %d", nm, b, en[b], (int)we[b]);
+        free(we);
+        snprintf(nm, sizeof nm, "%sproto_fake_after", p);
+        float *pw2 = get(st, nm, NULL);
+        if (pw2 && pp.fake_set) CHECK_CLOSE(nm, pp.fake, pw2, 9, 1e-6, 1e-5);
+        free(pw2);
+        dcl_queue_free(&mr);
+        dcl_queue_free(&mf);
+        dcl_protos_free(&pp);
+    }
+    free(pr); free(pf); free(v1); free(v2); free(lab); free(mask); free(cell_want); free(qw); free(kw); free(lw);
+    free(pra); free(pfa); free(enq);
+    dcl_detector_free(d);
+    dcl_st_close(st);
+}
+
+static void test_trajectory(void) {
+    dcl_st *st = NULL, *sp = NULL;
+    if (dcl_st_open(&st, TRAJ) || dcl_st_open(&sp, STEP)) { CHECK(0, "%s", dcl_last_error()); dcl_st_close(st); return; }
+    dcl_detector *d = make_detector(sp, 12);
+    if (!d) return;
+    load_prefixed(sp, d->q->net, "q.");
+    CHECK_OK(dcl_detector_sync_key(d));
+    int B = 4, S = 96;
+    CHECK_OK(dcl_detector_plan(d, B, S, S, DCL_PLAN_TRAIN));
+    float *xa = get_nhwc(sp, "v1"), *v2 = get_nhwc(sp, "v2"), *la = get(sp, "label", NULL), *ma = get(sp, "mask", NULL);
+    float *lb = get(st, "traj.label_b", NULL), *mb = get(st, "traj.mask_b", NULL), *ord = get(st, "traj.batch_b_order", NULL);
+    float *xb = malloc((size_t)B * S * S * 3 * sizeof(float));
+    for (int i = 0; i < B; i++) memcpy(xb + (size_t)i * S * S * 3, v2 + (size_t)(int)ord[i] * S * S * 3, (size_t)S * S * 3 * sizeof(float));
+    int ya[4], yb[4];
+    for (int b = 0; b < B; b++) { ya[b] = (int)la[b]; yb[b] = (int)lb[b]; }
+    uint8_t ca[36], cb[36];
+    dcl_cell_masks(ca, ma, B, S, S, 3, 3, d->cfg.pix_thr, d->cfg.cell_thr);
+    dcl_cell_masks(cb, mb, B, S, S, 3, 3, d->cfg.pix_thr, d->cfg.cell_thr);
+    float *wt = get(st, "traj.loss_total", NULL), *wc = get(st, "traj.loss_ce", NULL), *wi = get(st, "traj.loss_inter", NULL),
+          *wa = get(st, "traj.loss_intra", NULL), *phi = get(st, "traj.phi", NULL);
+    dcl_optim_cfg oc = dcl_optim_defaults(DCL_OPT_ADAM);
+    oc.weight_decay = 1e-5f;
+    dcl_optim *opt = NULL;
+    CHECK_OK(dcl_optim_create(&opt, dcl_backend_ref(), dcl_net_params(d->q->net)->total, &oc));
+    dcl_rng rng;
+    dcl_rng_seed(&rng, 1);
+    for (int step = 0; step < 10 && opt; step++) {
+        int a = step % 2 == 0;
+        dcl_step_weights w = {1.0f - phi[step], phi[step], phi[step]};
+        dcl_step_stats s;
+        CHECK_OK(dcl_detector_step(d, a ? xa : xb, a ? xa : xb, a ? ya : yb, a ? ca : cb, w, opt, 1e-3f, &rng, &s));
+        double g[4] = {s.loss, s.ce, s.inter, s.intra}, want[4] = {wt[step], wc[step], wi[step], wa[step]};
+        const char *nm[4] = {"total", "ce", "inter", "intra"};
+        for (int k = 0; k < 4; k++)
+            CHECK(fabs(g[k] - want[k]) <= 1e-6 + 1e-3 * fabs(want[k]), "step %d %s: %.7g vs PyTorch %.7g", step, nm[k], g[k], want[k]);
+        printf("step %d: total %.6f (pytorch %.6f)  inter %.6f (%.6f)  intra %.6f (%.6f)\n", step, s.loss, wt[step], s.inter, wi[step], s.intra, wa[step]);
+    }
+    check_queue_sfx(st, &d->mr, "traj.", "queue_real", "");
+    check_queue_sfx(st, &d->mf, "traj.", "queue_fake", "");
+    free(xa); free(v2); free(la); free(ma); free(lb); free(mb); free(ord); free(xb); free(wt); free(wc); free(wi); free(wa); free(phi);
+    dcl_optim_free(opt);
+    dcl_detector_free(d);
+    dcl_st_close(st);
+    dcl_st_close(sp);
+}
+
+static void test_views(void) {
+    /* RandomPatch moves image and mask patches identically */
+    dcl_sample s = {0};
+    s.w = s.h = 9;
+    s.rgb = malloc(81 * 3 * sizeof(float));
+    s.mask = malloc(81 * sizeof(float));
+    for (int i = 0; i < 81; i++) { s.rgb[3 * i] = s.rgb[3 * i + 1] = s.rgb[3 * i + 2] = (float)i; s.mask[i] = (float)i; }
+    int perm[9] = {8, 7, 6, 5, 4, 3, 2, 1, 0};
+    dcl_random_patch(&s, 3, perm);
+    int ok = 1;
+    for (int y = 0; y < 9; y++)
+        for (int x = 0; x < 9; x++) {
+            int t = (y / 3) * 3 + x / 3, src = perm[t];
+            int sy = (src / 3) * 3 + y % 3, sx = (src % 3) * 3 + x % 3;
+            float want = (float)(sy * 9 + sx);
+            ok &= s.rgb[3 * (y * 9 + x)] == want && s.mask[y * 9 + x] == want;
+        }
+    CHECK(ok, "RandomPatch must move patch (src) to target position for image and mask alike");
+    dcl_sample_free(&s);
+    /* SRM kernels are zero-sum high-pass filters: a constant image gives zero residual inside */
+    float img[16 * 16 * 3], res[16 * 16 * 3];
+    for (int i = 0; i < 16 * 16 * 3; i++) img[i] = 0.4f;
+    dcl_srm_residuals(res, img, 16, 16);
+    for (int k = 0; k < 3; k++) {
+        double sum = 0;
+        for (int j = 0; j < 25; j++) sum += dcl_srm_kernels[k][j];
+        CHECK(fabs(sum) < 1e-6, "SRM kernel %d sums to %g", k, sum);
+    }
+    CHECK(fabs(res[(8 * 16 + 8) * 3]) < 1e-4 && fabs(res[(8 * 16 + 8) * 3 + 1]) < 1e-4, "flat image residual");
+    /* mixup touches fakes only */
+    dcl_views_cfg c = dcl_views_none();
+    c.p_mixup = 1.0f;
+    dcl_sample a = {0}, r = {0};
+    a.w = a.h = r.w = r.h = 4;
+    a.rgb = calloc(48, sizeof(float)); a.mask = calloc(16, sizeof(float));
+    r.rgb = calloc(48, sizeof(float)); r.mask = calloc(16, sizeof(float));
+    for (int i = 0; i < 48; i++) { a.rgb[i] = 1.0f; r.rgb[i] = 0.0f; }
+    for (int i = 0; i < 16; i++) a.mask[i] = 1.0f;
+    dcl_rng rng;
+    dcl_rng_seed(&rng, 4);
+    CHECK_OK(dcl_view_apply(&a, &r, 0, 0, &c, &rng));
+    CHECK(a.rgb[0] == 1.0f, "mixup must not touch real images");
+    CHECK_OK(dcl_view_apply(&a, &r, 1, 0, &c, &rng));
+    CHECK(a.rgb[0] >= 0.5f && a.rgb[0] < 1.0f && fabsf(a.mask[0] - a.rgb[0]) < 1e-6, "fake mixed with its real: lam %g, mask %g", a.rgb[0], a.mask[0]);
+    dcl_sample_free(&a);
+    dcl_sample_free(&r);
+}
+
+int main(void) {
+    test_views();
+    test_step();
+    test_trajectory();
+    CHECK_DONE();
+}
