@@ -12,7 +12,7 @@
 set -o pipefail
 cd "$(dirname "$0")/.." || exit 2
 PRE=build-gpu
-TESTS="test_cuda_smoke test_backend_ops"
+TESTS="test_cuda_smoke test_backend_ops test_model test_dcl"
 
 if [ "${1:-}" = --prepare ]; then
   obj=build-gpu-obj
@@ -24,8 +24,13 @@ if [ "${1:-}" = --prepare ]; then
     cc -fopenmp -Wl,--as-needed -o $PRE/$t $obj/tests/$t.o $obj/libdcl.a $libs -lstdc++ 2>/dev/null ||
       cc -fopenmp -Wl,--as-needed -o $PRE/$t $obj/tests/$t.o $common $obj/libdcl.a $libs -lstdc++ || exit 1
   done
+  # the benchmark command alone (dcl bench), without the video / HTTP libraries
+  make BUILD=$obj DCL_CUDA=1 $obj/src/cli/cmd_bench.o $obj/src/cli/common.o || exit 1
+  printf 'int cmd_bench(int, char **);\nint main(int c, char **v) { return cmd_bench(c - 1, v + 1); }\n' > $obj/benchmain.c
+  cc -c -o $obj/benchmain.o $obj/benchmain.c || exit 1
+  cc -fopenmp -Wl,--as-needed -o $PRE/dcl $obj/benchmain.o $obj/src/cli/cmd_bench.o $obj/src/cli/common.o $obj/libdcl.a $libs -lstdc++ || exit 1
   # everything the tests load except the C/C++ runtimes and CUDA's own libraries
-  ldd $(for t in $TESTS; do echo $PRE/$t; done) | awk '/=> \//{print $3}' | sort -u |
+  ldd $(for t in $TESTS; do echo $PRE/$t; done) $PRE/dcl | awk '/=> \//{print $3}' | sort -u |
     grep -vE '/(libc|libm|libdl|librt|libpthread|libstdc\+\+|libgcc_s|libgomp|libcu[A-Za-z_]*|ld-linux[-a-z0-9_]*)\.so' |
     xargs -r cp -L -t $PRE/hostlibs
   tar czf $PRE/hostlibs.tgz -C $PRE hostlibs && rm -rf $PRE/hostlibs

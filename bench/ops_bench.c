@@ -4,18 +4,65 @@
  * For every distinct convolution shape and direction (forward, backward data,
  * backward weights) it times the oneDNN primitive working on NHWC directly, on
  * its preferred blocked layout with reorders to and from NHWC, and (depthwise
- * shapes) the backend's own NHWC depthwise kernels, and reports GFLOPS, the per-kind totals weighted by how often each shape occurs in the
- * network, and what the backend's own per-kind choice gives.
+ * shapes) the backend's own NHWC depthwise kernels, and reports GFLOPS, the
+ * per-kind totals weighted by how often each shape occurs in the network,
+ * and what the backend's own choice gives.
  *
  * Build and run (after `make BUILD=build-cpu build-cpu/libdcl.a`):
  *   gcc -O3 -march=native -fopenmp -Iinclude -Isrc bench/ops_bench.c build-cpu/libdcl.a \
- *       -ldnnl -lopenblas -lm -lpthread -o build-cpu/ops_bench
+ *       -Wl,--as-needed -ldnnl -lopenblas -lavformat -lavcodec -lswscale -lavutil -lpng \
+ *       -ljpeg -lcjson -lyaml -lmicrohttpd -lm -lpthread [CUDA libraries as in the Makefile] \
+ *       -o build-cpu/ops_bench
  *   build-cpu/ops_bench [threads] [filter]
  * filter: only kinds whose name contains it (1x1, dw3, dw5, stem, se, kernels).
  *   build-cpu/ops_bench [threads] net ARCH SIZE BATCH [train|infer]
  * runs the real network (dcl_effnet_build) on the cpu backend wrapped in a
  * timer and prints where a training step or inference pass spends its time.
- */
+ *
+ * Measured (oneDNN 2.6.3, 2 threads pinned to 2 cores of an otherwise idle
+ * 16-core Intel Xeon VM; the 2-core development VM was too loaded by
+ * parallel builds to time).  ms per network pass = sum over the layers of
+ * tf_efficientnet_b4 (299, batch 8), GFLOPS in brackets.  oneDNN capped at
+ * AVX2 (ONEDNN_MAX_CPU_ISA=AVX2, the ISA of the 2-core AMD Zen 3 machine):
+ *
+ *   kind    dir        oneDNN NHWC     oneDNN blocked+reorders   own depthwise
+ *   stem    fwd          4.2 [112]        8.7 [ 54]
+ *           bwd_data    20.3 [ 23]       23.6 [ 20]
+ *           bwd_w        7.3 [ 64]       11.1 [ 42]
+ *   1x1     fwd        319   [132]      400   [106]
+ *           bwd_data   335   [126]      406   [104]
+ *           bwd_w      397   [106]      469   [ 90]
+ *   SE 1x1 on 1x1 maps (dense product, no oneDNN): 0.9 [36] / 0.9 [35] / 0.7 [47]
+ *   dw3 s1  fwd         28.9 [ 33]       52.9 [ 18]         24.6 [ 38]
+ *           bwd_data    27.9 [ 34]       61.1 [ 15]         25.8 [ 36]
+ *           bwd_w       35.1 [ 27]       67.9 [ 14]         38.4 [ 24]
+ *   dw3 s2  fwd          9.0 [ 15]       25.0 [  5]          8.3 [ 16]
+ *           bwd_data    12.9 [ 10]       25.1 [  5]         11.1 [ 12]
+ *           bwd_w       12.6 [ 11]       27.0 [  5]         10.2 [ 13]
+ *   dw5 s1  fwd         25.9 [ 71]       45.0 [ 41]         47.1 [ 39]
+ *           bwd_data    35.5 [ 52]       60.3 [ 30]         47.1 [ 39]
+ *           bwd_w      249.9 [  7]      811   [  2]         64.0 [ 29]
+ *   dw5 s2  fwd          3.2 [ 46]        9.1 [ 17]          4.1 [ 36]
+ *           bwd_data     6.0 [ 25]        8.3 [ 18]          3.9 [ 38]
+ *           bwd_w       36.2 [  4]       98.7 [  2]          7.3 [ 21]
+ *
+ * With AVX-512 (native): 1x1 fwd 159 [266] NHWC vs 156 [271] blocked,
+ * bwd_data 170 [248] vs 243 [173], bwd_w 176 [240] vs 272 [155]; stem
+ * bwd_data 10.8 [43] vs 23.3 [20]; dw3 s1 fwd / bwd_data / bwd_w
+ * 12.8 / 15.0 / 17.2 ms NHWC (brdgmm_dw, jit_dw) vs 22.8 / 22.9 / 38.3 own;
+ * dw5 s1 bwd_w 253 [7] NHWC (generic jit), 886 [2] blocked (gemm), 66.9 [27]
+ * own; dw5 s2 bwd_w 55.0 [3] vs 6.9 [22] own.
+ *
+ * Hence the backend's choice: oneDNN on NHWC everywhere (no reorders), except
+ * depthwise backward-weights when oneDNN has no depthwise kernel for it (5x5),
+ * which goes to the own kernel.  Sum over a b4 training step's convolutions
+ * (AVX2): 1572 ms all-NHWC, 2728 ms all-blocked, about 1380 ms as chosen.
+ *
+ * Vector kernels on 8 x 150 x 150 x 144 floats (104 MB), same machine, ms
+ * with streaming stores (outputs >= 16 MB) / without: bn_fwd_train 23.3/23.9,
+ * bn_fwd_infer 8.5/10.6, bn_bwd 31.7/32.9, silu fwd 13.0/13.7, silu bwd
+ * 15.8/16.5, gap bwd 2.7/8.3, mul_bcast fwd 8.0/10.5, mul_bcast bwd
+ * 18.1/19.7, add 11.0/13.7. */
 #include "dcl/core.h"
 #include "dcl/model.h"
 #include "dcl/nn.h"

@@ -504,6 +504,7 @@ static void run_kernels(dcl_backend *be) {
     test_bn(be, 98, 24, 0.0f);
     test_bn(be, 6000, 40, 30.0f);
     test_bn(be, 5, 7, 1.0f);
+    test_bn(be, 3001, 13, -4.0f);
     test_act(be);
     test_prelu(be, 4000, 10);
     test_prelu(be, 30000, 1);
@@ -516,6 +517,7 @@ static void run_kernels(dcl_backend *be) {
     test_gap_se(be, 4, 49, 40);
     test_gap_se(be, 3, 1000, 24);
     test_gap_se(be, 1, 1, 96);
+    test_gap_se(be, 2, 300, 13);
     test_linear(be, 8, 1792, 2, 1, 1);
     test_linear(be, 64, 300, 200, 1, 1);
     test_linear(be, 64, 300, 200, 0, 0);

@@ -1,6 +1,6 @@
 /* EfficientNet against PyTorch:
  *  - architectures: every timm / tf_ / torchvision b0-b7 state_dict key and
- *    shape (tests/fixtures/arch/*.json, written by tools/make_goldens.py), and
+ *    shape (tests/fixtures/arch/, written by tools/make_goldens.py), and
  *    feature-map / logit shapes at two input sizes;
  *  - whole-model goldens (tests/fixtures/model): a narrow b0 and tf_b0 in
  *    train mode: logits, features, loss, every parameter gradient, BN running
@@ -300,11 +300,17 @@ int main(void) {
         }
     check_load_errors();
     dcl_backend *cpu = dcl_backend_cpu(0);
+    dcl_backend *cuda = dcl_backend_create("cuda", 0);
+    if (!cuda) printf("cuda: skipped: %s\n", dcl_last_error());
     const char *archs[] = {"efficientnet_b0", "tf_efficientnet_b0"};
     for (int a = 0; a < 2; a++) {
-        check_golden(archs[a], dcl_backend_ref(), "ref");
-        if (cpu) check_golden(archs[a], cpu, "cpu");
+        if (!getenv("DCL_TEST_ONLY_CUDA")) {
+            check_golden(archs[a], dcl_backend_ref(), "ref");
+            if (cpu) check_golden(archs[a], cpu, "cpu");
+        }
+        if (cuda) check_golden(archs[a], cuda, "cuda");
     }
+    dcl_backend_destroy(cuda);
     dcl_backend_destroy(cpu);
     CHECK_DONE();
 }

@@ -3,11 +3,14 @@
  * User tensors are NHWC activations and OIHW (grouped: GOIHW) weights.  For
  * every descriptor and direction a plan is built once and cached: the oneDNN
  * primitive, reorders between the user layouts and the layouts the primitive
- * wants, and the sizes of the temporary buffers, which live in one workspace
- * shared by all plans.  Whether a primitive works on NHWC directly or on its
- * preferred blocked layout (plus reorders) is chosen per kind of convolution
- * from measurements (see cpu_conv_layout).  1x1 convolutions on 1x1 maps
- * (squeeze-excitation) are small dense products done without oneDNN.
+ * wants (when it does not work on NHWC), and the sizes of the temporary
+ * buffers (scratchpad, reordered tensors, weight gradients before they are
+ * added into dw), which live in one workspace shared by all plans.  The
+ * layout is chosen from measurements (see static_layout); depthwise
+ * backward-weights may go to the own kernels of cpu_dwconv.c, and 1x1
+ * convolutions on 1x1 maps (squeeze-excitation) are small dense products
+ * done without oneDNN.  DCL_CPU_CONV_LAYOUT=nhwc|blocked|direct forces a
+ * choice (tests and benchmarks).
  */
 #include "backend/cpu/cpu_internal.h"
 #include "backend/cpu/cpu.h"
@@ -37,11 +40,10 @@ enum { ACC_ADD = 0, ACC_REORDER_SUM = 1 };
 
 struct cpu_conv_plan {
     conv_key k;
-    int small;                    /* dense product path, no oneDNN */
     dnnl_primitive_t prim;
     conv_io io[IO_N];
     dnnl_memory_t scratch_mem;
-    size_t scratch_off, scratch_bytes;
+    size_t scratch_bytes;
     int acc_mode;                 /* backward weights: how dw is accumulated */
     int dw_impl;                  /* oneDNN picked a dedicated depthwise kernel */
     size_t ws_bytes;
@@ -178,11 +180,6 @@ static cpu_conv_plan *plan_build(cpu_impl *c, const conv_key *k, char *err, size
     cpu_conv_plan *p = calloc(1, sizeof *p);
     if (!p) { snprintf(err, errn, "out of memory"); return NULL; }
     p->k = *k;
-    if (is_small(d)) {
-        p->small = 1;
-        snprintf(p->info, sizeof p->info, "dense product (1x1 map)");
-        return p;
-    }
 
     dnnl_memory_desc_t u_src, u_wei, u_dst, u_bias, src, wei, dst, bias;
     user_mds(d, &u_src, &u_wei, &u_dst, &u_bias);
@@ -328,12 +325,16 @@ static dcl_status plan_get_act(cpu_impl *c, const dcl_conv_desc *d, int dir, int
     uint32_t h = key_hash(&k) & 255u;
     for (cpu_conv_plan *p = c->buckets[h]; p; p = p->next)
         if (memcmp(&p->k, &k, sizeof k) == 0) { *out = p; return DCL_OK; }
+    /* a bounded cache: shapes change rarely (new batch or image size) */
+    if (c->nplans >= 4096) cpu_conv_cache_free(c);
     char err[160] = "";
     cpu_conv_plan *p = plan_build(c, &k, err, sizeof err);
     if (!p && k.layout != CPU_LAYOUT_NHWC) {
-        /* the other layout as a fallback */
-        k.layout = CPU_LAYOUT_NHWC;
-        p = plan_build(c, &k, err, sizeof err);
+        /* NHWC as a fallback, cached under the key asked for */
+        conv_key k2 = k;
+        k2.layout = CPU_LAYOUT_NHWC;
+        p = plan_build(c, &k2, err, sizeof err);
+        if (p) p->k = k;
     }
     if (!p) {
         static const char *dn[] = {"forward", "backward-data", "backward-weights"};

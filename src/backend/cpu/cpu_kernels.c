@@ -1,10 +1,12 @@
 /* Elementwise, normalisation, pooling and dense kernels of the cpu backend.
  *
- * Plain C loops written so that gcc -O3 vectorises the innermost (channel)
- * loop, parallelised with OpenMP over rows.  Per-channel statistics are
- * summed in float over short blocks of rows and the block sums accumulated in
- * double, which keeps them within ~1e-7 of a double-precision reference while
- * the hot loop stays single-precision.
+ * The hot loops use GCC vector extensions (8 lanes, 16 with AVX-512) over
+ * the channel dimension, innermost in NHWC, with plain C loops for channel
+ * counts that are not a multiple of the vector width; OpenMP splits rows
+ * across threads.  Per-channel statistics are summed in float registers down
+ * short blocks of rows and the block sums accumulated in double, which keeps
+ * them within ~1e-7 of a double-precision reference.  Outputs larger than
+ * about half a last-level cache are written with streaming stores.
  */
 #include "backend/cpu/cpu_internal.h"
 #include <math.h>
@@ -155,6 +157,27 @@ static inline vf vexpv(vf x) {
 static void bn_partial_stats(int64_t r0, int64_t r1, int C, const float *x, const float *K,
                              double *ps, double *pq, float *fs, float *fq) {
     for (int c = 0; c < C; c++) { ps[c] = 0; pq[c] = 0; }
+    if (C % VW == 0) {
+        /* a block of rows stays in L1/L2 while each channel vector is summed
+         * down it in registers (two rows at a time: four chains) */
+        for (int64_t r = r0; r < r1; r += ROWBLK) {
+            int64_t re = r + ROWBLK < r1 ? r + ROWBLK : r1;
+            for (int c = 0; c < C; c += VW) {
+                vf k = vld(K + c), s0 = {0}, q0 = {0}, s1 = {0}, q1 = {0};
+                const float *xp = x + r * C + c;
+                int64_t i = r;
+                for (; i + 1 < re; i += 2, xp += 2 * C) {
+                    vf v0 = vld(xp) - k, v1 = vld(xp + C) - k;
+                    s0 += v0; q0 += v0 * v0;
+                    s1 += v1; q1 += v1 * v1;
+                }
+                if (i < re) { vf v0 = vld(xp) - k; s0 += v0; q0 += v0 * v0; }
+                s0 += s1; q0 += q1;
+                for (int l = 0; l < VW; l++) { ps[c + l] += s0[l]; pq[c + l] += q0[l]; }
+            }
+        }
+        return;
+    }
     for (int64_t r = r0; r < r1; r += ROWBLK) {
         int64_t re = r + ROWBLK < r1 ? r + ROWBLK : r1;
         for (int c = 0; c < C; c++) { fs[c] = 0; fq[c] = 0; }
@@ -279,7 +302,23 @@ dcl_status cpu_bn_bwd(dcl_backend *be, int64_t M, int C, float *dx, float *dgamm
         double *ps = dbuf + (size_t)2 * C * t, *pq = ps + C;
         float *fs = fbuf + (size_t)2 * C * t, *fq = fs + C;
         for (int c = 0; c < C; c++) { ps[c] = 0; pq[c] = 0; }
-        for (int64_t r = r0; r < r1; r += ROWBLK) {
+        for (int64_t r = r0; r < r1 && C % VW == 0; r += ROWBLK) {
+            int64_t re = r + ROWBLK < r1 ? r + ROWBLK : r1;
+            for (int c = 0; c < C; c += VW) {
+                vf m = vld(mean + c), s0 = {0}, q0 = {0}, s1 = {0}, q1 = {0};
+                const float *xp = x + r * C + c, *gp = dy + r * C + c;
+                int64_t i = r;
+                for (; i + 1 < re; i += 2, xp += 2 * C, gp += 2 * C) {
+                    vf g0 = vld(gp), g1 = vld(gp + C);
+                    s0 += g0; q0 += g0 * (vld(xp) - m);
+                    s1 += g1; q1 += g1 * (vld(xp + C) - m);
+                }
+                if (i < re) { vf g0 = vld(gp); s0 += g0; q0 += g0 * (vld(xp) - m); }
+                s0 += s1; q0 += q1;
+                for (int l = 0; l < VW; l++) { ps[c + l] += s0[l]; pq[c + l] += q0[l]; }
+            }
+        }
+        for (int64_t r = r0; r < r1 && C % VW != 0; r += ROWBLK) {
             int64_t re = r + ROWBLK < r1 ? r + ROWBLK : r1;
             for (int c = 0; c < C; c++) { fs[c] = 0; fq[c] = 0; }
             for (int64_t i = r; i < re; i++) {
@@ -619,6 +658,7 @@ static dcl_status rowsum_nhwc(const cpu_impl *ci, int N, int HW, int C, float *o
     if (nt > rows) nt = (int)rows;
     double *part = calloc((size_t)N * C * nt, sizeof(double));
     float *fb = malloc(sizeof(float) * (size_t)C * nt);
+    const int st = dx && want_stream(ci, rows * C);
     if (!part || !fb) { free(part); free(fb); return dcl_fail(DCL_ERR_NOMEM, "cpu: out of memory for partial sums"); }
     #pragma omp parallel num_threads(nt)
     {
@@ -633,8 +673,34 @@ static dcl_status rowsum_nhwc(const cpu_impl *ci, int N, int HW, int C, float *o
             int64_t re = r + ROWBLK;
             if (re > nend) re = nend;
             if (re > r1) re = r1;
-            for (int c = 0; c < C; c++) fs[c] = 0;
             const float *sn = s ? s + (size_t)n * C : NULL;
+            double *ps = part + ((size_t)t * N + n) * C;
+            if (C % VW == 0) {
+                for (int c = 0; c < C; c += VW) {
+                    vf s0 = {0}, s1 = {0};
+                    const float *ap = a + r * C + c;
+                    int64_t i = r;
+                    if (b) {
+                        const float *bp = b + r * C + c;
+                        for (; i + 1 < re; i += 2, ap += 2 * C, bp += 2 * C) {
+                            s0 += vld(ap) * vld(bp);
+                            s1 += vld(ap + C) * vld(bp + C);
+                        }
+                        if (i < re) s0 += vld(ap) * vld(bp);
+                    } else {
+                        for (; i + 1 < re; i += 2, ap += 2 * C) { s0 += vld(ap); s1 += vld(ap + C); }
+                        if (i < re) s0 += vld(ap);
+                    }
+                    s0 += s1;
+                    for (int l = 0; l < VW; l++) ps[c + l] += s0[l];
+                }
+                if (b && dx) /* dx = dy * s, row by row (whole lines for streaming) */
+                    for (int64_t i = r; i < re; i++)
+                        for (int c = 0; c < C; c += VW) vstore(dx + i * C + c, vld(a + i * C + c) * vld(sn + c), st);
+                r = re;
+                continue;
+            }
+            for (int c = 0; c < C; c++) fs[c] = 0;
             for (int64_t i = r; i < re; i++) {
                 const float *ar = a + i * C;
                 if (b) {
@@ -651,10 +717,10 @@ static dcl_status rowsum_nhwc(const cpu_impl *ci, int N, int HW, int C, float *o
                     for (int c = 0; c < C; c++) fs[c] += ar[c];
                 }
             }
-            double *ps = part + ((size_t)t * N + n) * C;
             for (int c = 0; c < C; c++) ps[c] += fs[c];
             r = re;
         }
+        stream_fence(st);
     }
     if (out)
         for (int n = 0; n < N; n++)
