@@ -69,6 +69,9 @@ float *dcl_net_value_data(dcl_net *net, int v);
 float *dcl_net_value_seed(dcl_net *net, int v);
 dcl_status dcl_net_value_to_host(dcl_net *net, int v, float *dst_nhwc);
 dcl_status dcl_net_seed_from_host(dcl_net *net, int v, const float *src_nhwc);
+/* Gradient of the loss w.r.t. value v after dcl_net_backward (host NHWC);
+ * v must be an output (marked) so that its gradient is kept (Grad-CAM). */
+dcl_status dcl_net_value_grad_to_host(dcl_net *net, int v, float *dst_nhwc);
 /* Declares v as an output whose gradient may be seeded (before plan). */
 dcl_status dcl_net_mark_output(dcl_net *net, int v);
 /* Backward from the seeded outputs; parameter gradients accumulate. */

@@ -651,6 +651,12 @@ dcl_status dcl_net_value_to_host(dcl_net *net, int v, float *dst) {
     return to_host(net->be, dst, net->vals[v].data, net->vals[v].numel * sizeof(float));
 }
 
+dcl_status dcl_net_value_grad_to_host(dcl_net *net, int v, float *dst) {
+    if (v < 0 || v >= net->nv || !net->vals[v].is_output || !net->vals[v].grad)
+        return dcl_fail(DCL_ERR_ARG, "net: value %d is not a planned training output", v);
+    return to_host(net->be, dst, net->vals[v].grad, net->vals[v].numel * sizeof(float));
+}
+
 dcl_status dcl_net_seed_from_host(dcl_net *net, int v, const float *src) {
     if (v < 0 || v >= net->nv || !net->vals[v].is_output || !net->vals[v].grad)
         return dcl_fail(DCL_ERR_ARG, "net: value %d is not a planned training output", v);
