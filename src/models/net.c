@@ -498,7 +498,7 @@ dcl_status dcl_net_plan(dcl_net *net, int n, int h, int w, int training) {
         if (keep && x->needs_grad) {
             /* gradient lives from the backward of its last consumer to that of its producer */
             int64_t gs = x->is_output ? T : 2 * T - (x->last_consumer >= 0 ? x->last_consumer : x->producer);
-            int64_t ge = 2 * T - x->producer;
+            int64_t ge = x->is_output ? 2 * T + 2 : 2 * T - x->producer; /* outputs' gradients stay readable */
             iv[ni++] = (interval){gs, ge, bytes, &x->goff};
         }
     }
