@@ -5,7 +5,7 @@ CC      ?= gcc
 BUILD   ?= build
 OPT     ?= -O3 -march=native
 CFLAGS  ?= $(OPT) -g
-CFLAGS  += -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Wno-sign-compare -fopenmp -Iinclude -Isrc -MMD -MP
+CFLAGS  += -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Wno-sign-compare -fopenmp -fno-trapping-math -Iinclude -Isrc -MMD -MP
 LDLIBS  += -ldnnl -lopenblas -lavformat -lavcodec -lswscale -lavutil -lpng -ljpeg -lcjson -lyaml -lmicrohttpd -lm -lpthread
 LDFLAGS += -fopenmp
 
@@ -29,11 +29,18 @@ ifeq ($(DCL_CUDA),1)
 CU_OBJ  := $(CU_SRC:%.cu=$(BUILD)/%.o)
 CFLAGS  += -DDCL_HAVE_CUDA=1 -I$(CUDA_HOME)/include
 LDLIBS  += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudnn -lcublas -lcudart
-NVFLAGS ?= -O3 -std=c++17 -Iinclude -Isrc -arch=sm_90 -Xcompiler -fPIC
+NVFLAGS ?= -O3 -std=c++17 -Iinclude -Isrc -Xcompiler -fPIC -gencode arch=compute_90,code=sm_90 -gencode arch=compute_80,code=compute_80
 endif
 
-.PHONY: all test asan bench clean demo fuzz
+.PHONY: all test check setup asan bench clean demo fuzz
 all: $(BUILD)/dcl $(TEST_BIN)
+
+# rebuild everything when the flags change (e.g. DCL_CUDA=0/1 in one folder)
+FLAGS_STAMP := $(BUILD)/.flags-$(shell echo '$(CC) $(CFLAGS) $(NVFLAGS) $(DCL_CUDA)' | md5sum | cut -c1-12)
+$(FLAGS_STAMP):
+	@mkdir -p $(@D) && rm -f $(BUILD)/.flags-* && touch $@
+$(LIB_OBJ) $(CLI_OBJ) $(CU_OBJ) $(TEST_COMMON_OBJ) $(TEST_BIN:=.o): $(FLAGS_STAMP)
+.SECONDARY: $(TEST_COMMON_OBJ) $(TEST_BIN:=.o)
 
 $(BUILD)/libdcl.a: $(LIB_OBJ) $(CU_OBJ)
 	@mkdir -p $(@D)
@@ -56,6 +63,20 @@ $(BUILD)/tests/%: $(BUILD)/tests/%.o $(TEST_COMMON_OBJ) $(BUILD)/libdcl.a
 test: all
 	@tests/run.sh $(BUILD)
 
+setup:
+	bash tools/setup.sh
+
+# the README's test command: install what is needed, build, run the suite
+check: setup
+	$(MAKE) test
+
+# the README's first command: the synthetic demo end to end
+demo: setup
+	$(MAKE) all
+	bash tools/demo.sh
+
+# the input-parsing tests under AddressSanitizer + UndefinedBehaviorSanitizer
+ASAN_TESTS ?= test_safetensors test_image test_config test_metrics test_video test_datasets test_face
 asan:
 	$(MAKE) BUILD=build-asan OPT="-O1 -fsanitize=address,undefined -fno-omit-frame-pointer" \
 	  LDFLAGS="-fopenmp -fsanitize=address,undefined" DCL_CUDA=0 all
@@ -65,7 +86,11 @@ asan:
 bench: all
 	bench/run
 
+FUZZ_SECS ?= 30
+fuzz:
+	tests/fuzz/run.sh $(FUZZ_SECS)
+
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz
 
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_BIN:=.d)

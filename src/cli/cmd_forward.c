@@ -9,11 +9,11 @@
 static void usage(FILE *f) {
     fprintf(f,
             "usage: dcl forward --arch NAME --weights FILE [--mean a,b,c] [--std a,b,c] [--size N]\n"
-            "                   [--device ref|cpu|cuda[:N]] [--threads N] IMAGE\n"
+            "                   [--device ref|cpu|cuda[:N]] [--threads N] [--width W --depth D] IMAGE\n"
             "Runs the network in evaluation mode on IMAGE (PNG or JPEG) and prints {\"logits\": [...]}.\n"
             "The image is fed at its own size unless --size N resizes it to NxN (bilinear).\n"
             "NAME: efficientnet_b0..b7, tf_efficientnet_b0..b7 (timm); weights with timm or\n"
-            "torchvision key names are accepted.\n");
+            "torchvision key names are accepted.  --width/--depth scale a custom narrow network.\n");
 }
 
 int cli_parse_floats3(const char *s, float out[3]) {
@@ -31,6 +31,7 @@ int cmd_forward(int argc, char **argv) {
     const char *arch = NULL, *weights = NULL, *image = NULL, *device = "cpu";
     float mean[3], std[3];
     int have_mean = 0, have_std = 0, size = 0, threads = 0;
+    float width = 0, depth = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -40,6 +41,12 @@ int cmd_forward(int argc, char **argv) {
         else if (!strcmp(a, "--weights")) weights = argv[++i];
         else if (!strcmp(a, "--device")) device = argv[++i];
         else if (!strcmp(a, "--threads")) threads = atoi(argv[++i]);
+        else if (!strcmp(a, "--width") || !strcmp(a, "--depth")) {
+            char *end;
+            float v = strtof(argv[++i], &end);
+            if (*end || !(v > 0 && v <= 8)) { fprintf(stderr, "dcl forward: %s %s: expected a number in (0, 8]\n", a, argv[i]); return DCL_EXIT_USAGE; }
+            if (a[2] == 'w') width = v; else depth = v;
+        }
         else if (!strcmp(a, "--size")) {
             char *end;
             long n = strtol(argv[++i], &end, 10);
@@ -61,6 +68,8 @@ int cmd_forward(int argc, char **argv) {
     dcl_effnet_cfg cfg;
     dcl_status s = dcl_effnet_config(&cfg, arch);
     if (s) return cli_fail("forward", s);
+    if (width > 0 || depth > 0)
+        dcl_effnet_set_scale(&cfg, width > 0 ? width : cfg.width_mult, depth > 0 ? depth : cfg.depth_mult);
     if (have_mean) memcpy(cfg.mean, mean, sizeof mean);
     if (have_std) memcpy(cfg.std, std, sizeof std);
 
