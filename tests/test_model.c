@@ -290,7 +290,58 @@ static void check_load_errors(void) {
     dcl_model_free(m);
 }
 
+/* Same seed, same bytes on the reference backend: two runs of 3 training
+ * steps with dropout and drop-path on give identical parameters. */
+static void check_determinism(void) {
+    uint8_t *snap[2] = {NULL, NULL};
+    size_t bytes = 0;
+    for (int run = 0; run < 2; run++) {
+        dcl_effnet_cfg cfg;
+        dcl_effnet_config(&cfg, "tf_efficientnet_b0");
+        dcl_effnet_set_scale(&cfg, 0.25f, 0.34f);
+        cfg.num_classes = 2;
+        cfg.drop_rate = 0.2f;
+        cfg.drop_path_rate = 0.2f;
+        dcl_model *m = NULL;
+        CHECK_OK(dcl_effnet_build(&m, dcl_backend_ref(), &cfg));
+        if (!m) return;
+        dcl_rng rng;
+        dcl_rng_seed(&rng, 42);
+        CHECK_OK(dcl_net_init_params(m->net, &rng));
+        CHECK_OK(dcl_net_mark_output(m->net, m->logits));
+        CHECK_OK(dcl_net_plan(m->net, 2, 40, 48, DCL_PLAN_TRAIN));
+        dcl_optim_cfg oc = dcl_optim_defaults(DCL_OPT_ADAM);
+        dcl_optim *opt = NULL;
+        const dcl_table *P = dcl_net_params(m->net);
+        CHECK_OK(dcl_optim_create(&opt, dcl_backend_ref(), P->total, &oc));
+        float x[2 * 40 * 48 * 3], logits[4], dl[4];
+        int tg[2] = {0, 1};
+        for (int st = 0; st < 3 && opt; st++) {
+            for (int i = 0; i < 2 * 40 * 48 * 3; i++) x[i] = (float)dcl_rng_normal(&rng);
+            float loss;
+            CHECK_OK(dcl_net_set_input(m->net, x));
+            CHECK_OK(dcl_net_forward(m->net, &rng));
+            CHECK_OK(dcl_net_value_to_host(m->net, m->logits, logits));
+            CHECK_OK(dcl_cross_entropy_fwd_f32(2, 2, &loss, logits, tg));
+            CHECK_OK(dcl_cross_entropy_bwd_f32(2, 2, dl, 1.0f, logits, tg));
+            CHECK_OK(dcl_net_seed_from_host(m->net, m->logits, dl));
+            CHECK_OK(dcl_net_zero_grad(m->net));
+            CHECK_OK(dcl_net_backward(m->net));
+            CHECK_OK(dcl_optim_step(opt, dcl_net_param_data(m->net), dcl_net_grad_data(m->net), 1e-3f));
+        }
+        bytes = P->total * sizeof(float);
+        snap[run] = malloc(bytes);
+        memcpy(snap[run], dcl_net_param_data(m->net), bytes);
+        dcl_optim_free(opt);
+        dcl_model_free(m);
+    }
+    CHECK(snap[0] && snap[1] && !memcmp(snap[0], snap[1], bytes), "reference backend: same seed must give identical parameters");
+    free(snap[0]);
+    free(snap[1]);
+}
+
 int main(void) {
+    check_determinism();
     static const char *fam[] = {"efficientnet_b", "tf_efficientnet_b", "tv_efficientnet_b"};
     for (int f = 0; f < 3; f++)
         for (int v = 0; v < 8; v++) {
