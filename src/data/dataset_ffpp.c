@@ -19,9 +19,10 @@
 #include <string.h>
 #include <strings.h>
 
-static const char *const k_methods[] = {"Deepfakes", "Face2Face", "FaceSwap", "NeuralTextures", "FaceShifter"};
-static const char *const k_short[] = {"DF", "F2F", "FS", "NT", "FSh"};
-#define NMETH 5
+/* SelfBlended: self-blended images (made by `dcl synth`; not part of FF++) */
+static const char *const k_methods[] = {"Deepfakes", "Face2Face", "FaceSwap", "NeuralTextures", "FaceShifter", "SelfBlended"};
+static const char *const k_short[] = {"DF", "F2F", "FS", "NT", "FSh", "SBI"};
+#define NMETH 6
 
 typedef struct split_map {
     char **key;
@@ -255,7 +256,7 @@ static dcl_status parse_methods(const char *list, int use[NMETH], int *dfd) {
         if (!strcasecmp(tok, "all")) { for (int m = 0; m < NMETH; m++) use[m] = 1; hit = 1; }
         if (!hit)
             return dcl_fail(DCL_ERR_ARG, "unknown FaceForensics++ method '%s' (known: Deepfakes/DF, Face2Face/F2F, "
-                            "FaceSwap/FS, NeuralTextures/NT, FaceShifter/FSh, DFD)", tok);
+                            "FaceSwap/FS, NeuralTextures/NT, FaceShifter/FSh, SelfBlended/SBI, DFD)", tok);
     }
     return DCL_OK;
 }
@@ -296,7 +297,9 @@ dcl_status ds_open_ffpp(dcl_dataset *ds, const dcl_dataset_opts *o, int dfd_only
             c.mask_dir = ds_is_dir(ds_path(ds, md)) ? md : NULL;
             const char *vd = ds_strf(ds, "manipulated_sequences/%s/%s/videos", k_methods[m], q);
             if (scan_videos(ds, vd, add_fake, &c) < 0) {
-                ds_issue(ds, DCL_ISSUE_NOTE, ds_path(ds, vd), "no %s videos of quality %s", k_methods[m], q);
+                /* SelfBlended exists only in synthetic sets: its absence is news only when asked for */
+                if (m != NMETH - 1 || o->methods)
+                    ds_issue(ds, DCL_ISSUE_NOTE, ds_path(ds, vd), "no %s videos of quality %s", k_methods[m], q);
                 continue;
             }
             if (!c.mask_dir && m != 4 && qi == 0)
