@@ -5,13 +5,16 @@
 build=${1:-build}
 cd "$(dirname "$0")/.." || exit 2
 pass=0; fail=0; failed=()
-for t in "$build"/tests/test_*; do
+# compiled tests (BUILD/tests/test_*), then script tests (tests/test_*.sh BUILD)
+for t in "$build"/tests/test_* tests/test_*.sh; do
   [ -x "$t" ] || continue
   case "$t" in *.o|*.d) continue;; esac
   name=$(basename "$t")
   if [ -n "${DCL_TEST_FILTER:-}" ] && [[ " $DCL_TEST_FILTER " != *" $name "* ]]; then continue; fi
+  args=()
+  case "$t" in *.sh) args=("$build");; esac
   start=$(date +%s.%N)
-  if out=$("$t" 2>&1); then
+  if out=$("$t" "${args[@]}" 2>&1); then
     pass=$((pass+1)); status=ok
   else
     fail=$((fail+1)); status=FAIL; failed+=("$name")

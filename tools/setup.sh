@@ -5,7 +5,7 @@ pkgs=(build-essential pkg-config bc
       libdnnl-dev libopenblas-dev
       libavformat-dev libavcodec-dev libswscale-dev libavutil-dev
       libpng-dev libjpeg-dev libcjson-dev libyaml-dev libmicrohttpd-dev
-      python3-skimage python-matplotlib-data)
+      python3-skimage python-matplotlib-data chromium)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
