@@ -76,7 +76,7 @@ demo: setup
 	bash tools/demo.sh
 
 # the input-parsing tests under AddressSanitizer + UndefinedBehaviorSanitizer
-ASAN_TESTS ?= test_safetensors test_image test_config test_metrics test_video test_datasets test_face
+ASAN_TESTS ?= test_safetensors test_image test_config test_metrics test_video test_datasets test_face test_serve test_detect
 asan:
 	$(MAKE) BUILD=build-asan OPT="-O1 -fsanitize=address,undefined -fno-omit-frame-pointer" \
 	  LDFLAGS="-fopenmp -fsanitize=address,undefined" DCL_CUDA=0 all

@@ -212,7 +212,7 @@ dcl_status dcl_model_info_read(dcl_model_info *info, const char *path) {
 
 static int ignored_prefix(const char *n) {
     return !strncmp(n, "key.", 4) || !strncmp(n, "optim.", 6) || !strncmp(n, "queue.", 6) ||
-           !strncmp(n, "prototype.", 10);
+           !strncmp(n, "prototype.", 10) || !strncmp(n, "mtcnn.", 6); /* model files embed the face detector */
 }
 
 /* "a, b, c and 4 more" */

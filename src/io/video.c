@@ -139,7 +139,10 @@ static dcl_status open_av(dcl_video *v) {
     const char *path = v->path;
     char eb[128];
     AVFormatContext *fmt = NULL;
-    int r = avformat_open_input(&fmt, path, NULL, NULL);
+    AVDictionary *fopts = NULL;
+    av_dict_set(&fopts, "protocol_whitelist", "file", 0); /* never follow playlists to other protocols */
+    int r = avformat_open_input(&fmt, path, NULL, &fopts);
+    av_dict_free(&fopts);
     if (r < 0) {
         if (r == AVERROR(ENOMEM)) return dcl_fail(DCL_ERR_NOMEM, "%s: out of memory opening the container", path);
         /* the file itself was readable (checked by the caller), so a failure
@@ -331,7 +334,10 @@ static dcl_status build_table(dcl_video *v) {
     v->table_ok = 0;
     AVFormatContext *fmt = NULL;
     char eb[128];
-    int r = avformat_open_input(&fmt, v->path, NULL, NULL);
+    AVDictionary *fopts = NULL;
+    av_dict_set(&fopts, "protocol_whitelist", "file", 0);
+    int r = avformat_open_input(&fmt, v->path, NULL, &fopts);
+    av_dict_free(&fopts);
     if (r < 0) {
         warn(v, "%s: cannot reopen to index timestamps: %s", v->path, averr(r, eb, sizeof eb));
         return DCL_OK; /* sequential decoding still works */

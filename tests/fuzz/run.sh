@@ -8,7 +8,7 @@
 set -u
 secs=${1:-60}
 shift || true
-targets=${*:-safetensors image config}
+targets=${*:-safetensors image config http modelfile}
 cd "$(dirname "$0")/../.." || exit 2
 out=${FUZZ_OUT:-build-fuzz}
 cc=${CLANG:-clang}
@@ -16,11 +16,15 @@ mkdir -p "$out"
 srcs="src/io/safetensors.c src/io/image.c src/io/json_util.c src/io/config.c src/core/error.c src/core/tensor.c"
 flags="-g -O1 -std=gnu11 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer -Iinclude -Isrc"
 libs="-lpng -ljpeg -lcjson -lyaml -lm"
+# the HTTP and model-file targets need the whole library
+full_srcs=$(ls src/*/*.c src/*/*/*.c | grep -v '^src/cli/')
+full_libs="-ldnnl -lopenblas -lavformat -lavcodec -lswscale -lavutil -lpng -ljpeg -lcjson -lyaml -lmicrohttpd -lm -lpthread"
 failed=()
 for t in $targets; do
   echo "== building fuzz_$t"
   # shellcheck disable=SC2086
-  if ! $cc $flags "tests/fuzz/fuzz_$t.c" $srcs -o "$out/fuzz_$t" $libs; then
+  case $t in http|modelfile) s=$full_srcs; l=$full_libs;; *) s=$srcs; l=$libs;; esac
+  if ! $cc $flags -fopenmp -Iinclude -Isrc "tests/fuzz/fuzz_$t.c" $s -o "$out/fuzz_$t" $l; then
     failed+=("$t(build)"); continue
   fi
 done

@@ -1,0 +1,112 @@
+/* Drawing on images: score colours, box outlines and a 5x7 bitmap font. */
+#include "dcl/deploy.h"
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+void dcl_prob_color(float p, uint8_t rgb[3]) {
+    if (isnan(p)) { rgb[0] = rgb[1] = rgb[2] = 200; return; }
+    if (p < 0) p = 0;
+    if (p > 1) p = 1;
+    /* green (0, 200, 0) -> yellow (235, 220, 0) -> red (235, 0, 0) */
+    if (p < 0.5f) {
+        float t = p * 2;
+        rgb[0] = (uint8_t)lrintf(235 * t);
+        rgb[1] = (uint8_t)lrintf(200 + 20 * t);
+    } else {
+        float t = (p - 0.5f) * 2;
+        rgb[0] = 235;
+        rgb[1] = (uint8_t)lrintf(220 * (1 - t));
+    }
+    rgb[2] = 0;
+}
+
+static void fill(dcl_image *img, int x1, int y1, int x2, int y2, const uint8_t rgb[3]) {
+    if (x1 < 0) x1 = 0;
+    if (y1 < 0) y1 = 0;
+    if (x2 > img->w) x2 = img->w;
+    if (y2 > img->h) y2 = img->h;
+    for (int y = y1; y < y2; y++)
+        for (int x = x1; x < x2; x++) memcpy(img->data + ((size_t)y * img->w + x) * 3, rgb, 3);
+}
+
+void dcl_draw_rect(dcl_image *img, int x1, int y1, int x2, int y2, int t, const uint8_t rgb[3]) {
+    if (!img || !img->data || t <= 0) return;
+    if (x2 < x1) { int s = x1; x1 = x2; x2 = s; }
+    if (y2 < y1) { int s = y1; y1 = y2; y2 = s; }
+    fill(img, x1, y1, x2 + 1, y1 + t, rgb);
+    fill(img, x1, y2 - t + 1, x2 + 1, y2 + 1, rgb);
+    fill(img, x1, y1, x1 + t, y2 + 1, rgb);
+    fill(img, x2 - t + 1, y1, x2 + 1, y2 + 1, rgb);
+}
+
+/* rows top to bottom, bit 4 = leftmost column */
+static const struct { char c; uint8_t rows[7]; } g_font[] = {
+    {'0', {0x0E, 0x11, 0x13, 0x15, 0x19, 0x11, 0x0E}}, {'1', {0x04, 0x0C, 0x04, 0x04, 0x04, 0x04, 0x0E}},
+    {'2', {0x0E, 0x11, 0x01, 0x02, 0x04, 0x08, 0x1F}}, {'3', {0x1F, 0x02, 0x04, 0x02, 0x01, 0x11, 0x0E}},
+    {'4', {0x02, 0x06, 0x0A, 0x12, 0x1F, 0x02, 0x02}}, {'5', {0x1F, 0x10, 0x1E, 0x01, 0x01, 0x11, 0x0E}},
+    {'6', {0x06, 0x08, 0x10, 0x1E, 0x11, 0x11, 0x0E}}, {'7', {0x1F, 0x01, 0x02, 0x04, 0x08, 0x08, 0x08}},
+    {'8', {0x0E, 0x11, 0x11, 0x0E, 0x11, 0x11, 0x0E}}, {'9', {0x0E, 0x11, 0x11, 0x0F, 0x01, 0x02, 0x0C}},
+    {'.', {0x00, 0x00, 0x00, 0x00, 0x00, 0x0C, 0x0C}}, {'%', {0x18, 0x19, 0x02, 0x04, 0x08, 0x13, 0x03}},
+    {'-', {0x00, 0x00, 0x00, 0x1F, 0x00, 0x00, 0x00}}, {':', {0x00, 0x0C, 0x0C, 0x00, 0x0C, 0x0C, 0x00}},
+    {'=', {0x00, 0x00, 0x1F, 0x00, 0x1F, 0x00, 0x00}}, {' ', {0, 0, 0, 0, 0, 0, 0}},
+    {'A', {0x0E, 0x11, 0x11, 0x1F, 0x11, 0x11, 0x11}}, {'B', {0x1E, 0x11, 0x11, 0x1E, 0x11, 0x11, 0x1E}},
+    {'C', {0x0E, 0x11, 0x10, 0x10, 0x10, 0x11, 0x0E}}, {'D', {0x1C, 0x12, 0x11, 0x11, 0x11, 0x12, 0x1C}},
+    {'E', {0x1F, 0x10, 0x10, 0x1E, 0x10, 0x10, 0x1F}}, {'F', {0x1F, 0x10, 0x10, 0x1E, 0x10, 0x10, 0x10}},
+    {'G', {0x0E, 0x11, 0x10, 0x17, 0x11, 0x11, 0x0F}}, {'H', {0x11, 0x11, 0x11, 0x1F, 0x11, 0x11, 0x11}},
+    {'I', {0x0E, 0x04, 0x04, 0x04, 0x04, 0x04, 0x0E}}, {'J', {0x07, 0x02, 0x02, 0x02, 0x02, 0x12, 0x0C}},
+    {'K', {0x11, 0x12, 0x14, 0x18, 0x14, 0x12, 0x11}}, {'L', {0x10, 0x10, 0x10, 0x10, 0x10, 0x10, 0x1F}},
+    {'M', {0x11, 0x1B, 0x15, 0x15, 0x11, 0x11, 0x11}}, {'N', {0x11, 0x11, 0x19, 0x15, 0x13, 0x11, 0x11}},
+    {'O', {0x0E, 0x11, 0x11, 0x11, 0x11, 0x11, 0x0E}}, {'P', {0x1E, 0x11, 0x11, 0x1E, 0x10, 0x10, 0x10}},
+    {'Q', {0x0E, 0x11, 0x11, 0x11, 0x15, 0x12, 0x0D}}, {'R', {0x1E, 0x11, 0x11, 0x1E, 0x14, 0x12, 0x11}},
+    {'S', {0x0F, 0x10, 0x10, 0x0E, 0x01, 0x01, 0x1E}}, {'T', {0x1F, 0x04, 0x04, 0x04, 0x04, 0x04, 0x04}},
+    {'U', {0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x0E}}, {'V', {0x11, 0x11, 0x11, 0x11, 0x11, 0x0A, 0x04}},
+    {'W', {0x11, 0x11, 0x11, 0x15, 0x15, 0x15, 0x0A}}, {'X', {0x11, 0x11, 0x0A, 0x04, 0x0A, 0x11, 0x11}},
+    {'Y', {0x11, 0x11, 0x11, 0x0A, 0x04, 0x04, 0x04}}, {'Z', {0x1F, 0x01, 0x02, 0x04, 0x08, 0x10, 0x1F}},
+};
+
+static const uint8_t *glyph(char c) {
+    if (c >= 'a' && c <= 'z') c = (char)(c - 'a' + 'A');
+    for (size_t i = 0; i < sizeof g_font / sizeof g_font[0]; i++)
+        if (g_font[i].c == c) return g_font[i].rows;
+    return NULL;
+}
+
+void dcl_draw_text(dcl_image *img, int x, int y, const char *s, int scale, const uint8_t rgb[3]) {
+    if (!img || !img->data || !s || scale <= 0) return;
+    static const uint8_t bg[3] = {0, 0, 0};
+    int n = (int)strlen(s);
+    fill(img, x - scale, y - scale, x + n * 6 * scale, y + 8 * scale, bg);
+    for (int i = 0; i < n; i++) {
+        const uint8_t *g = glyph(s[i]);
+        if (!g) continue;
+        int x0 = x + i * 6 * scale;
+        for (int r = 0; r < 7; r++)
+            for (int c = 0; c < 5; c++)
+                if (g[r] & (0x10 >> c)) fill(img, x0 + c * scale, y + r * scale, x0 + (c + 1) * scale, y + (r + 1) * scale, rgb);
+    }
+}
+
+void dcl_annotate_frame(dcl_image *img, const dcl_frame_result *fr) {
+    if (!img || !img->data || !fr) return;
+    int side = img->w < img->h ? img->w : img->h;
+    int t = side / 250 > 2 ? side / 250 : 2;
+    for (int i = 0; i < fr->nfaces; i++) {
+        const dcl_face_result *f = &fr->faces[i];
+        uint8_t rgb[3];
+        dcl_prob_color(f->prob, rgb);
+        int x1 = (int)lrintf(f->x1), y1 = (int)lrintf(f->y1), x2 = (int)lrintf(f->x2), y2 = (int)lrintf(f->y2);
+        dcl_draw_rect(img, x1, y1, x2, y2, t, rgb);
+        char txt[16];
+        if (isnan(f->prob)) snprintf(txt, sizeof txt, "-");
+        else snprintf(txt, sizeof txt, "%.2f", f->prob);
+        int bw = x2 - x1;
+        int scale = bw / 60;
+        if (scale < 2) scale = 2;
+        if (scale > 8) scale = 8;
+        int ty = y1 - 9 * scale;
+        if (ty < scale) ty = y1 + t + scale; /* no room above: inside the box */
+        int tx = x1 < scale ? scale : x1;
+        dcl_draw_text(img, tx, ty, txt, scale, rgb);
+    }
+}
