@@ -79,6 +79,8 @@ typedef struct dcl_train_state {
     int epoch;
     double best_auc;
     int best_epoch;
+    uint64_t rng[4];    /* the trainer's random stream (dropout, drop-path) */
+    int has_rng;
 } dcl_train_state;
 dcl_status dcl_checkpoint_save(const char *path, dcl_detector *d, dcl_optim *opt, const dcl_train_state *st,
                                const char *config_text);
