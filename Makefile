@@ -14,6 +14,13 @@ NVCC    ?= $(shell command -v nvcc 2>/dev/null)
 CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
 DCL_CUDA ?= $(if $(NVCC),$(if $(wildcard $(CUDA_HOME)/include/cudnn.h),1,0),0)
 
+# MPI (distributed training): built in when mpicc is installed (DCL_MPI=0 to disable)
+DCL_MPI ?= $(if $(shell command -v mpicc 2>/dev/null),1,0)
+ifeq ($(DCL_MPI),1)
+CFLAGS  += -DDCL_HAVE_MPI $(shell mpicc --showme:compile)
+LDLIBS  += $(shell mpicc --showme:link)
+endif
+
 LIB_SRC := $(filter-out src/cli/%,$(wildcard src/*/*.c src/*/*/*.c))
 CLI_SRC := $(wildcard src/cli/*.c)
 CU_SRC  := $(wildcard src/backend/cuda/*.cu)
@@ -30,6 +37,10 @@ CU_OBJ  := $(CU_SRC:%.cu=$(BUILD)/%.o)
 CFLAGS  += -DDCL_HAVE_CUDA=1 -I$(CUDA_HOME)/include
 LDLIBS  += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudnn -lcublas -lcudart
 NVFLAGS ?= -O3 -std=c++17 -Iinclude -Isrc -Xcompiler -fPIC -gencode arch=compute_90,code=sm_90 -gencode arch=compute_80,code=compute_80
+ifneq ($(wildcard $(CUDA_HOME)/include/nccl.h),)
+CFLAGS  += -DDCL_HAVE_NCCL
+LDLIBS  += -lnccl
+endif
 endif
 
 .PHONY: all test check setup asan bench clean demo fuzz

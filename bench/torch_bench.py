@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """PyTorch side of bench/run: times an EfficientNet training step (forward,
 cross-entropy, backward, Adam) or inference, channels_last, on N threads.
-Prints: CONFIG pytorch_img_s=X pytorch_step_s=S pytorch_rss_mb=A"""
+Prints: CONFIG pytorch_img_s=X pytorch_step_s=S pytorch_rss_mb=A pytorch_cpu_s=C
+(C: user + system CPU seconds of the process per step, a steadier measure
+than the wall clock when other work shares the machine)."""
 import argparse, resource, time
 import torch, torchvision
 
@@ -39,6 +41,7 @@ for it in range(a.warmup + a.steps):
     if it == a.warmup:
         sync()
         t0 = time.perf_counter()
+        c0 = time.process_time()
     with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=amp):
         if train:
             opt.zero_grad(set_to_none=True)
@@ -50,5 +53,6 @@ for it in range(a.warmup + a.steps):
                 model(x)
 sync()
 dt = (time.perf_counter() - t0) / a.steps
+ct = (time.process_time() - c0) / a.steps
 rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-print(f"{a.mode}_{a.variant}_{a.size}_bs{a.batch} pytorch_img_s={a.batch / dt:.3f} pytorch_step_s={dt:.4f} pytorch_rss_mb={rss:.0f}")
+print(f"{a.mode}_{a.variant}_{a.size}_bs{a.batch} pytorch_img_s={a.batch / dt:.3f} pytorch_step_s={dt:.4f} pytorch_rss_mb={rss:.0f} pytorch_cpu_s={ct:.4f}")

@@ -5,6 +5,7 @@ pkgs=(build-essential pkg-config bc
       libdnnl-dev libopenblas-dev
       libavformat-dev libavcodec-dev libswscale-dev libavutil-dev
       libpng-dev libjpeg-dev libcjson-dev libyaml-dev libmicrohttpd-dev
+      libopenmpi-dev openmpi-bin
       python3-skimage python-matplotlib-data chromium)
 missing=()
 for p in "${pkgs[@]}"; do

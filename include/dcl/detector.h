@@ -11,6 +11,16 @@
 extern "C" {
 #endif
 
+/* Data-parallel training settings (docs/DISTRIBUTED.md); all zero = one
+ * process, or per-rank batch norm and the defaults under mpirun. */
+typedef struct dcl_dist_cfg {
+    int sync_bn;          /* train.sync_bn: batch-norm statistics over the whole batch of all ranks */
+    int shuffle_bn;       /* dcl.shuffle_bn: MoCo's shuffle-BN, key batch permuted across ranks */
+    float timeout;        /* train.dist_timeout: seconds a collective may wait (0 = 300) */
+    int backend;          /* train.dist_backend: dcl_dist_kind (0 auto, 1 mpi, 2 nccl) */
+    int check;            /* train.dist_check: log a hash of every rank's replicated state */
+} dcl_dist_cfg;
+
 typedef struct dcl_method_cfg {
     float tau;            /* 0.07 */
     float alpha;          /* prototype EMA, 0.9 */
@@ -22,6 +32,7 @@ typedef struct dcl_method_cfg {
     float pix_thr, cell_thr; /* mask binarisation 0.1, cell fraction 0.5 */
     int intra_sum;        /* 0: mean over the batch (paper), 1: sum (official) */
     int softmax_head;     /* 0: one logit + BCE (eq. 2); 1: two logits + softmax CE */
+    dcl_dist_cfg dist;    /* data-parallel training (zero: one process) */
 } dcl_method_cfg;
 dcl_method_cfg dcl_method_defaults(void);
 
@@ -36,6 +47,9 @@ typedef struct dcl_detector {
     dcl_protos protos;
     /* host scratch */
     float *h_logits, *h_dlogits, *h_eq, *h_q, *h_dq, *h_deq, *h_k, *h_F, *h_dF, *h_zero;
+    /* data-parallel training (dcl_detector_set_dist); NULL: one process */
+    struct dcl_dist *dist;
+    struct dcl_detector_dist *dd;   /* its scratch (private) */
 } dcl_detector;
 
 /* Builds query (and key, when with_key) encoders for an EfficientNet config;
@@ -62,6 +76,22 @@ typedef struct dcl_step_stats {
 dcl_status dcl_detector_step(dcl_detector *d, const float *v1, const float *v2, const int *y,
                              const uint8_t *cell, dcl_step_weights w, dcl_optim *opt, float lr,
                              dcl_rng *rng, dcl_step_stats *st);
+/* Data-parallel training: every rank plans its own shard of B/world images
+ * and calls dcl_detector_step with it; image j of rank r is slot
+ * j*world + r of the batch (dcl_loader_cfg.shard_*).  The step all-gathers the keys
+ * and labels (the queues and prototypes are updated with the whole batch in
+ * slot order, identically on every rank), averages the parameter gradients
+ * over ranks before the optimiser step, averages BN running statistics
+ * (without sync BN), and reports losses and enqueue counts of the whole
+ * batch.  With cfg.dist.sync_bn, batch norm uses the statistics of all
+ * ranks; with cfg.dist.shuffle_bn (and no sync BN), the key batch is
+ * permuted across ranks for the key forward pass (MoCo's shuffle BN).
+ * dist NULL: back to one process. */
+dcl_status dcl_detector_set_dist(dcl_detector *d, struct dcl_dist *dist);
+/* 64-bit hash of the state every rank must hold identically (parameters and
+ * buffers of both encoders, queues, prototypes; optimiser moments when opt). */
+dcl_status dcl_detector_state_hash(dcl_detector *d, dcl_optim *opt, uint64_t *hash);
+
 /* Evaluation: probabilities of "fake" for B host NHWC images (plan EVAL first). */
 dcl_status dcl_detector_predict(dcl_detector *d, const float *x, float *prob);
 

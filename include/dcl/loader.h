@@ -22,6 +22,16 @@ typedef struct dcl_loader_cfg {
     uint64_t seed;
     float mean[3], std[3];
     dcl_views_cfg views;
+    /* data-parallel training (train mode): this process produces only its
+     * shard of every batch: image j of the shard is slot
+     * j*shard_count + shard_rank of the same batch plan, with the same per-slot
+     * randomness, so the shards of all ranks together are exactly the
+     * single-process batch.  The slots are strided rather than contiguous
+     * so that each shard of a class-balanced batch (reals first, then fakes)
+     * holds both classes, which per-rank batch norm needs.  batch must be
+     * divisible by shard_count; the produced batches hold batch/shard_count
+     * images.  0/0 = the whole batch. */
+    int shard_rank, shard_count;
 } dcl_loader_cfg;
 
 typedef struct dcl_batch {

@@ -96,6 +96,39 @@ void dcl_net_summary(dcl_net *net, void *file);
 double dcl_net_flops(const dcl_net *net, int training);   /* forward FLOPs (x3 for training) */
 size_t dcl_net_arena_bytes(const dcl_net *net);
 
+/* ---- fusion (all on by default; docs/SPEED.md) ----
+ * DCL_FUSE_FOLD_BN: evaluation plans fold each batch norm into the
+ *   convolution before it (a per-plan copy of the weights, refreshed at
+ *   every forward, so parameters may change between forwards) and apply a
+ *   following activation in the convolution's pass (host backends).
+ * DCL_FUSE_BN_ACT: training plans run batch norm + activation in one pass
+ *   and keep only the batch norm's input; the backward recomputes the rest
+ *   (backends with the bn_stats / bn_act_* entries).
+ * DCL_FUSE_SE: training plans also fold a squeeze-excitation's pooling
+ *   and scaling into those passes; the scaled map is recomputed in backward.
+ * Values fused away are not readable (dcl_net_value_to_host fails): mark a
+ * value as an output before planning to keep it.  Takes effect at the next
+ * dcl_net_plan. */
+enum { DCL_FUSE_FOLD_BN = 1, DCL_FUSE_BN_ACT = 2, DCL_FUSE_SE = 4, DCL_FUSE_ALL = 7 };
+dcl_status dcl_net_set_fuse(dcl_net *net, int flags);
+int dcl_net_fuse(const dcl_net *net);
+/* Per-layer timing of forward and backward (benchmarks): on = 1 starts
+ * accumulating (the backend is synchronised around every layer), 0 stops.
+ * dcl_net_profile_print writes the totals per kind of layer and direction,
+ * divided by steps, to a FILE*. */
+dcl_status dcl_net_profile(dcl_net *net, int on);
+void dcl_net_profile_print(dcl_net *net, void *file, int steps);
+
+/* ---- synchronised batch norm across processes (data-parallel training) ----
+ * gather(ctx, recv, send, n): every process contributes n doubles and recv
+ * gets nranks * n doubles in rank order, the same on every process.  With a
+ * gather function set, batch norm layers in the training modes normalise
+ * with the statistics of the batch of all processes (running statistics
+ * too) and their backward pass uses the gradient sums of all processes.
+ * Every process must run the same layers in the same order.  NULL: off. */
+typedef dcl_status (*dcl_net_gather_fn)(void *ctx, double *recv, const double *send, int n);
+dcl_status dcl_net_set_bn_sync(dcl_net *net, dcl_net_gather_fn gather, int nranks, void *ctx);
+
 /* Host fallbacks for axpby / adam / sgd (used when a host backend lacks them). */
 void dcl_backend_fill_host_extras(dcl_backend *be);
 

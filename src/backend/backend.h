@@ -143,6 +143,63 @@ struct dcl_backend {
     /* SGD with momentum (PyTorch semantics, dampening 0, optional nesterov) */
     dcl_status (*sgd)(dcl_backend *be, int64_t n, float *p, float *buf, const float *grad,
                       float lr, float momentum, float wd, int nesterov, int first_step);
+
+    /* ---- fused entries: optional.  NULL means the executor (src/models/net.c)
+     * runs the unfused ops above instead; a backend fills all of a group or
+     * none (conv_fwd_act and conv_fwd_add each alone; bn_stats + bn_act_fwd
+     * for the training forward; bn_act_bwd_reduce + bn_act_bwd_dx +
+     * bn_act_dot for the backward).  docs/SPEED.md. ---- */
+
+    /* y = act(conv(x, w) + b) (inference: with a batch norm folded into w
+     * and b, conv + bn + act in one call; the backend decides whether the
+     * activation runs inside the convolution or as its own pass). */
+    dcl_status (*conv_fwd_act)(dcl_backend *be, const dcl_conv_desc *d, dcl_act act,
+                               float *y, const float *x, const float *w, const float *b);
+    /* y += conv(x, w) + b: the convolution accumulated onto y in its pass (a
+     * residual add after a convolution, done in the shortcut's buffer). */
+    dcl_status (*conv_fwd_add)(dcl_backend *be, const dcl_conv_desc *d, float *y, const float *x,
+                               const float *w, const float *b);
+    /* Batch statistics of M rows of C channels (NHWC) in one read of x:
+     * mean, biased variance and invstd = 1/sqrt(var + eps). */
+    dcl_status (*bn_stats)(dcl_backend *be, int64_t M, int C, float *mean, float *var,
+                           float *invstd, const float *x, float eps);
+    /* Batch norm with the given statistics, then an activation, over N
+     * samples of HW rows of C channels:
+     *   a = act((x - mean) * invstd * gamma + beta),  y = a * s[n][c]
+     * (s nullable: y = a); gmean[n][c] (nullable) = mean of a over the HW
+     * rows (the pooling of a squeeze-excitation); y may be NULL when only
+     * gmean is wanted.  mean, invstd, gamma and beta all NULL: no
+     * normalisation (a = act(x)).  Used for the forward pass and for
+     * recomputing a value in the backward pass instead of keeping it. */
+    dcl_status (*bn_act_fwd)(dcl_backend *be, int N, int HW, int C, dcl_act act,
+                             float *y, float *gmean, const float *x, const float *mean,
+                             const float *invstd, const float *gamma, const float *beta,
+                             const float *s);
+    /* Backward of bn_act_fwd with batch statistics.  With z the normalised
+     * value and a = act(z) as above, the gradient reaching z is
+     *   d = (dy * s[n][c] + dgap[n][c] / HW) * act'(z)
+     * (s nullable: 1; dgap nullable: 0; dgap is the gradient of a
+     * squeeze-excitation's pooled a).  reduce: sdy[c] = sum of d and
+     * sdyx[c] = sum of d * (x - mean) over all rows (assigned); dgamma +=
+     * sdyx * invstd, dbeta += sdy (both nullable). */
+    dcl_status (*bn_act_bwd_reduce)(dcl_backend *be, int N, int HW, int C, dcl_act act,
+                                    float *sdy, float *sdyx, float *dgamma, float *dbeta,
+                                    const float *dy, const float *x, const float *mean,
+                                    const float *invstd, const float *gamma, const float *beta,
+                                    const float *s, const float *dgap);
+    /* dx = gamma invstd (d - sdy / Mt - (x - mean) invstd^2 sdyx / Mt)
+     * (assigned), Mt the number of rows the statistics and sums cover
+     * (N*HW, more with batch norm synchronised across processes). */
+    dcl_status (*bn_act_bwd_dx)(dcl_backend *be, int N, int HW, int C, dcl_act act, float *dx,
+                                const float *dy, const float *x, const float *mean,
+                                const float *invstd, const float *gamma, const float *beta,
+                                const float *s, const float *dgap, const float *sdy,
+                                const float *sdyx, int64_t Mt);
+    /* out[n][c] = sum over the HW rows of dy * act(z) (assigned): the
+     * gradient of a squeeze-excitation scale without materialising a. */
+    dcl_status (*bn_act_dot)(dcl_backend *be, int N, int HW, int C, dcl_act act, float *out,
+                             const float *dy, const float *x, const float *mean,
+                             const float *invstd, const float *gamma, const float *beta);
 };
 
 /* Constructors. */

@@ -1,6 +1,6 @@
 /* dcl bench: time an EfficientNet training step (forward, cross-entropy,
  * backward, Adam) or inference on random data.  Prints one line:
- *   CONFIG dcl_img_s=X dcl_step_s=S dcl_rss_mb=A dcl_gflops=G
+ *   CONFIG dcl_img_s=X dcl_step_s=S dcl_rss_mb=A dcl_arena_mb=R dcl_gflops=G dcl_cpu_s=C
  * (bench/run pairs it with PyTorch in the same run). */
 #include "cli/cli.h"
 #include "dcl/model.h"
@@ -9,19 +9,30 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 static void usage(FILE *f) {
     fprintf(f, "usage: dcl bench [--arch efficientnet_b0] [--size 224] [--batch 16] [--mode train|infer]\n"
-               "                 [--steps 5] [--warmup 2] [--threads N] [--device cpu|ref|cuda] [--summary]\n");
+               "                 [--steps 5] [--warmup 2] [--threads N] [--device cpu|ref|cuda] [--summary]\n"
+               "                 [--fuse all|none|fold,bnact,se] [--profile]\n");
+}
+
+/* user + system CPU time of the process: with other work on the machine,
+ * a steadier measure of the work per step than the wall clock */
+static double cpu_seconds(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec + 1e-6 * (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
 }
 
 int cmd_bench(int argc, char **argv) {
     const char *arch = "efficientnet_b0", *mode = "train", *device = "cpu";
-    int size = 224, batch = 16, steps = 5, warmup = 2, threads = 0, summary = 0;
+    int size = 224, batch = 16, steps = 5, warmup = 2, threads = 0, summary = 0, profile = 0, fuse = DCL_FUSE_ALL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(stdout); return 0; }
         if (!strcmp(a, "--summary")) { summary = 1; continue; }
+        if (!strcmp(a, "--profile")) { profile = 1; continue; }
         if (i + 1 >= argc) { fprintf(stderr, "dcl bench: %s needs a value\n", a); return DCL_EXIT_USAGE; }
         const char *v = argv[++i];
         if (!strcmp(a, "--arch")) arch = v;
@@ -32,6 +43,21 @@ int cmd_bench(int argc, char **argv) {
         else if (!strcmp(a, "--steps")) steps = atoi(v);
         else if (!strcmp(a, "--warmup")) warmup = atoi(v);
         else if (!strcmp(a, "--threads")) threads = atoi(v);
+        else if (!strcmp(a, "--fuse")) {
+            fuse = 0;
+            char buf[64];
+            snprintf(buf, sizeof buf, "%s", v);
+            for (char *t = strtok(buf, ","); t; t = strtok(NULL, ",")) {
+                if (!strcmp(t, "all")) fuse |= DCL_FUSE_ALL;
+                else if (!strcmp(t, "fold")) fuse |= DCL_FUSE_FOLD_BN;
+                else if (!strcmp(t, "bnact")) fuse |= DCL_FUSE_BN_ACT;
+                else if (!strcmp(t, "se")) fuse |= DCL_FUSE_SE;
+                else if (strcmp(t, "none")) {
+                    fprintf(stderr, "dcl bench: --fuse takes all, none or a list of fold, bnact, se (got %s)\n", v);
+                    return DCL_EXIT_USAGE;
+                }
+            }
+        }
         else { fprintf(stderr, "dcl bench: unknown option %s\n", a); usage(stderr); return DCL_EXIT_USAGE; }
     }
     int train = !strcmp(mode, "train");
@@ -60,6 +86,7 @@ int cmd_bench(int argc, char **argv) {
     s = dcl_effnet_build(&m, be, &cfg);
     if (!s) s = dcl_net_init_params(m->net, &rng);
     if (!s) s = dcl_net_mark_output(m->net, m->logits);
+    if (!s) s = dcl_net_set_fuse(m->net, fuse);
     if (!s) s = dcl_net_plan(m->net, batch, size, size, train);
     if (!s && train) {
         dcl_optim_cfg oc = dcl_optim_defaults(DCL_OPT_ADAM);
@@ -67,9 +94,14 @@ int cmd_bench(int argc, char **argv) {
         s = dcl_optim_create(&opt, be, dcl_net_params(m->net)->total, &oc);
     }
     if (!s && summary) dcl_net_summary(m->net, stderr);
-    double t0 = 0, loss = 0;
+    double t0 = 0, c0 = 0, loss = 0;
     for (int it = 0; it < warmup + steps && !s; it++) {
-        if (it == warmup) { if (be->sync) be->sync(be); t0 = dcl_now(); }
+        if (it == warmup) {
+            if (be->sync) be->sync(be);
+            if (profile) s = dcl_net_profile(m->net, 1);
+            t0 = dcl_now();
+            c0 = cpu_seconds();
+        }
         s = dcl_net_set_input(m->net, x);
         if (!s) s = dcl_net_forward(m->net, &rng);
         if (!s && train) {
@@ -88,11 +120,12 @@ int cmd_bench(int argc, char **argv) {
     }
     if (!s) {
         if (be->sync) be->sync(be);
-        double dt = (dcl_now() - t0) / steps;
+        double dt = (dcl_now() - t0) / steps, ct = (cpu_seconds() - c0) / steps;
+        if (profile) dcl_net_profile_print(m->net, stderr, steps);
         double gfl = dcl_net_flops(m->net, train) / dt / 1e9;
-        printf("%s_%s_%d_bs%d dcl_img_s=%.3f dcl_step_s=%.4f dcl_rss_mb=%.0f dcl_gflops=%.1f loss=%.4f\n",
+        printf("%s_%s_%d_bs%d dcl_img_s=%.3f dcl_step_s=%.4f dcl_rss_mb=%.0f dcl_arena_mb=%.0f dcl_gflops=%.1f dcl_cpu_s=%.4f loss=%.4f\n",
                train ? "train" : "infer", strncmp(arch, "tf_", 3) ? arch + 13 : arch + 16, size, batch,
-               batch / dt, dt, dcl_peak_rss_kb() / 1024.0, gfl, loss);
+               batch / dt, dt, dcl_peak_rss_kb() / 1024.0, dcl_net_arena_bytes(m->net) / 1048576.0, gfl, ct, loss);
     }
 done:
     free(x); free(logits); free(dlog); free(tgt);

@@ -1,5 +1,6 @@
 /* dcl train --config FILE [--set key=value ...] [--resume] */
 #include "cli/cli.h"
+#include "dcl/dist.h"
 #include "dcl/trainer.h"
 #include <stdio.h>
 #include <string.h>
@@ -11,7 +12,8 @@ static void usage(FILE *f) {
                "  --set train.epochs=2 --set dcl.intra=false --set train.out=runs/ablation\n"
                "Writes OUT/config.yaml, OUT/log.jsonl, OUT/last.safetensors (full state, every\n"
                "train.checkpoint_every steps and at each epoch end) and OUT/best.safetensors (the\n"
-               "model with the best validation AUC).  Ctrl-C saves the state; --resume continues it.\n");
+               "model with the best validation AUC).  Ctrl-C saves the state; --resume continues it.\n"
+               "Data-parallel: mpirun -np N dcl train ... (docs/DISTRIBUTED.md).\n");
 }
 
 int cmd_train(int argc, char **argv) {
@@ -46,7 +48,8 @@ int cmd_train(int argc, char **argv) {
     dcl_buf_free(&dump);
     dcl_config_free(cfg);
     if (s) return cli_fail("train", s);
-    printf("{\"out\": \"%s\", \"steps\": %lld, \"epochs\": %d, \"best_val_auc\": %.6f, \"best_epoch\": %d, \"interrupted\": %s}\n",
+    if (dcl_dist_process_rank() == 0)
+        printf("{\"out\": \"%s\", \"steps\": %lld, \"epochs\": %d, \"best_val_auc\": %.6f, \"best_epoch\": %d, \"interrupted\": %s}\n",
            t.out, (long long)r.steps, r.epochs_done, r.best_auc, r.best_epoch + 1, r.interrupted ? "true" : "false");
     return r.interrupted ? 130 : 0;
 }

@@ -22,6 +22,7 @@ struct dcl_loader {
     int *real, nreal, *fake, nfake;
     int *vid_start, *vid_items;   /* entries of each video (positions in idx order) */
     int64_t bpe, total;           /* batches per epoch; total (eval) */
+    int bl, shards, srank;        /* images per produced batch; shard count and rank */
     /* epoch permutations (planner only) */
     int64_t perm_epoch;
     int *perm_all, *perm_real, *perm_fake;
@@ -76,15 +77,16 @@ static void plan_batch(dcl_loader *l, dcl_batch *b, int64_t bi) {
     }
     int64_t e = bi / l->bpe, p = bi % l->bpe;
     make_perms(l, e);
-    b->n = B;
+    b->n = l->bl;
     int half = B / 2;
     int balanced = l->cfg.balance && l->nreal && l->nfake;
-    for (int s = 0; s < B; s++) {
+    for (int j = 0; j < l->bl; j++) {
+        int s = j * l->shards + l->srank; /* slot in the whole batch */
         if (balanced) {
-            if (s < half) b->entry[s] = l->perm_real[(p * half + s) % l->nreal];
-            else b->entry[s] = l->perm_fake[(p * (B - half) + (s - half)) % l->nfake];
+            if (s < half) b->entry[j] = l->perm_real[(p * half + s) % l->nreal];
+            else b->entry[j] = l->perm_fake[(p * (B - half) + (s - half)) % l->nfake];
         } else {
-            b->entry[s] = l->perm_all[(p * B + s) % l->n];
+            b->entry[j] = l->perm_all[(p * B + s) % l->n];
         }
     }
 }
@@ -169,7 +171,7 @@ static void fill_item(dcl_loader *l, dcl_batch *b, int j) {
         return;
     }
     dcl_rng r;
-    dcl_rng_seed(&r, mix64(l->cfg.seed ^ mix64((uint64_t)b->index * 7919ULL + (uint64_t)j + 1)));
+    dcl_rng_seed(&r, mix64(l->cfg.seed ^ mix64((uint64_t)b->index * 7919ULL + (uint64_t)(j * l->shards + l->srank) + 1)));
     dcl_sample s = {0}, pair = {0}, s2 = {0};
     int want_pair = l->cfg.train && l->cfg.views.p_mixup > 0;
     dcl_status st = DCL_ERR_IO;
@@ -235,7 +237,7 @@ static int plan_next_locked(dcl_loader *l) {
         plan_batch(l, &sl->b, l->next_plan++);
         sl->state = SLOT_FILLING;
         sl->next_item = 0;
-        sl->remaining = l->cfg.batch;
+        sl->remaining = l->bl;
         return 1;
     }
     return 0;
@@ -250,7 +252,7 @@ static void *worker(void *arg) {
         /* the oldest filling batch first, so batches complete in order */
         for (int i = 0; i < l->nslots; i++) {
             slot *sl = &l->slots[i];
-            if (sl->state == SLOT_FILLING && sl->next_item < l->cfg.batch && (!work || sl->b.index < work->b.index)) work = sl;
+            if (sl->state == SLOT_FILLING && sl->next_item < l->bl && (!work || sl->b.index < work->b.index)) work = sl;
         }
         if (!work && plan_next_locked(l)) continue;
         if (!work) { pthread_cond_wait(&l->cv, &l->mu); continue; }
@@ -304,10 +306,19 @@ dcl_status dcl_loader_create(dcl_loader **out, const dcl_cache *c, const int *id
     if (n <= 0) return dcl_fail(DCL_ERR_ARG, "loader: no images selected");
     if (cfg->batch <= 0 || cfg->size < 16 || cfg->workers <= 0)
         return dcl_fail(DCL_ERR_ARG, "loader: batch %d, size %d, workers %d", cfg->batch, cfg->size, cfg->workers);
+    int shards = cfg->shard_count > 0 ? cfg->shard_count : 1;
+    if (shards > 1 && !cfg->train)
+        return dcl_fail(DCL_ERR_ARG, "loader: batch shards (shard_count %d) need a training loader", shards);
+    if (cfg->batch % shards || cfg->shard_rank < 0 || cfg->shard_rank >= shards)
+        return dcl_fail(DCL_ERR_ARG, "loader: batch %d cannot be split into %d equal shards (shard %d)", cfg->batch, shards,
+                        cfg->shard_rank);
     dcl_loader *l = calloc(1, sizeof *l);
     if (!l) return dcl_fail(DCL_ERR_NOMEM, "loader");
     l->c = c;
     l->cfg = *cfg;
+    l->bl = cfg->batch / shards;
+    l->shards = shards;
+    l->srank = shards > 1 ? cfg->shard_rank : 0;
     if (l->cfg.prefetch < 1) l->cfg.prefetch = 2;
     l->n = n;
     l->perm_epoch = -1;
@@ -351,14 +362,14 @@ dcl_status dcl_loader_create(dcl_loader **out, const dcl_cache *c, const int *id
     size_t px = (size_t)cfg->size * cfg->size;
     for (int i = 0; i < l->nslots; i++) {
         dcl_batch *b = &l->slots[i].b;
-        b->v1 = dcl_alloc(px * 3 * cfg->batch * sizeof(float));
-        b->v2 = cfg->two_views ? dcl_alloc(px * 3 * cfg->batch * sizeof(float)) : NULL;
-        b->mask = dcl_alloc(px * cfg->batch * sizeof(float));
-        b->label = calloc(cfg->batch, sizeof(int));
-        b->entry = calloc(cfg->batch, sizeof(int));
+        b->v1 = dcl_alloc(px * 3 * l->bl * sizeof(float));
+        b->v2 = cfg->two_views ? dcl_alloc(px * 3 * l->bl * sizeof(float)) : NULL;
+        b->mask = dcl_alloc(px * l->bl * sizeof(float));
+        b->label = calloc(l->bl, sizeof(int));
+        b->entry = calloc(l->bl, sizeof(int));
         if (!b->v1 || (cfg->two_views && !b->v2) || !b->mask || !b->label || !b->entry) {
             dcl_loader_free(l);
-            return dcl_fail(DCL_ERR_NOMEM, "loader: %d batches of %d images at %d px", l->nslots, cfg->batch, cfg->size);
+            return dcl_fail(DCL_ERR_NOMEM, "loader: %d batches of %d images at %d px", l->nslots, l->bl, cfg->size);
         }
     }
     *out = l;

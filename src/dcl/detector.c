@@ -1,5 +1,6 @@
 /* DCL detector: encoders, heads, one training step (docs/DCL.md). */
 #include "dcl/detector.h"
+#include "dcl/dist.h"
 #include "dcl/nn.h"
 #include <math.h>
 #include <stdlib.h>
@@ -58,8 +59,33 @@ static void free_scratch(dcl_detector *d) {
     for (size_t i = 0; i < sizeof p / sizeof p[0]; i++) { dcl_free(*p[i]); *p[i] = NULL; }
 }
 
+/* Scratch of data-parallel steps, for the whole batch of G = world * B
+ * images.  Image j of rank r is slot j*world + r of the batch (the loader's
+ * strided shards); all-gathers return "gathered order" r*B + j. */
+struct dcl_detector_dist {
+    int G, L;
+    size_t img;          /* floats per key-view image (shuffle BN) */
+    float *kg;           /* (G, L) keys in gathered order */
+    float *kall;         /* (G, L) keys in slot order */
+    float *kperm;        /* (G, L) keys in shuffled order */
+    int *yg, *yall, *perm; /* (G) */
+    uint8_t *enq;        /* (G) */
+    float *v2all, *v2in; /* shuffle BN: (G, img), (B, img) */
+    int64_t steps;
+};
+
+static void free_dd(dcl_detector *d) {
+    struct dcl_detector_dist *x = d->dd;
+    if (!x) return;
+    dcl_free(x->kg); dcl_free(x->kall); dcl_free(x->kperm); free(x->yg); free(x->yall); free(x->perm); free(x->enq);
+    dcl_free(x->v2all); dcl_free(x->v2in);
+    free(x);
+    d->dd = NULL;
+}
+
 void dcl_detector_free(dcl_detector *d) {
     if (!d) return;
+    free_dd(d);
     dcl_model_free(d->q);
     dcl_model_free(d->k);
     dcl_queue_free(&d->mr);
@@ -121,6 +147,78 @@ dcl_status dcl_detector_plan(dcl_detector *d, int B, int H, int W, int mode) {
     return DCL_OK;
 }
 
+dcl_status dcl_detector_set_dist(dcl_detector *d, struct dcl_dist *dist) {
+    d->dist = dist;
+    int sync = dist && dcl_dist_world(dist) > 1 && d->cfg.dist.sync_bn;
+    dcl_net *nets[2] = {d->q->net, d->k ? d->k->net : NULL};
+    for (int i = 0; i < 2; i++)
+        if (nets[i]) DCL_TRY(dcl_net_set_bn_sync(nets[i], sync ? dcl_dist_gather_f64 : NULL, sync ? dcl_dist_world(dist) : 0, dist));
+    if (dist && dcl_dist_world(dist) > 1 && d->cfg.dist.shuffle_bn && d->cfg.dist.sync_bn)
+        dcl_log(1, "dcl: shuffle_bn has no effect with sync_bn (the key encoder already normalises over the whole batch)");
+    return DCL_OK;
+}
+
+static dcl_status ensure_dd(dcl_detector *d, int G, int shuffle) {
+    struct dcl_detector_dist *x = d->dd;
+    size_t img = (size_t)d->H * d->W * 3;
+    if (x && x->G == G && x->L == d->L && (!shuffle || (x->v2all && x->img == img))) return DCL_OK;
+    free_dd(d);
+    x = d->dd = calloc(1, sizeof *x);
+    if (!x) return dcl_fail(DCL_ERR_NOMEM, "dcl: distributed step buffers");
+    x->G = G;
+    x->L = d->L;
+    x->img = img;
+    x->kg = dcl_alloc((size_t)G * d->L * sizeof(float));
+    x->kall = dcl_alloc((size_t)G * d->L * sizeof(float));
+    x->kperm = dcl_alloc((size_t)G * d->L * sizeof(float));
+    x->yg = malloc(G * sizeof(int));
+    x->yall = malloc(G * sizeof(int));
+    x->perm = malloc(G * sizeof(int));
+    x->enq = malloc(G);
+    int ok = x->kg && x->kall && x->kperm && x->yg && x->yall && x->perm && x->enq;
+    if (ok && shuffle) {
+        x->v2all = dcl_alloc((size_t)G * img * sizeof(float));
+        x->v2in = dcl_alloc((size_t)d->B * img * sizeof(float));
+        ok = x->v2all && x->v2in;
+    }
+    if (!ok) { free_dd(d); return dcl_fail(DCL_ERR_NOMEM, "dcl: distributed step buffers for %d images", G); }
+    return DCL_OK;
+}
+
+/* Key forward pass and normalised keys of the whole batch into kg (G, L),
+ * gathered order.  Shuffle BN: the key batch is permuted across ranks by a
+ * permutation common to all ranks, each rank encodes its share of the
+ * permuted batch, and the gathered keys are put back in gathered order. */
+static dcl_status key_forward_dist(dcl_detector *d, const float *v2, int shuffle, uint64_t stamp, dcl_rng *rng) {
+    struct dcl_detector_dist *x = d->dd;
+    dcl_net *kn = d->k->net;
+    int B = d->B, L = d->L, G = x->G, r = dcl_dist_rank(d->dist);
+    if (!shuffle) {
+        DCL_TRY(dcl_net_set_input(kn, v2));
+        DCL_TRY(dcl_net_forward(kn, rng));
+        DCL_TRY(dcl_net_value_to_host(kn, d->k_embed, d->h_k));
+        dcl_normalize_rows(d->h_k, d->h_k, B, L);
+        return dcl_dist_allgather(d->dist, x->kg, d->h_k, (size_t)B * L * sizeof(float));
+    }
+    DCL_TRY(dcl_dist_allgather(d->dist, x->v2all, v2, (size_t)B * x->img * sizeof(float)));
+    dcl_rng pr;
+    dcl_rng_seed(&pr, 0x5348554646424eULL ^ (stamp * 0x9e3779b97f4a7c15ULL));
+    for (int i = 0; i < G; i++) x->perm[i] = i;
+    for (int i = G - 1; i > 0; i--) {
+        int j = (int)dcl_rng_below(&pr, (uint32_t)(i + 1));
+        int t = x->perm[i]; x->perm[i] = x->perm[j]; x->perm[j] = t;
+    }
+    for (int j = 0; j < B; j++)
+        memcpy(x->v2in + (size_t)j * x->img, x->v2all + (size_t)x->perm[r * B + j] * x->img, x->img * sizeof(float));
+    DCL_TRY(dcl_net_set_input(kn, x->v2in));
+    DCL_TRY(dcl_net_forward(kn, rng));
+    DCL_TRY(dcl_net_value_to_host(kn, d->k_embed, d->h_k));
+    dcl_normalize_rows(d->h_k, d->h_k, B, L);
+    DCL_TRY(dcl_dist_allgather(d->dist, x->kperm, d->h_k, (size_t)B * L * sizeof(float)));
+    for (int i = 0; i < G; i++) memcpy(x->kg + (size_t)x->perm[i] * L, x->kperm + (size_t)i * L, L * sizeof(float));
+    return DCL_OK;
+}
+
 dcl_status dcl_detector_step(dcl_detector *d, const float *v1, const float *v2, const int *y,
                              const uint8_t *cell, dcl_step_weights w, dcl_optim *opt, float lr,
                              dcl_rng *rng, dcl_step_stats *st) {
@@ -128,6 +226,11 @@ dcl_status dcl_detector_step(dcl_detector *d, const float *v1, const float *v2, 
     int B = d->B, L = d->L, C = d->C, K = d->cfg.softmax_head ? 2 : 1;
     dcl_net *qn = d->q->net, *kn = d->k->net;
     memset(st, 0, sizeof *st);
+    /* data-parallel: image j of this rank is slot j*R + rank of a batch of G */
+    int R = d->dist ? dcl_dist_world(d->dist) : 1, rank = d->dist ? dcl_dist_rank(d->dist) : 0;
+    int G = B * R;
+    int shuffle = R > 1 && d->cfg.dist.shuffle_bn && !d->cfg.dist.sync_bn;
+    if (d->dist) DCL_TRY(ensure_dd(d, G, shuffle));
     /* 1. query forward */
     DCL_TRY(dcl_net_set_input(qn, v1));
     DCL_TRY(dcl_net_forward(qn, rng));
@@ -135,10 +238,32 @@ dcl_status dcl_detector_step(dcl_detector *d, const float *v1, const float *v2, 
     /* 2-3. momentum update of the key encoder, key forward (keys feed the
      * inter loss and the queues / prototypes) */
     DCL_TRY(dcl_ema_update(d->be, dcl_net_params(qn)->total, dcl_net_param_data(kn), dcl_net_param_data(qn), d->cfg.beta));
-    DCL_TRY(dcl_net_set_input(kn, v2));
-    DCL_TRY(dcl_net_forward(kn, rng));
-    DCL_TRY(dcl_net_value_to_host(kn, d->k_embed, d->h_k));
-    dcl_normalize_rows(d->h_k, d->h_k, B, L);
+    const float *kloc = d->h_k, *kall = d->h_k;
+    const int *yall = y;
+    if (d->dist) {
+        struct dcl_detector_dist *x = d->dd;
+        DCL_TRY(key_forward_dist(d, v2, shuffle, (uint64_t)(opt ? opt->step : x->steps), rng));
+        DCL_TRY(dcl_dist_allgather(d->dist, x->yg, y, (size_t)B * sizeof(int)));
+        x->steps++;
+        /* gathered order r*B + j -> slot j*R + r */
+        for (int r = 0; r < R; r++)
+            for (int j = 0; j < B; j++) {
+                int g = r * B + j, slot = j * R + r;
+                memcpy(x->kall + (size_t)slot * L, x->kg + (size_t)g * L, L * sizeof(float));
+                x->yall[slot] = x->yg[g];
+            }
+        kall = x->kall;
+        kloc = x->kg + (size_t)rank * B * L;
+        yall = x->yall;
+    } else {
+        DCL_TRY(dcl_net_set_input(kn, v2));
+        DCL_TRY(dcl_net_forward(kn, rng));
+        DCL_TRY(dcl_net_value_to_host(kn, d->k_embed, d->h_k));
+        dcl_normalize_rows(d->h_k, d->h_k, B, L);
+    }
+    /* A summed intra loss over the whole batch is the sum of the ranks' sums:
+     * scale each rank's gradient by R since gradients are averaged. */
+    float w_intra = w.intra * ((R > 1 && d->cfg.intra_sum) ? (float)R : 1.0f);
     /* 4. losses and their gradients */
     float lce;
     if (K == 1) {
@@ -155,7 +280,7 @@ dcl_status dcl_detector_step(dcl_detector *d, const float *v1, const float *v2, 
     if (w.inter > 0) {
         DCL_TRY(dcl_net_value_to_host(qn, d->q_embed, d->h_eq));
         dcl_normalize_rows(d->h_q, d->h_eq, B, L);
-        DCL_TRY(dcl_inter_loss(&st->inter, d->h_dq, d->h_q, d->h_k, y, B, L, &d->mr, &d->mf, d->cfg.tau, w.inter));
+        DCL_TRY(dcl_inter_loss(&st->inter, d->h_dq, d->h_q, kloc, y, B, L, &d->mr, &d->mf, d->cfg.tau, w.inter));
         dcl_normalize_rows_bwd(d->h_deq, d->h_dq, d->h_eq, B, L);
         DCL_TRY(dcl_net_seed_from_host(qn, d->q_embed, d->h_deq));
     } else {
@@ -169,31 +294,96 @@ dcl_status dcl_detector_step(dcl_detector *d, const float *v1, const float *v2, 
         }
         DCL_TRY(dcl_net_value_to_host(qn, d->q->features, d->h_F));
         dcl_status s = dcl_intra_loss(&st->intra, &st->intra_real, &st->intra_fake, d->h_dF, d->h_F, y,
-                                      cell ? cell : nocell, B, L, C, d->cfg.tau, d->cfg.intra_sum, w.intra);
+                                      cell ? cell : nocell, B, L, C, d->cfg.tau, d->cfg.intra_sum, w_intra);
         free(nocell);
         DCL_TRY(s);
         DCL_TRY(dcl_net_seed_from_host(qn, d->q->features, d->h_dF));
     } else {
         DCL_TRY(dcl_net_seed_from_host(qn, d->q->features, d->h_zero));
     }
+    if (R > 1) {
+        /* losses of the whole batch: means of the ranks' means (equal shards);
+         * a summed intra loss is the sum of the ranks' sums */
+        double v[5] = {st->ce, st->inter, st->intra, st->intra_real, st->intra_fake};
+        DCL_TRY(dcl_dist_allreduce_sum_f64(d->dist, v, 5));
+        double isum = d->cfg.intra_sum ? 1.0 : 1.0 / R;
+        st->ce = v[0] / R;
+        st->inter = v[1] / R;
+        st->intra = v[2] * isum;
+        st->intra_real = v[3] * isum;
+        st->intra_fake = v[4] * isum;
+    }
     st->loss = w.ce * st->ce + w.inter * st->inter + w.intra * st->intra;
     if (!isfinite(st->loss))
         return dcl_fail(DCL_ERR_INTERNAL, "dcl: loss is not finite (ce %g, inter %g, intra %g); lower the learning rate",
                         st->ce, st->inter, st->intra);
-    /* 5. backward and optimiser */
+    /* 5. backward, gradients averaged over ranks, optimiser */
     DCL_TRY(dcl_net_zero_grad(qn));
     DCL_TRY(dcl_net_backward(qn));
+    if (d->dist) DCL_TRY(dcl_dist_allreduce_mean(d->dist, d->be, dcl_net_grad_data(qn), dcl_net_params(qn)->total));
     if (opt) DCL_TRY(dcl_optim_step(opt, dcl_net_param_data(qn), dcl_net_grad_data(qn), lr));
-    /* 6. prototypes and queues */
-    uint8_t *enq = calloc(B, 1);
-    if (!enq) return dcl_fail(DCL_ERR_NOMEM, "queue update");
-    dcl_status s = dcl_queue_update(&d->mr, &d->mf, &d->protos, d->h_k, y, B, d->cfg.alpha, d->cfg.theta,
-                                    d->cfg.hard_mode, d->cfg.topk, enq);
-    for (int b = 0; b < B; b++) {
-        if (!enq[b]) continue;
-        if (y[b]) st->enqueued_fake++; else st->enqueued_real++;
+    if (R > 1 && !d->cfg.dist.sync_bn) {
+        /* per-rank batch norm: every rank keeps the mean of the running statistics */
+        DCL_TRY(dcl_dist_allreduce_mean(d->dist, d->be, dcl_net_buffer_data(qn), dcl_net_buffers(qn)->total));
+        DCL_TRY(dcl_dist_allreduce_mean(d->dist, d->be, dcl_net_buffer_data(kn), dcl_net_buffers(kn)->total));
     }
-    free(enq);
+    /* 6. prototypes and queues, with the keys of the whole batch in slot order */
+    uint8_t *enq = d->dist ? d->dd->enq : calloc(B, 1);
+    if (!enq) return dcl_fail(DCL_ERR_NOMEM, "queue update");
+    dcl_status s = dcl_queue_update(&d->mr, &d->mf, &d->protos, kall, yall, G, d->cfg.alpha, d->cfg.theta,
+                                    d->cfg.hard_mode, d->cfg.topk, enq);
+    for (int b = 0; b < G; b++) {
+        if (!enq[b]) continue;
+        if (yall[b]) st->enqueued_fake++; else st->enqueued_real++;
+    }
+    if (!d->dist) free(enq);
+    return s;
+}
+
+static uint64_t hash_dev(uint64_t h, dcl_backend *be, const float *p, size_t n, float *tmp, dcl_status *s) {
+    if (*s || !n) return h;
+    if (be->to_host) *s = be->to_host(be, tmp, p, n * sizeof(float));
+    else memcpy(tmp, p, n * sizeof(float));
+    return *s ? h : dcl_dist_hash(h, tmp, n * sizeof(float));
+}
+
+dcl_status dcl_detector_state_hash(dcl_detector *d, dcl_optim *opt, uint64_t *hash) {
+    dcl_net *nets[2] = {d->q->net, d->k ? d->k->net : NULL};
+    size_t mx = opt ? opt->n : 0;
+    for (int i = 0; i < 2; i++) {
+        if (!nets[i]) continue;
+        if (dcl_net_params(nets[i])->total > mx) mx = dcl_net_params(nets[i])->total;
+        if (dcl_net_buffers(nets[i])->total > mx) mx = dcl_net_buffers(nets[i])->total;
+    }
+    float *tmp = malloc((mx ? mx : 1) * sizeof(float));
+    if (!tmp) return dcl_fail(DCL_ERR_NOMEM, "state hash");
+    dcl_status s = DCL_OK;
+    uint64_t h = 0;
+    for (int i = 0; i < 2; i++) {
+        if (!nets[i]) continue;
+        h = hash_dev(h, d->be, dcl_net_param_data(nets[i]), dcl_net_params(nets[i])->total, tmp, &s);
+        h = hash_dev(h, d->be, dcl_net_buffer_data(nets[i]), dcl_net_buffers(nets[i])->total, tmp, &s);
+    }
+    if (opt) {
+        h = hash_dev(h, d->be, opt->m, opt->n, tmp, &s);
+        if (opt->v) h = hash_dev(h, d->be, opt->v, opt->n, tmp, &s);
+        h = dcl_dist_hash(h, &opt->step, sizeof opt->step);
+    }
+    free(tmp);
+    dcl_queue *qs[2] = {&d->mr, &d->mf};
+    for (int i = 0; i < 2; i++)
+        if (qs[i]->data) {
+            h = dcl_dist_hash(h, qs[i]->data, (size_t)qs[i]->cap * qs[i]->dim * sizeof(float));
+            h = dcl_dist_hash(h, &qs[i]->count, sizeof(int));
+            h = dcl_dist_hash(h, &qs[i]->ptr, sizeof(int));
+        }
+    if (d->protos.real) {
+        h = dcl_dist_hash(h, d->protos.real, d->protos.dim * sizeof(float));
+        h = dcl_dist_hash(h, d->protos.fake, d->protos.dim * sizeof(float));
+        h = dcl_dist_hash(h, &d->protos.real_set, sizeof(int));
+        h = dcl_dist_hash(h, &d->protos.fake_set, sizeof(int));
+    }
+    *hash = h;
     return s;
 }
 

@@ -1,6 +1,7 @@
 /* The DCL trainer: config, loop, validation, checkpoints, resume, logging. */
 #define _GNU_SOURCE
 #include "dcl/trainer.h"
+#include "dcl/dist.h"
 #include "dcl/eval.h"
 #include <errno.h>
 #include <math.h>
@@ -82,11 +83,11 @@ dcl_status dcl_train_cfg_from_config(dcl_train_cfg *t, const dcl_config *c) {
     static const char *k_train[] = {"epochs", "batch", "steps_per_epoch", "optimizer", "lr", "weight_decay", "beta1",
                                     "beta2", "eps", "momentum", "schedule", "step_epochs", "gamma", "min_lr",
                                     "lr_warmup_epochs", "seed", "device", "threads", "out", "checkpoint_every",
-                                    "log_every", NULL};
+                                    "log_every", "sync_bn", "dist_timeout", "dist_backend", "dist_check", NULL};
     static const char *k_dcl[] = {"tau", "alpha", "theta", "beta", "queue_size", "hard_mode", "topk", "pixel_threshold",
                                   "cell_threshold", "intra_reduction", "inter", "intra", "views", "hard", "loss",
                                   "phi_warmup", "phi", "warmup_epochs", "w_ce", "w_inter", "w_intra",
-                                  "ce_only_epochs", NULL};
+                                  "ce_only_epochs", "shuffle_bn", NULL};
     static const char *k_views[] = {"patch", "patch_k", "patch_key", "srm", "srm_scale", "frame_shift", "mixup",
                                     "mixup_min", "flip", "crop", "crop_min", "jitter", "jitter_strength", "blur",
                                     "blur_max", "jpeg", "jpeg_min", "jpeg_max", NULL};
@@ -151,6 +152,17 @@ dcl_status dcl_train_cfg_from_config(dcl_train_cfg *t, const dcl_config *c) {
     DCL_TRY(get_strbuf(c, "train.out", t->out, sizeof t->out));
     DCL_TRY(dcl_config_get_i64(c, "train.checkpoint_every", t->checkpoint_every, &t->checkpoint_every));
     DCL_TRY(dcl_config_get_int(c, "train.log_every", t->log_every, &t->log_every));
+    /* data-parallel training (docs/DISTRIBUTED.md) */
+    dcl_dist_cfg *dc = &t->method.dist;
+    DCL_TRY(dcl_config_get_bool(c, "train.sync_bn", dc->sync_bn, &dc->sync_bn));
+    DCL_TRY(dcl_config_get_bool(c, "train.dist_check", dc->check, &dc->check));
+    DCL_TRY(get_f(c, "train.dist_timeout", &dc->timeout));
+    if (!(dc->timeout >= 0)) return dcl_fail(DCL_ERR_FORMAT, "config: train.dist_timeout must be a number of seconds >= 0 (0 = 300)");
+    const char *dbk = NULL;
+    DCL_TRY(dcl_config_get_str(c, "train.dist_backend", "auto", &dbk));
+    dcl_dist_kind dk;
+    if (dcl_dist_kind_from_name(dbk, &dk)) return dcl_fail(DCL_ERR_FORMAT, "config: train.dist_backend must be auto, mpi or nccl, found '%s'", dbk);
+    dc->backend = (int)dk;
 
     dcl_method_cfg *m = &t->method;
     DCL_TRY(get_f(c, "dcl.tau", &m->tau));
@@ -184,6 +196,7 @@ dcl_status dcl_train_cfg_from_config(dcl_train_cfg *t, const dcl_config *c) {
     DCL_TRY(get_f(c, "dcl.w_inter", &t->w_inter));
     DCL_TRY(get_f(c, "dcl.w_intra", &t->w_intra));
     DCL_TRY(dcl_config_get_int(c, "dcl.ce_only_epochs", t->ce_only_epochs, &t->ce_only_epochs));
+    DCL_TRY(dcl_config_get_bool(c, "dcl.shuffle_bn", m->dist.shuffle_bn, &m->dist.shuffle_bn));
 
     dcl_views_cfg *v = &t->views;
     DCL_TRY(get_f(c, "views.patch", &v->p_patch));
@@ -322,6 +335,12 @@ dcl_status dcl_checkpoint_save(const char *path, dcl_detector *d, dcl_optim *opt
     if (!s) s = dcl_st_writer_meta(w, "best_auc", buf);
     snprintf(buf, sizeof buf, "%d", st->best_epoch);
     if (!s) s = dcl_st_writer_meta(w, "best_epoch", buf);
+    if (st->has_rng) {
+        char rb[96];
+        snprintf(rb, sizeof rb, "%016llx%016llx%016llx%016llx", (unsigned long long)st->rng[0], (unsigned long long)st->rng[1],
+                 (unsigned long long)st->rng[2], (unsigned long long)st->rng[3]);
+        if (!s) s = dcl_st_writer_meta(w, "rng", rb);
+    }
     snprintf(buf, sizeof buf, "%lld", opt ? (long long)opt->step : 0LL);
     if (!s) s = dcl_st_writer_meta(w, "optim_step", buf);
     if (!s) s = dcl_st_writer_meta(w, "arch", d->q->cfg.arch);
@@ -391,6 +410,15 @@ dcl_status dcl_checkpoint_load(const char *path, dcl_detector *d, dcl_optim *opt
         if ((v = dcl_st_meta(st, "epoch"))) ts->epoch = atoi(v);
         if ((v = dcl_st_meta(st, "best_auc"))) ts->best_auc = atof(v);
         if ((v = dcl_st_meta(st, "best_epoch"))) ts->best_epoch = atoi(v);
+        if ((v = dcl_st_meta(st, "rng")) && strlen(v) == 64) {
+            ts->has_rng = 1;
+            for (int i = 0; i < 4; i++) {
+                char part[17];
+                memcpy(part, v + 16 * i, 16);
+                part[16] = 0;
+                ts->rng[i] = strtoull(part, NULL, 16);
+            }
+        }
     }
     dcl_st_close(st);
     return s;
@@ -457,28 +485,42 @@ static int mkdir_p(const char *path) {
     return (mkdir(tmp, 0777) != 0 && errno != EEXIST) ? -1 : 0;
 }
 
-static dcl_status validate(dcl_detector *d, const dcl_train_cfg *t, const dcl_cache *c, const int *vidx, int nv,
-                           const dcl_effnet_cfg *ecfg, double *auc, double *acc) {
+/* Scores the validation images: rank r scores the r-th contiguous share,
+ * the scores are gathered in image order, rank 0 computes the metrics and
+ * every rank receives them. */
+static dcl_status validate(dcl_detector *d, const dcl_train_cfg *t, int batch, dcl_dist *dist, const dcl_cache *c,
+                           const int *vidx, int nv, const dcl_effnet_cfg *ecfg, double *auc, double *acc) {
     *auc = NAN;
     *acc = NAN;
     if (nv <= 0) return DCL_OK;
-    float *prob = malloc(nv * sizeof(float));
+    int R = dcl_dist_world(dist), r = dcl_dist_rank(dist);
+    int per = (nv + R - 1) / R, lo = r * per < nv ? r * per : nv, n = lo + per < nv ? per : nv - lo;
+    float *prob = malloc((size_t)per * R * sizeof(float)), *mine = malloc((size_t)per * sizeof(float));
     int *lab = malloc(nv * sizeof(int));
-    if (!prob || !lab) { free(prob); free(lab); return dcl_fail(DCL_ERR_NOMEM, "validation"); }
-    dcl_status s = dcl_score_cache(d, c, vidx, nv, t->batch, t->size, t->workers, ecfg->mean, ecfg->std, prob, 1);
-    int k = 0;
-    for (int i = 0; i < nv && !s; i++) {
-        if (isnan(prob[i])) continue; /* unreadable image, logged by the loader */
-        prob[k] = prob[i];
-        lab[k++] = c->e[vidx[i]].label;
-    }
-    if (!s) {
-        dcl_metrics m;
-        dcl_status ms = dcl_metrics_compute_f32(&m, prob, lab, k, 0.5);
-        if (!ms) { *auc = m.auc; *acc = m.acc; }
+    if (!prob || !mine || !lab) { free(prob); free(mine); free(lab); return dcl_fail(DCL_ERR_NOMEM, "validation"); }
+    for (int i = 0; i < per; i++) mine[i] = NAN;
+    dcl_status s = n > 0 ? dcl_score_cache(d, c, vidx + lo, n, batch, t->size, t->workers, ecfg->mean, ecfg->std, mine, r == 0)
+                         : DCL_OK;
+    s = dcl_dist_agree(dist, s, "validation");
+    if (!s) s = dcl_dist_allgather(dist, prob, mine, (size_t)per * sizeof(float));
+    double m[2] = {NAN, NAN};
+    if (!s && r == 0) {
+        int k = 0;
+        for (int i = 0; i < nv; i++) {
+            if (isnan(prob[i])) continue; /* unreadable image, logged by the loader */
+            prob[k] = prob[i];
+            lab[k++] = c->e[vidx[i]].label;
+        }
+        dcl_metrics mt;
+        dcl_status ms = dcl_metrics_compute_f32(&mt, prob, lab, k, 0.5);
+        if (!ms) { m[0] = mt.auc; m[1] = mt.acc; }
         else dcl_log(1, "validation: %s", dcl_last_error());
     }
+    if (!s) s = dcl_dist_bcast(dist, m, sizeof m, 0);
+    *auc = m[0];
+    *acc = m[1];
     free(prob);
+    free(mine);
     free(lab);
     return s;
 }
@@ -493,30 +535,121 @@ static void progress_bar(int epoch, int epochs, int64_t i, int64_t n, double rat
             (long long)i, (long long)n, rate, loss, (int)(eta / 3600), (int)(eta / 60) % 60, (int)eta % 60);
 }
 
-dcl_status dcl_train(const dcl_train_cfg *t, int resume, const char *config_text, dcl_train_result *res) {
+/* Rank 0's training state to every rank: parameters and buffers of both
+ * encoders, optimiser moments, queues, prototypes, counters and the loop
+ * position.  After it every rank holds the same state (fresh or resumed). */
+static dcl_status bcast_net(dcl_dist *dist, dcl_net *net) {
+    dcl_backend *be = dcl_net_backend(net);
+    const dcl_table *P = dcl_net_params(net), *B = dcl_net_buffers(net);
+    DCL_TRY(dcl_dist_bcast_dev(dist, be, dcl_net_param_data(net), P->total, 0));
+    DCL_TRY(dcl_dist_bcast_dev(dist, be, dcl_net_buffer_data(net), B->total, 0));
+    /* num_batches_tracked counters live on the host side of the net */
+    int nc = 0;
+    for (int i = 0; i < B->n; i++) nc += (B->v[i].flags & DCL_PF_COUNTER) != 0;
+    if (!nc) return DCL_OK;
+    float *v = malloc(nc * sizeof(float));
+    if (!v) return dcl_fail(DCL_ERR_NOMEM, "state broadcast");
+    dcl_status s = DCL_OK;
+    for (int i = 0, j = 0; i < B->n && !s; i++)
+        if (B->v[i].flags & DCL_PF_COUNTER) s = dcl_net_get_tensor(net, B->v[i].name, &v[j++], 1);
+    if (!s) s = dcl_dist_bcast(dist, v, nc * sizeof(float), 0);
+    for (int i = 0, j = 0; i < B->n && !s; i++)
+        if (B->v[i].flags & DCL_PF_COUNTER) s = dcl_net_set_tensor(net, B->v[i].name, &v[j++], 1);
+    free(v);
+    return s;
+}
+
+static dcl_status bcast_state(dcl_dist *dist, dcl_detector *d, dcl_optim *opt, dcl_train_state *ts) {
+    if (dcl_dist_world(dist) == 1) return DCL_OK;
+    DCL_TRY(dcl_dist_bcast(dist, ts, sizeof *ts, 0));
+    DCL_TRY(bcast_net(dist, d->q->net));
+    DCL_TRY(bcast_net(dist, d->k->net));
+    DCL_TRY(dcl_dist_bcast_dev(dist, d->be, opt->m, opt->n, 0));
+    if (opt->v) DCL_TRY(dcl_dist_bcast_dev(dist, d->be, opt->v, opt->n, 0));
+    DCL_TRY(dcl_dist_bcast(dist, &opt->step, sizeof opt->step, 0));
+    dcl_queue *qs[2] = {&d->mr, &d->mf};
+    for (int i = 0; i < 2; i++) {
+        int meta[2] = {qs[i]->count, qs[i]->ptr};
+        DCL_TRY(dcl_dist_bcast(dist, qs[i]->data, (size_t)qs[i]->cap * qs[i]->dim * sizeof(float), 0));
+        DCL_TRY(dcl_dist_bcast(dist, meta, sizeof meta, 0));
+        qs[i]->count = meta[0];
+        qs[i]->ptr = meta[1];
+    }
+    int set[2] = {d->protos.real_set, d->protos.fake_set};
+    DCL_TRY(dcl_dist_bcast(dist, d->protos.real, d->protos.dim * sizeof(float), 0));
+    DCL_TRY(dcl_dist_bcast(dist, d->protos.fake, d->protos.dim * sizeof(float), 0));
+    DCL_TRY(dcl_dist_bcast(dist, set, sizeof set, 0));
+    d->protos.real_set = set[0];
+    d->protos.fake_set = set[1];
+    return DCL_OK;
+}
+
+/* train.dist_check: every rank hashes its replicated state; rank 0 logs the
+ * hashes (they must all be equal). */
+static dcl_status dist_check(dcl_dist *dist, dcl_detector *d, dcl_optim *opt, FILE *log, int64_t step) {
+    int R = dcl_dist_world(dist);
+    uint64_t h = 0, *all = malloc(R * sizeof(uint64_t));
+    if (!all) return dcl_fail(DCL_ERR_NOMEM, "state check");
+    dcl_status s = dcl_detector_state_hash(d, opt, &h);
+    s = dcl_dist_agree(dist, s, "state check");
+    if (!s) s = dcl_dist_allgather(dist, all, &h, sizeof h);
+    if (!s && log) {
+        int equal = 1;
+        fprintf(log, "{\"dist_check\": %lld, \"ranks\": %d, \"hashes\": [", (long long)step, R);
+        for (int r = 0; r < R; r++) {
+            fprintf(log, "%s\"%016llx\"", r ? ", " : "", (unsigned long long)all[r]);
+            equal &= all[r] == all[0];
+        }
+        fprintf(log, "], \"equal\": %s}\n", equal ? "true" : "false");
+        fflush(log);
+        if (!equal) dcl_log(1, "distributed: the replicated training state differs between ranks at step %lld", (long long)step);
+    }
+    free(all);
+    return s;
+}
+
+/* The stop request (Ctrl-C / SIGTERM) of any rank stops every rank at the
+ * same step. */
+static int agreed_stop(dcl_dist *dist, dcl_status *s) {
+    int stop = g_stop ? 1 : 0;
+    if (dcl_dist_world(dist) > 1 && !*s) *s = dcl_dist_allreduce_max_int(dist, &stop, 1);
+    return stop;
+}
+
+static dcl_status train_run(const dcl_train_cfg *t, int resume, const char *config_text, dcl_train_result *res,
+                            dcl_dist *dist) {
     memset(res, 0, sizeof *res);
     res->best_auc = -1;
+    const int rank = dcl_dist_rank(dist), world = dcl_dist_world(dist), lead = rank == 0;
+    if (t->batch % world)
+        return dcl_fail(DCL_ERR_ARG, "train.batch %d cannot be split evenly over %d ranks: use a multiple of %d", t->batch,
+                        world, world);
+    const int Bl = t->batch / world; /* images per rank and step */
     char path[4096], lastp[4096], bestp[4096];
-    if (mkdir_p(t->out)) return dcl_fail(DCL_ERR_IO, "cannot create output directory %s: %s", t->out, strerror(errno));
     snprintf(lastp, sizeof lastp, "%s/last.safetensors", t->out);
     snprintf(bestp, sizeof bestp, "%s/best.safetensors", t->out);
-    if (!resume && access(lastp, F_OK) == 0)
-        return dcl_fail(DCL_ERR_ARG, "%s already holds a training run (last.safetensors); pass --resume to continue it or choose another train.out", t->out);
-    if (resume && access(lastp, F_OK) != 0)
-        return dcl_fail(DCL_ERR_NOTFOUND, "--resume: no checkpoint %s", lastp);
-    if (config_text) {
-        snprintf(path, sizeof path, "%s/config.yaml", t->out);
-        DCL_TRY(dcl_write_file_atomic(path, config_text, strlen(config_text)));
+    dcl_status s = DCL_OK;
+    if (lead) { /* the output directory belongs to rank 0 */
+        if (mkdir_p(t->out)) s = dcl_fail(DCL_ERR_IO, "cannot create output directory %s: %s", t->out, strerror(errno));
+        else if (!resume && access(lastp, F_OK) == 0)
+            s = dcl_fail(DCL_ERR_ARG, "%s already holds a training run (last.safetensors); pass --resume to continue it or choose another train.out", t->out);
+        else if (resume && access(lastp, F_OK) != 0)
+            s = dcl_fail(DCL_ERR_NOTFOUND, "--resume: no checkpoint %s", lastp);
+        else if (config_text) {
+            snprintf(path, sizeof path, "%s/config.yaml", t->out);
+            s = dcl_write_file_atomic(path, config_text, strlen(config_text));
+        }
     }
+    DCL_TRY(dcl_dist_agree(dist, s, "preparing the output directory"));
     if (t->threads > 0) dcl_set_num_threads(t->threads);
 
     dcl_cache *cache = NULL;
-    DCL_TRY(dcl_cache_open(&cache, t->cache));
     int *tidx = NULL, *vidx = NULL, nt = 0, nv = 0;
-    dcl_status s = dcl_cache_select(cache, t->train_split, &tidx, &nt);
+    s = dcl_cache_open(&cache, t->cache);
+    if (!s) s = dcl_cache_select(cache, t->train_split, &tidx, &nt);
     if (!s) s = dcl_cache_select(cache, t->val_split, &vidx, &nv);
     if (!s && nt == 0) s = dcl_fail(DCL_ERR_ARG, "cache %s has no images in split '%s'", t->cache, t->train_split);
-    if (!s && nv == 0) dcl_log(1, "cache %s has no '%s' split: training without validation (best.safetensors is the last epoch)", t->cache, t->val_split);
+    if (!s && nv == 0 && lead) dcl_log(1, "cache %s has no '%s' split: training without validation (best.safetensors is the last epoch)", t->cache, t->val_split);
     if (!s && t->max_val_images > 0 && nv > t->max_val_images) {
         /* a fixed, seeded, class-mixed subset */
         dcl_rng r;
@@ -531,13 +664,15 @@ dcl_status dcl_train(const dcl_train_cfg *t, int resume, const char *config_text
     dcl_loader *tl = NULL;
     FILE *log = NULL;
     dcl_effnet_cfg ecfg;
+    char devspec[64];
     if (!s) s = dcl_effnet_config(&ecfg, t->arch);
+    if (!s) s = dcl_dist_device_spec(dist, devspec, sizeof devspec, t->device);
     if (!s) {
         ecfg.drop_rate = t->drop_rate;
         ecfg.drop_path_rate = t->drop_path_rate;
         if (t->width > 0 || t->depth > 0)
             dcl_effnet_set_scale(&ecfg, t->width > 0 ? t->width : ecfg.width_mult, t->depth > 0 ? t->depth : ecfg.depth_mult);
-        be = dcl_backend_create(t->device, t->threads);
+        be = dcl_backend_create(devspec, t->threads);
         if (!be) s = DCL_ERR_UNSUPPORTED;
     }
     if (!s) s = dcl_detector_create(&d, be, &ecfg, &t->method, 1);
@@ -549,15 +684,19 @@ dcl_status dcl_train(const dcl_train_cfg *t, int resume, const char *config_text
         /* ImageNet weights carry no embedding head */
         lo.allow_missing = 1;
         s = dcl_model_load(d->q, t->pretrained, &lo);
-        if (!s) dcl_log(2, "loaded pretrained weights from %s", t->pretrained);
+        if (!s && lead) dcl_log(2, "loaded pretrained weights from %s", t->pretrained);
     }
     if (!s) s = dcl_detector_sync_key(d);
-    if (!s) s = dcl_detector_plan(d, t->batch, t->size, t->size, DCL_PLAN_TRAIN);
+    if (!s) s = dcl_detector_plan(d, Bl, t->size, t->size, DCL_PLAN_TRAIN);
     if (!s) s = dcl_optim_create(&opt, be, dcl_net_params(d->q->net)->total, &t->optim);
-    dcl_train_state ts = {0, 0, -1.0, -1};
-    if (!s && resume) {
+    dcl_train_state ts;
+    memset(&ts, 0, sizeof ts);
+    ts.best_auc = -1.0;
+    ts.best_epoch = -1;
+    if (!s && resume && lead) {
         s = dcl_checkpoint_load(lastp, d, opt, &ts);
         if (!s) dcl_log(2, "resuming %s at step %lld (epoch %d)", lastp, (long long)ts.step, ts.epoch + 1);
+        if (!s && ts.has_rng) memcpy(rng.s, ts.rng, sizeof rng.s); /* exact continuation of dropout masks */
     }
     dcl_loader_cfg lc;
     memset(&lc, 0, sizeof lc);
@@ -572,16 +711,32 @@ dcl_status dcl_train(const dcl_train_cfg *t, int resume, const char *config_text
     memcpy(lc.mean, ecfg.mean, sizeof lc.mean);
     memcpy(lc.std, ecfg.std, sizeof lc.std);
     lc.views = t->views;
+    lc.shard_rank = rank;
+    lc.shard_count = world;
     if (!s) s = dcl_loader_create(&tl, cache, tidx, nt, &lc);
+    if (!s && lead) {
+        snprintf(path, sizeof path, "%s/log.jsonl", t->out);
+        log = fopen(path, "a");
+        if (!log) s = dcl_fail(DCL_ERR_IO, "cannot open %s: %s", path, strerror(errno));
+    }
+    uint8_t *cell = malloc((size_t)Bl * (d ? d->L : 1) + 1);
+    if (!cell && !s) s = dcl_fail(DCL_ERR_NOMEM, "cell masks");
+    s = dcl_dist_agree(dist, s, "setting up training");
+    /* every rank starts from rank 0's state */
+    if (!s && (world > 1 || t->method.dist.backend == DCL_DIST_NCCL)) {
+        s = dcl_dist_attach(dist, be);
+        if (!s) s = dcl_detector_set_dist(d, dist);
+        if (!s) s = bcast_state(dist, d, opt, &ts);
+        /* independent dropout / drop-path masks on each rank (a stream per
+         * rank and starting step: a resumed run does not replay old masks) */
+        if (world > 1)
+            dcl_rng_seed(&rng, t->seed ^ (0x9e3779b97f4a7c15ULL * (uint64_t)(rank + 1)) ^
+                                   (0xd1b54a32d192ed03ULL * (uint64_t)(ts.step + 1)));
+    }
     int64_t spe = 0;
     if (!s) {
         spe = t->steps_per_epoch > 0 ? t->steps_per_epoch : dcl_loader_batches_per_epoch(tl);
         s = dcl_loader_start(tl, ts.step);
-    }
-    if (!s) {
-        snprintf(path, sizeof path, "%s/log.jsonl", t->out);
-        log = fopen(path, "a");
-        if (!log) s = dcl_fail(DCL_ERR_IO, "cannot open %s: %s", path, strerror(errno));
     }
     dcl_sched sched = {t->schedule, t->optim.lr, t->min_lr, (int64_t)t->epochs * spe, (int64_t)t->step_epochs * spe,
                        t->gamma, (int64_t)t->lr_warmup_epochs * spe, 0.01f};
@@ -591,11 +746,14 @@ dcl_status dcl_train(const dcl_train_cfg *t, int resume, const char *config_text
     g_stop = 0;
     sigaction(SIGINT, &sa, &old_int);
     sigaction(SIGTERM, &sa, &old_term);
-    uint8_t *cell = malloc((size_t)t->batch * (d ? d->L : 1) + 1);
-    if (!cell && !s) s = dcl_fail(DCL_ERR_NOMEM, "cell masks");
-    if (!s)
+    if (!s && lead) {
         dcl_log(2, "training %s on %d images (%d validation), %lld steps per epoch, batch %d at %dx%d, %s backend",
                 t->arch, nt, nv, (long long)spe, t->batch, t->size, t->size, be->name);
+        if (world > 1)
+            dcl_log(2, "data-parallel over %d ranks (%s): %d images per rank and step, %s batch norm%s", world,
+                    dcl_dist_backend_name(dist), Bl, t->method.dist.sync_bn ? "synchronised" : "per-rank",
+                    t->method.dist.shuffle_bn && !t->method.dist.sync_bn ? ", shuffled key batch" : "");
+    }
     int H2 = 0, W2 = 0;
     if (!s) {
         int shp[4];
@@ -604,15 +762,16 @@ dcl_status dcl_train(const dcl_train_cfg *t, int resume, const char *config_text
         W2 = shp[3];
     }
     double ema_loss = NAN;
-    for (int epoch = ts.epoch; !s && epoch < t->epochs && !g_stop; epoch++) {
+    int stop = 0;
+    for (int epoch = ts.epoch; !s && epoch < t->epochs && !stop; epoch++) {
         dcl_step_weights w = dcl_train_weights(t, epoch);
         double t0 = dcl_now();
         int64_t first = ts.step - (int64_t)epoch * spe;
-        for (int64_t i = first; i < spe && !s && !g_stop; i++) {
+        for (int64_t i = first; i < spe && !s && !stop; i++) {
             dcl_batch *b = NULL;
             s = dcl_loader_next(tl, &b);
             if (s) break;
-            dcl_cell_masks(cell, b->mask, t->batch, t->size, t->size, H2, W2, t->method.pix_thr, t->method.cell_thr);
+            dcl_cell_masks(cell, b->mask, Bl, t->size, t->size, H2, W2, t->method.pix_thr, t->method.cell_thr);
             dcl_step_stats st;
             float lr = dcl_sched_lr(&sched, ts.step);
             s = dcl_detector_step(d, b->v1, b->v2, b->label, cell, w, opt, lr, &rng, &st);
@@ -622,26 +781,28 @@ dcl_status dcl_train(const dcl_train_cfg *t, int resume, const char *config_text
             ema_loss = isnan(ema_loss) ? st.loss : 0.9 * ema_loss + 0.1 * st.loss;
             double el = dcl_now() - t0, rate = (i - first + 1) * t->batch / (el > 0 ? el : 1e-9);
             double eta = (double)(spe - i - 1) * t->batch / rate + (double)(t->epochs - epoch - 1) * spe * t->batch / rate;
-            progress_bar(epoch, t->epochs, i + 1, spe, rate, ema_loss, eta);
-            if (t->log_every > 0 && ts.step % t->log_every == 0)
+            if (lead) progress_bar(epoch, t->epochs, i + 1, spe, rate, ema_loss, eta);
+            if (log && t->log_every > 0 && ts.step % t->log_every == 0)
                 fprintf(log, "{\"step\": %lld, \"epoch\": %d, \"lr\": %.6g, \"loss\": %.6g, \"ce\": %.6g, \"inter\": %.6g, "
                              "\"intra\": %.6g, \"intra_real\": %.6g, \"intra_fake\": %.6g, \"w_ce\": %g, \"w_inter\": %g, "
-                             "\"w_intra\": %g, \"queue_real\": %d, \"queue_fake\": %d, \"img_s\": %.3f}\n",
+                             "\"w_intra\": %g, \"queue_real\": %d, \"queue_fake\": %d, \"img_s\": %.3f",
                         (long long)ts.step, epoch, lr, st.loss, st.ce, st.inter, st.intra, st.intra_real, st.intra_fake,
                         w.ce, w.inter, w.intra, d->mr.count, d->mf.count, rate),
-                    fflush(log);
+                    fprintf(log, world > 1 ? ", \"ranks\": %d}\n" : "}\n", world), fflush(log);
             if (t->checkpoint_every > 0 && ts.step % t->checkpoint_every == 0) {
                 ts.epoch = epoch;
-                s = dcl_checkpoint_save(lastp, d, opt, &ts, config_text);
+                if (lead) s = (memcpy(ts.rng, rng.s, sizeof ts.rng), ts.has_rng = 1, dcl_checkpoint_save(lastp, d, opt, &ts, config_text));
+                if (!s && t->method.dist.check) s = dist_check(dist, d, opt, log, ts.step);
             }
+            stop = agreed_stop(dist, &s);
         }
-        if (isatty(2)) fprintf(stderr, "\n");
-        if (s || g_stop) { ts.epoch = epoch; break; }
+        if (lead && isatty(2)) fprintf(stderr, "\n");
+        if (s || stop) { ts.epoch = epoch; break; }
         /* end of epoch: validation, best model, checkpoint */
         double auc, acc;
-        s = validate(d, t, cache, vidx, nv, &ecfg, &auc, &acc);
+        s = validate(d, t, Bl, dist, cache, vidx, nv, &ecfg, &auc, &acc);
         if (s) break;
-        s = dcl_detector_plan(d, t->batch, t->size, t->size, DCL_PLAN_TRAIN);
+        s = dcl_detector_plan(d, Bl, t->size, t->size, DCL_PLAN_TRAIN);
         if (s) break;
         int improved = nv == 0 || (!isnan(auc) && auc > ts.best_auc);
         if (improved) {
@@ -654,25 +815,30 @@ dcl_status dcl_train(const dcl_train_cfg *t, int resume, const char *config_text
             char sz[16];
             snprintf(sz, sizeof sz, "%d", t->size);
             kv[5] = sz;
-            s = dcl_detector_save_model(bestp, d, 3, kv);
+            if (lead) s = dcl_detector_save_model(bestp, d, 3, kv);
             if (s) break;
         }
-        fprintf(log, "{\"epoch_end\": %d, \"step\": %lld, \"val_auc\": %.6g, \"val_acc\": %.6g, \"best_auc\": %.6g, "
-                     "\"best_epoch\": %d, \"seconds\": %.1f, \"loader_errors\": %d}\n",
-                epoch + 1, (long long)ts.step, auc, acc, ts.best_auc, ts.best_epoch + 1, dcl_now() - t0, dcl_loader_errors(tl));
-        fflush(log);
-        dcl_log(2, "epoch %d/%d: loss %.4f, validation AUC %.4f (best %.4f, epoch %d)", epoch + 1, t->epochs, ema_loss, auc,
-                ts.best_auc, ts.best_epoch + 1);
+        if (log) {
+            fprintf(log, "{\"epoch_end\": %d, \"step\": %lld, \"val_auc\": %.6g, \"val_acc\": %.6g, \"best_auc\": %.6g, "
+                         "\"best_epoch\": %d, \"seconds\": %.1f, \"loader_errors\": %d}\n",
+                    epoch + 1, (long long)ts.step, auc, acc, ts.best_auc, ts.best_epoch + 1, dcl_now() - t0, dcl_loader_errors(tl));
+            fflush(log);
+        }
+        if (lead)
+            dcl_log(2, "epoch %d/%d: loss %.4f, validation AUC %.4f (best %.4f, epoch %d)", epoch + 1, t->epochs, ema_loss, auc,
+                    ts.best_auc, ts.best_epoch + 1);
         ts.epoch = epoch + 1;
-        s = dcl_checkpoint_save(lastp, d, opt, &ts, config_text);
+        if (lead) s = (memcpy(ts.rng, rng.s, sizeof ts.rng), ts.has_rng = 1, dcl_checkpoint_save(lastp, d, opt, &ts, config_text));
         res->epochs_done = epoch + 1;
+        if (!s) stop = agreed_stop(dist, &s);
     }
-    if (g_stop && d && opt) {
+    if (!s && t->method.dist.check && d && opt) s = dist_check(dist, d, opt, log, ts.step);
+    if (stop && d && opt) {
         /* Ctrl-C / SIGTERM: keep the exact state */
-        dcl_status s2 = dcl_checkpoint_save(lastp, d, opt, &ts, config_text);
+        dcl_status s2 = lead ? (memcpy(ts.rng, rng.s, sizeof ts.rng), ts.has_rng = 1, dcl_checkpoint_save(lastp, d, opt, &ts, config_text)) : DCL_OK;
         if (!s) s = s2;
         res->interrupted = 1;
-        dcl_log(2, "interrupted at step %lld: state saved to %s (continue with --resume)", (long long)ts.step, lastp);
+        if (lead) dcl_log(2, "interrupted at step %lld: state saved to %s (continue with --resume)", (long long)ts.step, lastp);
     }
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
@@ -688,5 +854,16 @@ dcl_status dcl_train(const dcl_train_cfg *t, int resume, const char *config_text
     free(tidx);
     free(vidx);
     dcl_cache_free(cache);
+    return s;
+}
+
+dcl_status dcl_train(const dcl_train_cfg *t, int resume, const char *config_text, dcl_train_result *res) {
+    memset(res, 0, sizeof *res);
+    res->best_auc = -1;
+    dcl_dist *dist = NULL;
+    dcl_dist_opts o = {t->method.dist.timeout, (dcl_dist_kind)t->method.dist.backend};
+    DCL_TRY(dcl_dist_init(&dist, &o));
+    dcl_status s = train_run(t, resume, config_text, res, dist);
+    dcl_dist_free(dist, s);
     return s;
 }

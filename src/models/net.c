@@ -23,6 +23,16 @@ typedef struct value {
     size_t off, goff;      /* arena offsets (bytes) */
     float *data, *grad;
     int grad_ready;
+    /* fusion (plan_fuse) */
+    int elided;            /* fused away in this plan: never materialised */
+    int recomp;            /* training: dropped after its forward use, recomputed in backward */
+    int bwd_ready;         /* the recomputed copy is valid (during backward) */
+    int nuse;              /* consumer edges */
+    int first_consumer;    /* smallest consumer node, -1 none */
+    int64_t ext_start, ext_end, gext_end; /* lifetime extensions for fused readers/writers (-1 none) */
+    size_t boff;           /* arena offset of the recomputed copy */
+    int galias;            /* training: shares the gradient buffer of this value (an add's output), -1 none */
+    int dalias;            /* evaluation: lives in the buffer of this value (a residual added in place), -1 none */
 } value;
 
 typedef struct node {
@@ -44,6 +54,15 @@ typedef struct node {
     float *save[3];
     float *mask_host;
     double flops;
+    /* fusion in the current plan (plan_fuse) */
+    int fu;                /* FU_* */
+    int fu_act;            /* FU_BNX / FU_FOLD: activation node done in the same pass, -1 none */
+    int fu_bn;             /* FU_FOLD: batch norm folded into the weights; FU_SEMUL: its batch norm */
+    int fu_gap, fu_mul;    /* FU_BNX / FU_ACTSE: squeeze-excitation pooling / scaling of the activation, -1 none */
+    int fu_add;            /* FU_FOLD: the residual add done by accumulating into the other input, -1 none */
+    int fu_out;            /* value written by the fused chain */
+    dcl_act fu_a;          /* activation of the chain */
+    size_t fold_off;       /* FU_FOLD with a batch norm: floats into net->fold */
 } node;
 
 struct dcl_net {
@@ -62,6 +81,20 @@ struct dcl_net {
     uint8_t *arena;
     size_t arena_bytes;
     float *scratch, *scratch2; /* accumulation scratch */
+    /* sync BN (dcl_net_set_bn_sync): cross-process statistics */
+    dcl_net_gather_fn bn_gather;
+    void *bn_ctx;
+    int bn_ranks;
+    float *bn_tmp;             /* device, bn_tmp_n floats */
+    size_t bn_tmp_n;
+    /* fusion (dcl_net_set_fuse) */
+    int fuse;                  /* DCL_FUSE_* */
+    float *fold;               /* device: folded weights, biases and scales of the evaluation plan */
+    float *fold_host;          /* host: per-channel scratch of the folding (5 * fold_c floats) */
+    int fold_c;
+    float *csum;               /* device: per-channel sums of the fused batch-norm backward */
+    double *prof;              /* dcl_net_profile: seconds per node, forward then backward (2 * nn) */
+    long prof_steps;
 };
 
 /* ------------------------------------------------------------------ */
@@ -71,6 +104,7 @@ dcl_status dcl_net_create(dcl_net **out, dcl_backend *be) {
     if (!n) return dcl_fail(DCL_ERR_NOMEM, "net: out of memory");
     n->be = be;
     n->input = -1;
+    n->fuse = DCL_FUSE_ALL;
     dcl_table_init(&n->params);
     dcl_table_init(&n->buffers);
     dcl_backend_fill_host_extras(be);
@@ -113,6 +147,11 @@ void dcl_net_free(dcl_net *net) {
     mem_free(net->be, net->G);
     mem_free(net->be, net->B);
     mem_free(net->be, net->arena);
+    mem_free(net->be, net->bn_tmp);
+    mem_free(net->be, net->fold);
+    mem_free(net->be, net->csum);
+    free(net->fold_host);
+    free(net->prof);
     for (int i = 0; i < net->nn; i++) free(net->nodes[i].mask_host);
     free(net->counters);
     free(net->nodes);
@@ -463,10 +502,247 @@ static dcl_status shape_pass(dcl_net *net, int n, int h, int w) {
     return DCL_OK;
 }
 
+/* ---- fusion: which nodes run as one pass in this plan ----
+ * FU_BNX (training modes, backend with bn_stats / bn_act_*): a batch norm
+ *   with batch statistics and the activation after it (when the batch
+ *   norm's output has no other use) in one pass; the batch norm's output is
+ *   never materialised, the backward recomputes it from the input and the
+ *   saved statistics.  With a squeeze-excitation on the activation (its
+ *   only uses a gap and a mul by a scale), the pass also writes the gap's
+ *   per-sample means, the mul (FU_SEMUL) recomputes its output from the
+ *   batch norm's input, and in training that output is recomputed again in
+ *   the backward instead of being kept; the activation is never stored.
+ * FU_FOLD (evaluation, host backends): conv + bn (+ act) as one
+ *   convolution with the batch norm folded into the weights (the backend's
+ *   conv_fwd_act applies the activation); also conv + act (the
+ *   squeeze-excitation's 1x1 convolutions) where the backend has
+ *   conv_fwd_act; a residual add after a convolution without activation is
+ *   done by accumulating into the shortcut's buffer (conv_fwd_add).
+ * FU_ACTSE (evaluation): an activation followed by a squeeze-excitation:
+ *   its pass only pools, the mul (FU_SEMUL) recomputes the activation.
+ * FU_SKIP: done by another node of the chain. */
+enum { FU_NONE = 0, FU_SKIP, FU_BNX, FU_SEMUL, FU_FOLD, FU_ACTSE };
+
+static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
+
+/* the node of the only use of value v, or -1 */
+static int only_use(const dcl_net *net, int v) {
+    const value *x = &net->vals[v];
+    return !x->is_output && x->nuse == 1 ? x->last_consumer : -1;
+}
+
+/* A squeeze-excitation on value z: its only uses are a gap (g) and a mul of
+ * z by a scale (u).  Returns 1 and the two nodes. */
+static int se_pattern(const dcl_net *net, int z, int *g, int *u) {
+    const value *v = &net->vals[z];
+    if (v->is_output || v->nuse != 2 || v->first_consumer == v->last_consumer) return 0;
+    const node *gn = &net->nodes[v->first_consumer], *un = &net->nodes[v->last_consumer];
+    if (gn->kind != NK_GAP || gn->in0 != z || un->kind != NK_MUL || un->in0 != z || un->in1 == z) return 0;
+    *g = v->first_consumer;
+    *u = v->last_consumer;
+    return 1;
+}
+
+/* node d (FU_BNX or FU_ACTSE) takes over squeeze-excitation (g, u) */
+static void fuse_se(dcl_net *net, int di, int gi, int ui, int src) {
+    node *d = &net->nodes[di], *g = &net->nodes[gi], *u = &net->nodes[ui];
+    d->fu_gap = gi;
+    d->fu_mul = ui;
+    g->fu = FU_SKIP;
+    u->fu = FU_SEMUL;
+    u->fu_bn = di;
+    net->vals[d->fu_out].elided = 1;
+    net->vals[d->fu_out].gext_end = -1;
+    net->vals[g->out].ext_start = di;                                  /* pooled in d's pass */
+    value *x = &net->vals[src];
+    x->ext_end = max64(x->ext_end, ui);                                /* the mul reads d's input */
+}
+
+static void plan_fuse(dcl_net *net, int mode) {
+    dcl_backend *be = net->be;
+    int T = net->nn;
+    for (int v = 0; v < net->nv; v++) {
+        value *x = &net->vals[v];
+        x->elided = x->recomp = x->bwd_ready = 0;
+        x->nuse = 0;
+        x->first_consumer = -1;
+        x->ext_start = x->ext_end = x->gext_end = -1;
+        x->dalias = -1;
+    }
+    for (int i = 0; i < T; i++) {
+        node *d = &net->nodes[i];
+        d->fu = FU_NONE;
+        d->fu_act = d->fu_bn = d->fu_gap = d->fu_mul = d->fu_add = -1;
+        d->fu_out = d->out;
+        d->fu_a = DCL_ACT_NONE;
+        d->fold_off = 0;
+        int in[2] = {d->in0, d->in1};
+        for (int j = 0; j < 2; j++) {
+            if (in[j] < 0) continue;
+            value *x = &net->vals[in[j]];
+            x->nuse++;
+            if (x->first_consumer < 0 || i < x->first_consumer) x->first_consumer = i;
+        }
+    }
+    int train = mode == DCL_PLAN_TRAIN;
+    if (mode != DCL_PLAN_EVAL && (net->fuse & DCL_FUSE_BN_ACT) && be->bn_stats && be->bn_act_fwd &&
+        (!train || (be->bn_act_bwd_reduce && be->bn_act_bwd_dx))) {
+        for (int b = 0; b < T; b++) {
+            node *d = &net->nodes[b];
+            if (d->kind != NK_BN) continue;
+            d->fu = FU_BNX;
+            int a = only_use(net, d->out);
+            if (a >= 0 && net->nodes[a].kind == NK_ACT) {
+                node *an = &net->nodes[a];
+                d->fu_act = a;
+                d->fu_a = an->act;
+                d->fu_out = an->out;
+                an->fu = FU_SKIP;
+                net->vals[d->out].elided = 1;
+                net->vals[an->out].ext_start = b;
+                if (train) net->vals[an->out].gext_end = 2 * T - b;  /* read by the fused backward */
+            }
+            int gi, ui;
+            if (d->fu_act < 0 || !(net->fuse & DCL_FUSE_SE) || (train && !be->bn_act_dot) ||
+                !se_pattern(net, d->fu_out, &gi, &ui))
+                continue;
+            fuse_se(net, b, gi, ui, d->in0);
+            node *u = &net->nodes[ui];
+            value *gv = &net->vals[net->nodes[gi].out], *sv = &net->vals[u->in1], *m = &net->vals[u->out];
+            if (train) {
+                if (!m->is_output) m->recomp = 1;
+                /* the fused backward at b reads dm, the pooled gradient and the scale */
+                m->gext_end = max64(m->gext_end, 2 * T - b);
+                gv->gext_end = max64(gv->gext_end, 2 * T - b);
+                sv->ext_end = max64(sv->ext_end, 2 * T - b);
+            }
+        }
+    }
+    if (mode == DCL_PLAN_EVAL && (net->fuse & DCL_FUSE_FOLD_BN) && be->is_host) {
+        /* squeeze-excitation on an activation: the activation's pass only
+         * pools (FU_ACTSE), the mul recomputes the activation from its input */
+        for (int a = 0; a < T && (net->fuse & DCL_FUSE_SE) && be->bn_act_fwd; a++) {
+            node *d = &net->nodes[a];
+            int gi, ui;
+            if (d->kind != NK_ACT || !se_pattern(net, d->out, &gi, &ui)) continue;
+            d->fu = FU_ACTSE;
+            d->fu_a = d->act;
+            fuse_se(net, a, gi, ui, d->in0);
+        }
+        for (int c = 0; c < T; c++) {
+            node *d = &net->nodes[c];
+            if (d->kind != NK_CONV) continue;
+            int b = only_use(net, d->out);
+            if (b < 0) continue;
+            node *bn = &net->nodes[b];
+            int a = -1;
+            if (bn->kind == NK_BN) {
+                a = only_use(net, bn->out);
+                if (a >= 0 && (net->nodes[a].kind != NK_ACT || net->nodes[a].fu != FU_NONE)) a = -1;
+                d->fu_bn = b;
+                bn->fu = FU_SKIP;
+                net->vals[d->out].elided = 1;
+                d->fu_out = bn->out;
+                if (a >= 0) net->vals[bn->out].elided = 1;
+            } else if (bn->kind == NK_ACT && bn->fu == FU_NONE && be->conv_fwd_act) {
+                a = b;
+                net->vals[d->out].elided = 1;
+            } else {
+                continue;
+            }
+            d->fu = FU_FOLD;
+            if (a >= 0) {
+                d->fu_act = a;
+                d->fu_a = net->nodes[a].act;
+                d->fu_out = net->nodes[a].out;
+                net->nodes[a].fu = FU_SKIP;
+            }
+            net->vals[d->fu_out].ext_start = c;
+            /* a residual add after it: accumulate into the other input's
+             * buffer, which becomes the add's output (when nothing else
+             * reads that input after the convolution) */
+            int A = d->fu_act < 0 && be->conv_fwd_add ? only_use(net, d->fu_out) : -1;
+            if (A < 0 || net->nodes[A].kind != NK_ADD || net->nodes[A].in0 == net->nodes[A].in1) continue;
+            node *an = &net->nodes[A];
+            int q = an->in0 == d->fu_out ? an->in1 : an->in0;
+            value *qv = &net->vals[q];
+            int ok = !qv->is_output && q != net->input && !qv->elided && qv->last_consumer == A &&
+                     !net->vals[an->out].is_output;
+            for (int k = 0; k < T && ok; k++)
+                if (k != A && (net->nodes[k].in0 == q || net->nodes[k].in1 == q) && k >= c) ok = 0;
+            if (!ok) continue;
+            d->fu_add = A;
+            an->fu = FU_SKIP;
+            net->vals[d->fu_out].elided = 1;
+            net->vals[d->fu_out].ext_start = -1;
+            d->fu_out = an->out;
+            net->vals[an->out].dalias = q;
+        }
+    }
+}
+
+/* Training: the gradient of an add's input is the add's output gradient, so
+ * an input whose first gradient contribution comes from the add (the add is
+ * its last consumer) can share that buffer instead of receiving a copy.
+ * When both inputs share it, an input with other consumers (a residual
+ * shortcut) gets their contributions added into the buffer later; that is
+ * only done when all those consumers come before the other input's
+ * producer, whose backward reads the buffer first. */
+static void plan_grad_alias(dcl_net *net) {
+    int T = net->nn;
+    for (int v = 0; v < net->nv; v++) net->vals[v].galias = -1;
+    for (int A = T - 1; A >= 0; A--) {
+        node *d = &net->nodes[A];
+        if (d->kind != NK_ADD || d->in0 == d->in1) continue;
+        value *o = &net->vals[d->out];
+        if (o->is_output || !o->needs_grad || o->elided) continue;
+        int in[2] = {d->in0, d->in1}, ok[2];
+        for (int j = 0; j < 2; j++) {
+            value *v = &net->vals[in[j]];
+            ok[j] = v->needs_grad && !v->is_output && !v->elided && !v->recomp && v->last_consumer == A;
+        }
+        if (ok[0] && ok[1]) {
+            if (net->vals[in[0]].nuse > 1 && net->vals[in[1]].nuse > 1) ok[1] = 0;
+            for (int j = 0; j < 2 && ok[0] && ok[1]; j++) {
+                if (net->vals[in[j]].nuse == 1) continue;
+                int other = net->vals[in[1 - j]].producer;
+                for (int k = 0; k < T && ok[j]; k++) {
+                    node *c = &net->nodes[k];
+                    if (k != A && (c->in0 == in[j] || c->in1 == in[j]) && k >= other) ok[j] = 0;
+                }
+            }
+        }
+        for (int j = 0; j < 2; j++)
+            if (ok[j]) net->vals[in[j]].galias = d->out;
+    }
+}
+
+static int grad_root(const dcl_net *net, int v) {
+    while (net->vals[v].galias >= 0) v = net->vals[v].galias;
+    return v;
+}
+
+static int data_root(const dcl_net *net, int v) {
+    while (net->vals[v].dalias >= 0) v = net->vals[v].dalias;
+    return v;
+}
+
+dcl_status dcl_net_set_fuse(dcl_net *net, int flags) {
+    if (flags & ~DCL_FUSE_ALL) return dcl_fail(DCL_ERR_ARG, "net: unknown fusion flags 0x%x", (unsigned)flags);
+    if (flags != net->fuse) net->planned = 0;
+    net->fuse = flags;
+    return DCL_OK;
+}
+
+int dcl_net_fuse(const dcl_net *net) { return net->fuse; }
+
 dcl_status dcl_net_plan(dcl_net *net, int n, int h, int w, int training) {
     if (!net->finalized) DCL_TRY(dcl_net_finalize(net));
     if (n <= 0 || h <= 0 || w <= 0) return dcl_fail(DCL_ERR_ARG, "net: bad input size %dx%dx%d", n, h, w);
+    if (training != DCL_PLAN_EVAL && training != DCL_PLAN_TRAIN && training != DCL_PLAN_TRAIN_NOGRAD)
+        return dcl_fail(DCL_ERR_ARG, "net: unknown plan mode %d", training);
     if (net->planned && net->pn == n && net->ph == h && net->pw == w && net->training == training) return DCL_OK;
+    net->planned = 0;
     DCL_TRY(shape_pass(net, n, h, w));
     int T = net->nn;
     int keep = training == DCL_PLAN_TRAIN;   /* activations kept for backward */
@@ -481,67 +757,150 @@ dcl_status dcl_net_plan(dcl_net *net, int n, int h, int w, int training) {
             net->vals[d->out].needs_grad = ng;
         }
     }
-    int cap = 2 * net->nv + 3 * T + 4;
+    plan_fuse(net, training);
+    if (keep) plan_grad_alias(net);
+    else for (int v = 0; v < net->nv; v++) net->vals[v].galias = -1;
+    /* Lifetimes on one time line: forward of node i at i, backward of node i
+     * at 2T - i.  Training: a value lives until the backward of its producer
+     * (the last that reads it), a gradient from the backward of the value's
+     * last consumer to that of its producer; a recomputed value twice: in
+     * forward up to its last use, in backward from its last consumer's
+     * backward to its first consumer's.  Otherwise a value dies after its
+     * last consumer.  Outputs and the input live throughout. */
+    int cap = 3 * net->nv + 3 * T + 4;
     interval *iv = calloc(cap, sizeof *iv);
-    size_t *tmp_off = calloc(3 * T + 4, sizeof(size_t));
-    if (!iv || !tmp_off) { free(iv); free(tmp_off); return dcl_fail(DCL_ERR_NOMEM, "net: plan"); }
+    if (!iv) return dcl_fail(DCL_ERR_NOMEM, "net: plan");
     int ni = 0;
-    size_t maxv = 0;
+    size_t acc_max = 0, acc2_max = 0;   /* accumulation scratch */
+    int maxc = 0;
+    /* gradient lifetimes; values sharing a buffer (plan_grad_alias) extend their root's */
+    int64_t *gs = malloc(2 * sizeof(int64_t) * (net->nv + 1)), *ge = gs ? gs + net->nv + 1 : NULL;
+    if (!gs) { free(iv); return dcl_fail(DCL_ERR_NOMEM, "net: plan"); }
+    for (int v = 0; v < net->nv; v++) {
+        value *x = &net->vals[v];
+        int64_t lc = x->last_consumer >= 0 ? x->last_consumer : x->producer;
+        gs[v] = x->is_output ? T : 2 * T - lc;
+        ge[v] = max64(x->is_output ? 2 * T + 2 : 2 * T - x->producer, x->gext_end); /* outputs' gradients stay readable */
+    }
+    for (int v = 0; v < net->nv; v++) {
+        if (!keep || net->vals[v].galias < 0) continue;
+        int r = grad_root(net, v);
+        if (gs[v] < gs[r]) gs[r] = gs[v];
+        if (ge[v] > ge[r]) ge[r] = ge[v];
+    }
+    /* data lifetimes; a value living in another's buffer (dalias) extends the root's */
+    int64_t *ds = malloc(2 * sizeof(int64_t) * (net->nv + 1)), *de = ds ? ds + net->nv + 1 : NULL;
+    if (!ds) { free(iv); free(gs); return dcl_fail(DCL_ERR_NOMEM, "net: plan"); }
+    for (int v = 0; v < net->nv; v++) {
+        value *x = &net->vals[v];
+        int64_t lc = x->last_consumer >= 0 ? x->last_consumer : x->producer;
+        ds[v] = x->ext_start >= 0 && x->ext_start < x->producer ? x->ext_start : x->producer;
+        if (x->is_output || v == net->input) de[v] = 2 * T + 2;
+        else if (keep && !x->recomp) de[v] = 2 * T - x->producer;
+        else de[v] = lc;
+        de[v] = max64(de[v], x->ext_end);
+    }
+    for (int v = 0; v < net->nv; v++) {
+        if (net->vals[v].dalias < 0) continue;
+        int r = data_root(net, v);
+        if (ds[v] < ds[r]) ds[r] = ds[v];
+        if (de[v] > de[r]) de[r] = de[v];
+    }
     for (int v = 0; v < net->nv; v++) {
         value *x = &net->vals[v];
         size_t bytes = dcl_align_up((size_t)x->numel * sizeof(float));
-        if (bytes > maxv) maxv = bytes;
-        int64_t start = x->producer, end;
-        if (keep || x->is_output || v == net->input) end = 2 * T + 2;
-        else end = x->last_consumer >= 0 ? x->last_consumer : x->producer;
-        iv[ni++] = (interval){start, end, bytes, &x->off};
-        if (keep && x->needs_grad) {
-            /* gradient lives from the backward of its last consumer to that of its producer */
-            int64_t gs = x->is_output ? T : 2 * T - (x->last_consumer >= 0 ? x->last_consumer : x->producer);
-            int64_t ge = x->is_output ? 2 * T + 2 : 2 * T - x->producer; /* outputs' gradients stay readable */
-            iv[ni++] = (interval){gs, ge, bytes, &x->goff};
+        x->off = x->goff = x->boff = 0;
+        if (x->c > maxc) maxc = x->c;
+        int64_t lc = x->last_consumer >= 0 ? x->last_consumer : x->producer;
+        if (!x->elided) {
+            if (x->dalias < 0) iv[ni++] = (interval){ds[v], de[v], bytes, &x->off};
+            if (x->recomp)
+                iv[ni++] = (interval){2 * T - lc, 2 * T - x->first_consumer, bytes, &x->boff};
+        }
+        if (keep && x->needs_grad && !x->elided) {
+            if (x->galias < 0) iv[ni++] = (interval){gs[v], ge[v], bytes, &x->goff};
+            /* a second contribution to the gradient goes through the scratch */
+            if (x->nuse >= 2 || (x->is_output && x->nuse >= 1)) acc_max = bytes > acc_max ? bytes : acc_max;
         }
     }
-    int nt = 0;
     for (int i = 0; i < T; i++) {
         node *d = &net->nodes[i];
         for (int j = 0; j < 3; j++) d->s_off[j] = 0;
+        int64_t send = keep ? 2 * T - i : T;
         if (d->kind == NK_BN && training) {  /* batch statistics (train modes) */
             size_t b = dcl_align_up(net->vals[d->out].c * sizeof(float));
-            for (int j = 0; j < 3; j++) iv[ni++] = (interval){i, 2 * T + 2, b, &d->s_off[j]};
+            for (int j = 0; j < 3; j++) iv[ni++] = (interval){i, send, b, &d->s_off[j]};
         } else if ((d->kind == NK_DROPOUT || d->kind == NK_DROPPATH) && training) {
             int64_t m = d->kind == NK_DROPOUT ? net->vals[d->out].numel : n;
-            iv[ni++] = (interval){i, 2 * T + 2, dcl_align_up(m * sizeof(float)), &d->s_off[0]};
+            iv[ni++] = (interval){i, send, dcl_align_up(m * sizeof(float)), &d->s_off[0]};
             free(d->mask_host);
             d->mask_host = malloc(m * sizeof(float));
-            if (!d->mask_host) { free(iv); free(tmp_off); return dcl_fail(DCL_ERR_NOMEM, "net: plan"); }
+            if (!d->mask_host) { free(iv); free(gs); free(ds); return dcl_fail(DCL_ERR_NOMEM, "net: plan"); }
+        }
+        if (!keep || d->in0 < 0) continue;
+        /* scratch for ops that write a gradient nobody needs, and for the
+         * scale gradient of a mul; the synchronised batch norm of the
+         * unfused path takes the second half as an input-sized buffer */
+        size_t xb = dcl_align_up((size_t)net->vals[d->in0].numel * sizeof(float));
+        int xg = net->vals[d->in0].needs_grad;
+        if ((d->kind == NK_BN && d->fu != FU_BNX) || d->kind == NK_PRELU || d->kind == NK_MUL) {
+            if (!xg) acc_max = xb > acc_max ? xb : acc_max;
+            if (d->kind == NK_BN) acc2_max = xb > acc2_max ? xb : acc2_max;
+        }
+        if (d->kind == NK_MUL) {
+            size_t sb = dcl_align_up((size_t)net->vals[d->in1].numel * sizeof(float));
+            acc2_max = sb > acc2_max ? sb : acc2_max;
         }
     }
     size_t scratch_off = 0;
-    if (keep) iv[ni++] = (interval){0, 2 * T + 2, 2 * maxv, &scratch_off};
-    (void)nt;
+    if (keep) iv[ni++] = (interval){T, 2 * T + 2, acc_max + acc2_max + DCL_ALIGN, &scratch_off};
     size_t total = assign_offsets(iv, ni);
     free(iv);
-    free(tmp_off);
+    free(gs);
+    free(ds);
+    for (int v = 0; v < net->nv; v++)
+        if (net->vals[v].dalias >= 0) net->vals[v].off = net->vals[data_root(net, v)].off;
+    for (int v = 0; v < net->nv; v++)
+        if (keep && net->vals[v].galias >= 0) net->vals[v].goff = net->vals[grad_root(net, v)].goff;
     mem_free(net->be, net->arena);
     net->arena = mem_alloc(net->be, total + DCL_ALIGN);
     if (!net->arena) {
-        net->planned = 0;
         return dcl_fail(DCL_ERR_NOMEM, "net: cannot allocate %zu MB of activations (batch %d, %dx%d)",
                         total >> 20, n, h, w);
     }
     net->arena_bytes = total;
     for (int v = 0; v < net->nv; v++) {
         value *x = &net->vals[v];
-        x->data = (float *)(net->arena + x->off);
-        x->grad = (keep && x->needs_grad) ? (float *)(net->arena + x->goff) : NULL;
+        x->data = x->elided ? NULL : (float *)(net->arena + x->off);
+        x->grad = (keep && x->needs_grad && !x->elided) ? (float *)(net->arena + x->goff) : NULL;
     }
     for (int i = 0; i < T; i++) {
         node *d = &net->nodes[i];
         for (int j = 0; j < 3; j++) d->save[j] = (float *)(net->arena + d->s_off[j]);
     }
     net->scratch = keep ? (float *)(net->arena + scratch_off) : NULL;
-    net->scratch2 = keep ? (float *)(net->arena + scratch_off + maxv) : NULL;
+    net->scratch2 = keep ? (float *)(net->arena + scratch_off + acc_max) : NULL;
+    /* per-channel sums of the fused batch-norm backward */
+    mem_free(net->be, net->csum);
+    net->csum = keep ? mem_alloc(net->be, 2 * (size_t)maxc * sizeof(float) + DCL_ALIGN) : NULL;
+    if (keep && !net->csum) return dcl_fail(DCL_ERR_NOMEM, "net: plan");
+    /* folded weights of the evaluation plan */
+    size_t fold_n = 0;
+    int fold_c = 0;
+    for (int i = 0; i < T; i++) {
+        node *d = &net->nodes[i];
+        if (d->fu != FU_FOLD || d->fu_bn < 0) continue;
+        d->fold_off = fold_n;
+        fold_n += (net->params.v[d->pw].numel + 15) / 16 * 16 + 2 * (size_t)(d->out_ch + 15) / 16 * 16;
+        if (d->out_ch > fold_c) fold_c = d->out_ch;
+    }
+    mem_free(net->be, net->fold);
+    free(net->fold_host);
+    net->fold = fold_n ? mem_alloc(net->be, fold_n * sizeof(float)) : NULL;
+    net->fold_host = fold_c ? malloc(5 * (size_t)fold_c * sizeof(float)) : NULL;
+    net->fold_c = fold_c;
+    if (fold_n && (!net->fold || !net->fold_host))
+        return dcl_fail(DCL_ERR_NOMEM, "net: cannot allocate %zu MB of folded weights", (fold_n * sizeof(float)) >> 20);
     net->planned = 1;
     net->training = training;
     net->pn = n; net->ph = h; net->pw = w;
@@ -566,16 +925,360 @@ static dcl_status fill_mask(dcl_net *net, node *d, dcl_rng *rng, int64_t m) {
     return to_dev(net->be, d->save[0], d->mask_host, m * sizeof(float));
 }
 
+/* ---- sync BN: batch statistics and gradient sums over all processes ---- */
+
+dcl_status dcl_net_set_bn_sync(dcl_net *net, dcl_net_gather_fn gather, int nranks, void *ctx) {
+    if (gather && nranks < 1) return dcl_fail(DCL_ERR_ARG, "net: sync BN needs at least one rank (got %d)", nranks);
+    net->bn_gather = gather;
+    net->bn_ranks = gather ? nranks : 0;
+    net->bn_ctx = ctx;
+    return DCL_OK;
+}
+
+static float *bn_tmp(dcl_net *net, size_t n) {
+    if (net->bn_tmp_n >= n) return net->bn_tmp;
+    mem_free(net->be, net->bn_tmp);
+    net->bn_tmp = mem_alloc(net->be, n * sizeof(float));
+    net->bn_tmp_n = net->bn_tmp ? n : 0;
+    return net->bn_tmp;
+}
+
+/* Gathers (M, a[C], b[C]) of every rank; returns the rank-ordered table in
+ * *all (R * (2C+1) doubles, malloc'ed). */
+static dcl_status bn_gather3(dcl_net *net, double **all, int64_t M, int C, const float *a, const float *b) {
+    size_t k = 2 * (size_t)C + 1;
+    double *snd = malloc(k * sizeof(double)), *rcv = malloc(k * net->bn_ranks * sizeof(double));
+    if (!snd || !rcv) { free(snd); free(rcv); return dcl_fail(DCL_ERR_NOMEM, "net: sync BN"); }
+    snd[0] = (double)M;
+    for (int c = 0; c < C; c++) { snd[1 + c] = a[c]; snd[1 + C + c] = b[c]; }
+    dcl_status s = net->bn_gather(net->bn_ctx, rcv, snd, (int)k);
+    free(snd);
+    if (s) { free(rcv); return dcl_fail_ctx(s, "sync BN"); }
+    *all = rcv;
+    return DCL_OK;
+}
+
+/* After the local bn_fwd_train: replace mean / var / invstd by the statistics
+ * of the whole batch (Chan's combination, in rank order, so that every rank
+ * gets the same values) and normalise again with them. */
+static dcl_status bn_sync_fwd(dcl_net *net, node *d, value *x, value *o, int64_t M, int64_t *Mall) {
+    dcl_backend *be = net->be;
+    int C = x->c, R = net->bn_ranks;
+    size_t k = 2 * (size_t)C + 1;
+    float *f = malloc(3 * (size_t)C * sizeof(float));
+    if (!f) return dcl_fail(DCL_ERR_NOMEM, "net: sync BN");
+    double *all = NULL;
+    dcl_status s = to_host(be, f, d->save[0], C * sizeof(float));
+    if (!s) s = to_host(be, f + C, d->save[1], C * sizeof(float));
+    if (!s) s = bn_gather3(net, &all, M, C, f, f + C);
+    if (s) { free(f); return s; }
+    double Mg = 0;
+    for (int r = 0; r < R; r++) Mg += all[r * k];
+    for (int c = 0; c < C; c++) {
+        double mu = 0, v = 0;
+        for (int r = 0; r < R; r++) mu += all[r * k] * all[r * k + 1 + c];
+        mu /= Mg;
+        for (int r = 0; r < R; r++) {
+            double dm = all[r * k + 1 + c] - mu;
+            v += all[r * k] * (all[r * k + 1 + C + c] + dm * dm);
+        }
+        v /= Mg;
+        f[c] = (float)mu;
+        f[C + c] = (float)v;
+        f[2 * C + c] = (float)(1.0 / sqrt((double)f[C + c] + (double)d->eps));
+    }
+    free(all);
+    *Mall = (int64_t)Mg;
+    for (int j = 0; j < 3 && !s; j++) s = to_dev(be, d->save[j], f + (size_t)j * C, C * sizeof(float));
+    free(f);
+    if (!s) s = be->bn_fwd_infer(be, M, C, o->data, x->data, PP(d->pw), PP(d->pb), d->save[0], d->save[1], d->eps);
+    return s;
+}
+
+/* Backward with the gradient sums of the whole batch: the local bn_bwd
+ * (sums over this rank's rows, M local) plus the per-channel affine
+ * correction gamma*invstd*((sdy_l/M - sdy_g/Mg) + xh (sdyx_l/M - sdyx_g/Mg)),
+ * applied as an inference-mode batch norm of x (xh = (x - mean) invstd). */
+static dcl_status bn_sync_bwd(dcl_net *net, node *d, value *x, value *o, int64_t M, float *dx, int xg) {
+    dcl_backend *be = net->be;
+    int C = x->c, R = net->bn_ranks;
+    size_t k = 2 * (size_t)C + 1;
+    float *t = bn_tmp(net, 5 * (size_t)C);
+    float *f = malloc(5 * (size_t)C * sizeof(float));
+    if (!t || !f) { free(f); return dcl_fail(DCL_ERR_NOMEM, "net: sync BN"); }
+    double *all = NULL;
+    dcl_status s = mem_zero(be, t, 2 * (size_t)C * sizeof(float));
+    if (!s) s = be->bn_bwd(be, M, C, dx, t, t + C, o->grad, x->data, d->save[0], d->save[2], PP(d->pw));
+    if (!s) s = be->add(be, C, GG(d->pw), GG(d->pw), t);
+    if (!s) s = be->add(be, C, GG(d->pb), GG(d->pb), t + C);
+    if (!s) s = to_host(be, f, t, 2 * (size_t)C * sizeof(float));   /* sdyx_l, sdy_l */
+    if (!s) s = bn_gather3(net, &all, M, C, f + C, f);              /* (M, sdy, sdyx) */
+    if (s || !xg) { free(f); free(all); return s; }
+    float *g = f + 2 * C, *is = f + 3 * C;
+    s = to_host(be, g, PP(d->pw), C * sizeof(float));
+    if (!s) s = to_host(be, is, d->save[2], C * sizeof(float));
+    if (!s) {
+        double Mg = 0;
+        for (int r = 0; r < R; r++) Mg += all[r * k];
+        for (int c = 0; c < C; c++) {
+            double sdy = 0, sdyx = 0;
+            for (int r = 0; r < R; r++) { sdy += all[r * k + 1 + c]; sdyx += all[r * k + 1 + C + c]; }
+            double gi = (double)g[c] * is[c];
+            double a = gi * ((double)f[C + c] / (double)M - sdy / Mg);
+            double b = gi * ((double)f[c] / (double)M - sdyx / Mg);
+            f[c] = (float)b;                                   /* gamma' */
+            f[C + c] = (float)a;                               /* beta' */
+            f[4 * C + c] = (float)(1.0 / ((double)is[c] * is[c])); /* var' with eps 0 */
+        }
+        s = to_dev(be, t + 2 * C, f, 2 * (size_t)C * sizeof(float));
+        if (!s) s = to_dev(be, t + 4 * C, f + 4 * C, C * sizeof(float));
+    }
+    free(all);
+    free(f);
+    if (!s) s = be->bn_fwd_infer(be, M, C, net->scratch2, x->data, t + 2 * C, t + 3 * C, d->save[0], t + 4 * C, 0.0f);
+    if (!s) s = be->add(be, M * C, dx, dx, net->scratch2);
+    return s;
+}
+
+/* ---- fused execution (plan_fuse) ---- */
+
+/* Synchronised batch norm on the fused path: replaces this process's batch
+ * statistics in d->save by those of the batches of all processes, combined
+ * in rank order (every process gets the same values). */
+static dcl_status bnx_sync_stats(dcl_net *net, node *d, int C, int64_t M, int64_t *Mall) {
+    dcl_backend *be = net->be;
+    size_t k = 2 * (size_t)C + 1;
+    float *f = malloc(3 * (size_t)C * sizeof(float));
+    if (!f) return dcl_fail(DCL_ERR_NOMEM, "net: sync BN");
+    double *all = NULL;
+    dcl_status s = to_host(be, f, d->save[0], C * sizeof(float));
+    if (!s) s = to_host(be, f + C, d->save[1], C * sizeof(float));
+    if (!s) s = bn_gather3(net, &all, M, C, f, f + C);
+    if (s) { free(f); return s; }
+    double Mg = 0;
+    for (int r = 0; r < net->bn_ranks; r++) Mg += all[r * k];
+    for (int c = 0; c < C; c++) {
+        double mu = 0, v = 0;
+        for (int r = 0; r < net->bn_ranks; r++) mu += all[r * k] * all[r * k + 1 + c];
+        mu /= Mg;
+        for (int r = 0; r < net->bn_ranks; r++) {
+            double dm = all[r * k + 1 + c] - mu;
+            v += all[r * k] * (all[r * k + 1 + C + c] + dm * dm);
+        }
+        v /= Mg;
+        f[c] = (float)mu;
+        f[C + c] = (float)v;
+        f[2 * C + c] = (float)(1.0 / sqrt(v + (double)d->eps));
+    }
+    free(all);
+    *Mall = (int64_t)Mg;
+    for (int j = 0; j < 3 && !s; j++) s = to_dev(be, d->save[j], f + (size_t)j * C, C * sizeof(float));
+    free(f);
+    return s;
+}
+
+/* ... and the per-channel gradient sums of the fused backward. */
+static dcl_status bnx_sync_sums(dcl_net *net, int C, int64_t M, float *sdy, float *sdyx, int64_t *Mt) {
+    dcl_backend *be = net->be;
+    size_t k = 2 * (size_t)C + 1;
+    float *f = malloc(2 * (size_t)C * sizeof(float));
+    if (!f) return dcl_fail(DCL_ERR_NOMEM, "net: sync BN");
+    double *all = NULL;
+    dcl_status s = to_host(be, f, sdy, C * sizeof(float));
+    if (!s) s = to_host(be, f + C, sdyx, C * sizeof(float));
+    if (!s) s = bn_gather3(net, &all, M, C, f, f + C);
+    if (s) { free(f); return s; }
+    double Mg = 0;
+    for (int r = 0; r < net->bn_ranks; r++) Mg += all[r * k];
+    for (int c = 0; c < C; c++) {
+        double a = 0, b = 0;
+        for (int r = 0; r < net->bn_ranks; r++) { a += all[r * k + 1 + c]; b += all[r * k + 1 + C + c]; }
+        f[c] = (float)a;
+        f[C + c] = (float)b;
+    }
+    free(all);
+    *Mt = (int64_t)Mg;
+    s = to_dev(be, sdy, f, C * sizeof(float));
+    if (!s) s = to_dev(be, sdyx, f + C, C * sizeof(float));
+    free(f);
+    return s;
+}
+
+/* FU_BNX forward: statistics, running statistics, then one pass writing the
+ * activation (unless fused away) and the squeeze-excitation's pooled means. */
+static dcl_status bnx_fwd(dcl_net *net, node *d) {
+    dcl_backend *be = net->be;
+    value *x = &net->vals[d->in0], *z = &net->vals[d->fu_out];
+    int C = x->c, HW = x->h * x->w;
+    int64_t M = (int64_t)x->n * HW, Mall = M;
+    dcl_status s = be->bn_stats(be, M, C, d->save[0], d->save[1], d->save[2], x->data, d->eps);
+    if (!s && net->bn_gather) s = bnx_sync_stats(net, d, C, M, &Mall);
+    if (!s) {
+        float m = d->momentum;
+        float unb = Mall > 1 ? (float)((double)Mall / (double)(Mall - 1)) : 1.0f;
+        s = be->axpby(be, C, BB(d->brm), m, d->save[0], 1.0f - m);
+        if (!s) s = be->axpby(be, C, BB(d->brv), m * unb, d->save[1], 1.0f - m);
+        net->counters[d->bnbt]++;
+    }
+    float *gm = d->fu_gap >= 0 ? net->vals[net->nodes[d->fu_gap].out].data : NULL;
+    if (!s) s = be->bn_act_fwd(be, x->n, HW, C, d->fu_a, z->elided ? NULL : z->data, gm, x->data, d->save[0],
+                               d->save[2], PP(d->pw), PP(d->pb), NULL);
+    return s;
+}
+
+/* FU_SEMUL forward: y = act(bn(x)) * s straight from the batch norm's input
+ * (training), or y = act(x) * s from the activation's input (evaluation) */
+static dcl_status semul_fwd(dcl_net *net, node *u) {
+    node *b = &net->nodes[u->fu_bn];
+    value *x = &net->vals[b->in0], *o = &net->vals[u->out];
+    int bn = b->kind == NK_BN;
+    return net->be->bn_act_fwd(net->be, x->n, x->h * x->w, x->c, b->fu_a, o->data, NULL, x->data,
+                               bn ? b->save[0] : NULL, bn ? b->save[2] : NULL, bn ? PP(b->pw) : NULL,
+                               bn ? PP(b->pb) : NULL, net->vals[u->in1].data);
+}
+
+/* FU_ACTSE forward: the squeeze-excitation's pooled means of act(x) */
+static dcl_status actse_fwd(dcl_net *net, node *a) {
+    value *x = &net->vals[a->in0];
+    return net->be->bn_act_fwd(net->be, x->n, x->h * x->w, x->c, a->act, NULL,
+                               net->vals[net->nodes[a->fu_gap].out].data, x->data, NULL, NULL, NULL, NULL, NULL);
+}
+
+/* FU_FOLD forward: the batch norm folded into a copy of the weights (done at
+ * every forward, so parameters may change between forwards) and the
+ * activation applied in the convolution's pass. */
+static dcl_status fold_fwd(dcl_net *net, node *d) {
+    dcl_backend *be = net->be;
+    value *x = &net->vals[d->in0], *y = &net->vals[d->fu_out];
+    const float *w = PP(d->pw), *bias = d->pb >= 0 ? PP(d->pb) : NULL;
+    dcl_conv_desc cd = d->cd;
+    dcl_status s = DCL_OK;
+    if (d->fu_bn >= 0) {
+        node *bn = &net->nodes[d->fu_bn];
+        int O = d->out_ch;
+        int64_t wn = net->params.v[d->pw].numel;
+        float *fw = net->fold + d->fold_off, *fb = fw + (wn + 15) / 16 * 16, *fs = fb + (O + 15) / 16 * 16;
+        float *h = net->fold_host, *g = h, *bt = h + O, *rm = h + 2 * O, *rv = h + 3 * O, *cb = h + 4 * O;
+        s = to_host(be, g, PP(bn->pw), O * sizeof(float));
+        if (!s) s = to_host(be, bt, PP(bn->pb), O * sizeof(float));
+        if (!s) s = to_host(be, rm, BB(bn->brm), O * sizeof(float));
+        if (!s) s = to_host(be, rv, BB(bn->brv), O * sizeof(float));
+        if (!s && bias) s = to_host(be, cb, bias, O * sizeof(float));
+        if (s) return s;
+        for (int o = 0; o < O; o++) {
+            double sc = (double)g[o] / sqrt((double)rv[o] + (double)bn->eps);
+            double b0 = bias ? (double)cb[o] : 0.0;
+            g[o] = (float)sc;
+            bt[o] = (float)((double)bt[o] + (b0 - (double)rm[o]) * sc);
+        }
+        s = to_dev(be, fs, g, O * sizeof(float));
+        if (!s) s = to_dev(be, fb, bt, O * sizeof(float));
+        if (!s) s = be->scale_mask(be, O, wn / O, fw, w, fs, 1, 1.0f);
+        if (s) return s;
+        w = fw;
+        bias = fb;
+    }
+    cd.has_bias = bias != NULL;
+    if (d->fu_add >= 0) return be->conv_fwd_add(be, &cd, y->data, x->data, w, bias);
+    if (d->fu_act >= 0 && be->conv_fwd_act) return be->conv_fwd_act(be, &cd, d->fu_a, y->data, x->data, w, bias);
+    s = be->conv_fwd(be, &cd, y->data, x->data, w, bias);
+    if (!s && d->fu_act >= 0) s = be->act_fwd(be, d->fu_a, y->numel, y->data, y->data);
+    return s;
+}
+
+/* ---- per-layer timing (dcl_net_profile) ---- */
+
+static double prof_now(dcl_net *net) {
+    if (net->be->sync) net->be->sync(net->be);
+    return dcl_now();
+}
+
+dcl_status dcl_net_profile(dcl_net *net, int on) {
+    free(net->prof);
+    net->prof = NULL;
+    net->prof_steps = 0;
+    if (!on) return DCL_OK;
+    net->prof = calloc(2 * (size_t)net->nn + 1, sizeof(double));
+    return net->prof ? DCL_OK : dcl_fail(DCL_ERR_NOMEM, "net: profile");
+}
+
+/* the profile's category of node d in the current plan */
+static void prof_cat(const dcl_net *net, const node *d, char *buf, size_t n) {
+    static const char *an[] = {"none", "relu", "silu", "sigmoid"};
+    switch (d->kind) {
+    case NK_CONV: {
+        const dcl_conv_desc *c = &d->cd;
+        const char *k = c->hi == 1 && c->wi == 1 ? "1x1 on 1x1 maps (SE)"
+                      : c->groups > 1 && c->groups == c->ci ? "depthwise"
+                      : c->kh == 1 && c->kw == 1 ? "1x1" : "other";
+        snprintf(buf, n, "conv %s%s", k, d->fu == FU_FOLD ? (d->fu_bn >= 0 ? " +bn folded" : "") : "");
+        if (d->fu == FU_FOLD && d->fu_act >= 0) snprintf(buf + strlen(buf), n - strlen(buf), " +%s", an[d->fu_a]);
+        if (d->fu == FU_FOLD && d->fu_add >= 0) snprintf(buf + strlen(buf), n - strlen(buf), " +residual");
+        break;
+    }
+    case NK_BN:
+        if (d->fu != FU_BNX) snprintf(buf, n, "bn");
+        else snprintf(buf, n, "bn+%s fused%s", an[d->fu_a], d->fu_mul >= 0 ? " (+SE pool, scale grad)" : "");
+        break;
+    case NK_ACT: snprintf(buf, n, d->fu == FU_ACTSE ? "act %s SE pool fused" : "act %s", an[d->act]); break;
+    case NK_MUL: snprintf(buf, n, d->fu == FU_SEMUL ? "SE mul fused (+recompute)" : "mul"); break;
+    default: snprintf(buf, n, "%s", g_kind_name[d->kind]); break;
+    }
+}
+
+void dcl_net_profile_print(dcl_net *net, void *file, int steps) {
+    FILE *f = file;
+    if (!net->prof) return;
+    if (steps < 1) steps = 1;
+    char (*cat)[64] = calloc(2 * (size_t)net->nn, 64);
+    double *t = calloc(2 * (size_t)net->nn, sizeof(double)), tot = 0;
+    int nc = 0;
+    if (!cat || !t) { free(cat); free(t); return; }
+    for (int dir = 0; dir < 2; dir++)
+        for (int i = 0; i < net->nn; i++) {
+            double v = net->prof[(size_t)dir * net->nn + i];
+            if (v <= 0) continue;
+            char c[64];
+            prof_cat(net, &net->nodes[i], c, sizeof c - 6);
+            strcat(c, dir ? " bwd" : " fwd");
+            int j = 0;
+            while (j < nc && strcmp(cat[j], c)) j++;
+            if (j == nc) snprintf(cat[nc++], 64, "%s", c);
+            t[j] += v;
+            tot += v;
+        }
+    for (int a = 0; a < nc; a++)   /* largest first */
+        for (int b = a + 1; b < nc; b++)
+            if (t[b] > t[a]) {
+                double x = t[a]; t[a] = t[b]; t[b] = x;
+                char c[64];
+                memcpy(c, cat[a], 64); memcpy(cat[a], cat[b], 64); memcpy(cat[b], c, 64);
+            }
+    fprintf(f, "%-44s %10s %6s\n", "layers (per step)", "ms", "%");
+    for (int a = 0; a < nc; a++) fprintf(f, "%-44s %10.1f %6.1f\n", cat[a], 1e3 * t[a] / steps, 100 * t[a] / tot);
+    fprintf(f, "%-44s %10.1f\n", "total", 1e3 * tot / steps);
+    free(cat);
+    free(t);
+}
+
 dcl_status dcl_net_forward(dcl_net *net, dcl_rng *rng) {
     if (!net->planned) return dcl_fail(DCL_ERR_ARG, "net: forward before plan");
     dcl_backend *be = net->be;
     int train = net->training;
+    for (int v = 0; v < net->nv; v++)   /* recomputed values: their forward copy */
+        if (net->vals[v].recomp) net->vals[v].data = (float *)(net->arena + net->vals[v].off);
     for (int i = 0; i < net->nn; i++) {
         node *d = &net->nodes[i];
         value *o = &net->vals[d->out];
         value *x = d->in0 >= 0 ? &net->vals[d->in0] : NULL;
         dcl_status s = DCL_OK;
-        switch (d->kind) {
+        if (d->fu == FU_SKIP) continue;
+        double t0 = net->prof ? prof_now(net) : 0;
+        if (d->fu == FU_BNX) s = bnx_fwd(net, d);
+        else if (d->fu == FU_SEMUL) s = semul_fwd(net, d);
+        else if (d->fu == FU_FOLD) s = fold_fwd(net, d);
+        else if (d->fu == FU_ACTSE) s = actse_fwd(net, d);
+        else switch (d->kind) {
         case NK_INPUT:
             break;
         case NK_CONV:
@@ -586,9 +1289,11 @@ dcl_status dcl_net_forward(dcl_net *net, dcl_rng *rng) {
             if (train) {
                 s = be->bn_fwd_train(be, M, x->c, o->data, d->save[0], d->save[1], d->save[2], x->data,
                                      PP(d->pw), PP(d->pb), d->eps);
+                int64_t Mall = M;
+                if (!s && net->bn_gather) s = bn_sync_fwd(net, d, x, o, M, &Mall);
                 if (!s) {
                     float m = d->momentum;
-                    float unb = M > 1 ? (float)((double)M / (double)(M - 1)) : 1.0f;
+                    float unb = Mall > 1 ? (float)((double)Mall / (double)(Mall - 1)) : 1.0f;
                     s = be->axpby(be, x->c, BB(d->brm), m, d->save[0], 1.0f - m);
                     if (!s) s = be->axpby(be, x->c, BB(d->brv), m * unb, d->save[1], 1.0f - m);
                     net->counters[d->bnbt]++;
@@ -633,6 +1338,7 @@ dcl_status dcl_net_forward(dcl_net *net, dcl_rng *rng) {
             s = be->linear_fwd(be, x->n, x->c, d->out_ch, o->data, x->data, PP(d->pw), PP(d->pb));
             break;
         }
+        if (net->prof) net->prof[i] += prof_now(net) - t0;
         if (s) return dcl_fail_ctx(s, "forward %s%s%s (layer %d)", g_kind_name[d->kind], d->name[0] ? " " : "", d->name, i);
     }
     return DCL_OK;
@@ -648,6 +1354,9 @@ float *dcl_net_value_seed(dcl_net *net, int v) { return net->vals[v].is_output ?
 
 dcl_status dcl_net_value_to_host(dcl_net *net, int v, float *dst) {
     if (v < 0 || v >= net->nv || !net->planned) return dcl_fail(DCL_ERR_ARG, "net: bad value %d", v);
+    if (net->vals[v].elided || net->vals[v].recomp)
+        return dcl_fail(DCL_ERR_ARG, "net: value %d (output of layer %d) is fused away in this plan; mark it as an output before planning to read it",
+                        v, net->vals[v].producer);
     return to_host(net->be, dst, net->vals[v].data, net->vals[v].numel * sizeof(float));
 }
 
@@ -676,20 +1385,100 @@ static dcl_status grad_finish(dcl_net *net, value *v, int acc) {
     return net->be->add(net->be, v->numel, v->grad, v->grad, net->scratch);
 }
 
+/* FU_BNX backward: the gradient reaching the activation (with a
+ * squeeze-excitation: the scaled map's gradient times the scale plus the
+ * pooled gradient spread over the map), through the activation and the
+ * batch norm, recomputing the normalised value from x: one pass for the
+ * per-channel sums, one for dx. */
+static dcl_status bnx_bwd(dcl_net *net, node *d) {
+    dcl_backend *be = net->be;
+    value *x = &net->vals[d->in0];
+    const float *dy, *sv = NULL, *dg = NULL;
+    dcl_status s = DCL_OK;
+    if (d->fu_mul >= 0) {
+        node *u = &net->nodes[d->fu_mul];
+        value *m = &net->vals[u->out], *g = &net->vals[net->nodes[d->fu_gap].out];
+        int mr = m->needs_grad && m->grad_ready, gr = g->needs_grad && g->grad_ready;
+        if (!mr && !gr) return DCL_OK;
+        if (!mr) DCL_TRY(mem_zero(be, m->grad, m->numel * sizeof(float)));
+        dy = m->grad;
+        sv = net->vals[u->in1].data;
+        dg = gr ? g->grad : NULL;
+    } else {
+        value *z = &net->vals[d->fu_out];
+        if (!z->needs_grad || !z->grad_ready) return DCL_OK;
+        dy = z->grad;
+    }
+    int C = x->c, HW = x->h * x->w;
+    int64_t M = (int64_t)x->n * HW, Mt = M;
+    float *sdy = net->csum, *sdyx = net->csum + C;
+    s = be->bn_act_bwd_reduce(be, x->n, HW, C, d->fu_a, sdy, sdyx, GG(d->pw), GG(d->pb), dy, x->data, d->save[0],
+                              d->save[2], PP(d->pw), PP(d->pb), sv, dg);
+    if (!s && net->bn_gather) s = bnx_sync_sums(net, C, M, sdy, sdyx, &Mt);
+    if (!s && x->needs_grad) {
+        int acc;
+        float *dx = grad_dst(net, x, &acc);
+        s = be->bn_act_bwd_dx(be, x->n, HW, C, d->fu_a, dx, dy, x->data, d->save[0], d->save[2], PP(d->pw), PP(d->pb),
+                              sv, dg, sdy, sdyx, Mt);
+        if (!s) s = grad_finish(net, x, acc);
+    }
+    return s;
+}
+
+/* FU_SEMUL backward: the scale's gradient, sum over the map of dy * act(bn(x))
+ * without materialising the activation; the map's gradient is left to the
+ * batch norm's fused backward. */
+static dcl_status semul_bwd(dcl_net *net, node *u) {
+    dcl_backend *be = net->be;
+    node *b = &net->nodes[u->fu_bn];
+    value *x = &net->vals[b->in0], *sv = &net->vals[u->in1], *m = &net->vals[u->out];
+    if (!sv->needs_grad) return DCL_OK;
+    float *ds = net->scratch2;
+    int acc = sv->grad_ready;
+    if (!acc) { ds = sv->grad; sv->grad_ready = 1; }
+    dcl_status s = be->bn_act_dot(be, x->n, x->h * x->w, x->c, b->fu_a, ds, m->grad, x->data, b->save[0], b->save[2],
+                                  PP(b->pw), PP(b->pb));
+    if (!s && acc) s = be->add(be, sv->numel, sv->grad, sv->grad, net->scratch2);
+    return s;
+}
+
+/* A value dropped after its forward use, recomputed for the backward. */
+static dcl_status materialize(dcl_net *net, int v) {
+    value *x = &net->vals[v];
+    if (v < 0 || !x->recomp || x->bwd_ready) return DCL_OK;
+    x->data = (float *)(net->arena + x->boff);
+    x->bwd_ready = 1;
+    return semul_fwd(net, &net->nodes[x->producer]);
+}
+
 dcl_status dcl_net_backward(dcl_net *net) {
     if (!net->planned || net->training != DCL_PLAN_TRAIN) return dcl_fail(DCL_ERR_ARG, "net: backward needs a DCL_PLAN_TRAIN plan and a forward pass");
     dcl_backend *be = net->be;
-    for (int v = 0; v < net->nv; v++) net->vals[v].grad_ready = net->vals[v].is_output && net->vals[v].grad;
+    for (int v = 0; v < net->nv; v++) {
+        net->vals[v].grad_ready = net->vals[v].is_output && net->vals[v].grad;
+        net->vals[v].bwd_ready = 0;
+    }
     for (int i = net->nn - 1; i >= 0; i--) {
         node *d = &net->nodes[i];
         value *o = &net->vals[d->out];
+        dcl_status s = DCL_OK;
+        if (d->fu == FU_SKIP) continue;
+        double t0 = net->prof ? prof_now(net) : 0;
+        if (d->fu == FU_BNX) {
+            s = bnx_bwd(net, d);
+            if (net->prof) net->prof[net->nn + i] += prof_now(net) - t0;
+            if (s) return dcl_fail_ctx(s, "backward bn %s (layer %d)", d->name, i);
+            continue;
+        }
         if (!o->needs_grad || !o->grad_ready || d->kind == NK_INPUT) continue;
         value *x = d->in0 >= 0 ? &net->vals[d->in0] : NULL;
         int xg = x && x->needs_grad;
         int acc = 0;
         float *dx = NULL;
-        dcl_status s = DCL_OK;
-        switch (d->kind) {
+        if (d->in0 >= 0) s = materialize(net, d->in0);
+        if (!s && d->in1 >= 0) s = materialize(net, d->in1);
+        if (!s && d->fu == FU_SEMUL) s = semul_bwd(net, d);
+        else if (!s) switch (d->kind) {
         case NK_CONV:
             if (xg) {
                 dx = grad_dst(net, x, &acc);
@@ -703,7 +1492,8 @@ dcl_status dcl_net_backward(dcl_net *net) {
             float *tmp = NULL;
             if (xg) dx = grad_dst(net, x, &acc);
             else dx = tmp = net->scratch; /* gamma/beta grads still needed */
-            s = be->bn_bwd(be, M, x->c, dx, GG(d->pw), GG(d->pb), o->grad, x->data, d->save[0], d->save[2], PP(d->pw));
+            if (net->bn_gather) s = bn_sync_bwd(net, d, x, o, M, dx, xg);
+            else s = be->bn_bwd(be, M, x->c, dx, GG(d->pw), GG(d->pb), o->grad, x->data, d->save[0], d->save[2], PP(d->pw));
             if (!s && xg) s = grad_finish(net, x, acc);
             (void)tmp;
             break;
@@ -752,7 +1542,8 @@ dcl_status dcl_net_backward(dcl_net *net) {
             value *in[2] = {x, b};
             for (int j = 0; j < 2 && !s; j++) {
                 if (!in[j]->needs_grad) continue;
-                if (in[j]->grad_ready) s = be->add(be, o->numel, in[j]->grad, in[j]->grad, o->grad);
+                if (in[j]->galias == d->out) in[j]->grad_ready = 1;   /* same buffer: nothing to copy */
+                else if (in[j]->grad_ready) s = be->add(be, o->numel, in[j]->grad, in[j]->grad, o->grad);
                 else {
                     in[j]->grad_ready = 1;
                     s = be->axpby(be, o->numel, in[j]->grad, 1.0f, o->grad, 0.0f);
@@ -782,6 +1573,7 @@ dcl_status dcl_net_backward(dcl_net *net) {
         case NK_INPUT:
             break;
         }
+        if (net->prof) net->prof[net->nn + i] += prof_now(net) - t0;
         if (s) return dcl_fail_ctx(s, "backward %s%s%s (layer %d)", g_kind_name[d->kind], d->name[0] ? " " : "", d->name, i);
     }
     return DCL_OK;

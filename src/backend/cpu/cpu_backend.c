@@ -127,5 +127,13 @@ dcl_backend *dcl_backend_cpu(int threads) {
     be->mul_bcast_bwd = cpu_mul_bcast_bwd;
     be->add = cpu_add;
     be->scale_mask = cpu_scale_mask;
+    /* fused entries */
+    be->conv_fwd_act = cpu_conv_fwd_act;
+    be->conv_fwd_add = cpu_conv_fwd_add;
+    be->bn_stats = cpu_bn_stats;
+    be->bn_act_fwd = cpu_bn_act_fwd;
+    be->bn_act_bwd_reduce = cpu_bn_act_bwd_reduce;
+    be->bn_act_bwd_dx = cpu_bn_act_bwd_dx;
+    be->bn_act_dot = cpu_bn_act_dot;
     return be;
 }

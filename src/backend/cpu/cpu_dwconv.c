@@ -13,9 +13,14 @@
 #include <omp.h>
 #endif
 
-/* 8 lanes: these kernels are bound by memory bandwidth, and on Zen 4 a
- * 512-bit operation runs as two 256-bit halves anyway. */
+/* 8 lanes with AVX (also under AVX-512: these kernels are bound by memory
+ * bandwidth, and on Zen 4 a 512-bit operation runs as two 256-bit halves
+ * anyway), 4 without. */
+#if defined(__AVX__)
 #define DW_VW 8
+#else
+#define DW_VW 4
+#endif
 typedef float dvf __attribute__((vector_size(DW_VW * 4), aligned(4), may_alias));
 
 static inline dvf dld(const float *p) { return *(const dvf *)p; }

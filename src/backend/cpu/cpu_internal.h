@@ -39,6 +39,8 @@ dcl_status cpu_conv_fwd(dcl_backend *be, const dcl_conv_desc *d,
                         float *y, const float *x, const float *w, const float *b);
 dcl_status cpu_conv_fwd_act(dcl_backend *be, const dcl_conv_desc *d, dcl_act act,
                             float *y, const float *x, const float *w, const float *b);
+dcl_status cpu_conv_fwd_add(dcl_backend *be, const dcl_conv_desc *d,
+                            float *y, const float *x, const float *w, const float *b);
 dcl_status cpu_conv_bwd_data(dcl_backend *be, const dcl_conv_desc *d,
                              float *dx, const float *dy, const float *w);
 dcl_status cpu_conv_bwd_weights(dcl_backend *be, const dcl_conv_desc *d,
@@ -67,6 +69,23 @@ dcl_status cpu_bn_fwd_infer(dcl_backend *be, int64_t M, int C, float *y, const f
 dcl_status cpu_bn_bwd(dcl_backend *be, int64_t M, int C, float *dx, float *dgamma, float *dbeta,
                       const float *dy, const float *x, const float *mean, const float *invstd,
                       const float *gamma);
+/* fused batch norm + activation (the backend vtable's bn_stats, bn_act_*) */
+dcl_status cpu_bn_stats(dcl_backend *be, int64_t M, int C, float *mean, float *var, float *invstd,
+                        const float *x, float eps);
+dcl_status cpu_bn_act_fwd(dcl_backend *be, int N, int HW, int C, dcl_act act, float *y, float *gmean,
+                          const float *x, const float *mean, const float *invstd, const float *gamma,
+                          const float *beta, const float *s);
+dcl_status cpu_bn_act_bwd_reduce(dcl_backend *be, int N, int HW, int C, dcl_act act, float *sdy, float *sdyx,
+                                 float *dgamma, float *dbeta, const float *dy, const float *x, const float *mean,
+                                 const float *invstd, const float *gamma, const float *beta, const float *s,
+                                 const float *dgap);
+dcl_status cpu_bn_act_bwd_dx(dcl_backend *be, int N, int HW, int C, dcl_act act, float *dx, const float *dy,
+                             const float *x, const float *mean, const float *invstd, const float *gamma,
+                             const float *beta, const float *s, const float *dgap, const float *sdy,
+                             const float *sdyx, int64_t Mt);
+dcl_status cpu_bn_act_dot(dcl_backend *be, int N, int HW, int C, dcl_act act, float *out, const float *dy,
+                          const float *x, const float *mean, const float *invstd, const float *gamma,
+                          const float *beta);
 dcl_status cpu_act_fwd(dcl_backend *be, dcl_act a, int64_t n, float *y, const float *x);
 dcl_status cpu_act_bwd(dcl_backend *be, dcl_act a, int64_t n, float *dx, const float *dy,
                        const float *x, const float *y);

@@ -3,9 +3,9 @@
  * The hot loops use GCC vector extensions (8 lanes, 16 with AVX-512) over
  * the channel dimension, innermost in NHWC, with plain C loops for channel
  * counts that are not a multiple of the vector width; OpenMP splits rows
- * across threads.  Per-channel statistics are summed in float registers down
- * short blocks of rows and the block sums accumulated in double, which keeps
- * them within ~1e-7 of a double-precision reference.  Outputs larger than
+ * across threads.  Per-channel statistics are summed in float over short
+ * blocks of rows and the block sums accumulated in double, which keeps them
+ * within ~1e-7 of a double-precision reference.  Outputs larger than
  * about half a last-level cache are written with streaming stores.
  */
 #include "backend/cpu/cpu_internal.h"
@@ -82,13 +82,15 @@ static inline float vexp(float x) {
 
 float cpu_expf_ref(float x) { return vexp(x); }
 
-/* The same in GCC vector extensions: gcc does not if-convert the clamps of
- * the scalar version under the default -ftrapping-math, so the activation
- * loops are written with explicit vectors (AVX-512: 16 lanes, else 8). */
+/* Vector loops in GCC vector extensions: gcc does not if-convert the clamps
+ * of the scalar version under the default -ftrapping-math, so the activation
+ * loops are written with explicit vectors (AVX-512: 16 lanes, AVX: 8, else 4). */
 #if defined(__AVX512F__)
 #define VW 16
-#else
+#elif defined(__AVX__)
 #define VW 8
+#else
+#define VW 4
 #endif
 typedef float vf __attribute__((vector_size(VW * 4), aligned(4), may_alias));
 typedef int32_t vi __attribute__((vector_size(VW * 4), aligned(4), may_alias));
@@ -133,58 +135,71 @@ static inline int want_stream(const cpu_impl *c, int64_t n_out) {
         }                                                           \
     } while (0)
 
-static inline vf vexpv(vf x) {
-    x = vsel(x < EXP_LO, vbc(EXP_LO), x);
-    x = vsel(x > EXP_HI, vbc(EXP_HI), x);
+#define FORCE_INLINE static inline __attribute__((always_inline))
+
+/* The sigmoid behind SiLU and sigmoid in vectors, made cheap (the fused
+ * batch-norm backward recomputes it in both of its passes): exp with min/max
+ * clamps and a degree-5 polynomial (minimax for relative error on
+ * [-ln2/2, ln2/2]: 7.5e-8, about 2e-7 evaluated in float), and 1/(1+e) as a
+ * reciprocal estimate refined by one Newton step (relative error about 1e-7)
+ * instead of a division.  Measured against the degree-7 exp and a division:
+ * the SiLU forward pass 13% and the fused backward 20% less CPU time. */
+#define FZ_C0 1.0000001192092896f
+#define FZ_C1 0.9999997019767761f
+#define FZ_C2 0.49998894333839417f
+#define FZ_C3 0.16667574644088745f
+#define FZ_C4 0.04191538318991661f
+#define FZ_C5 0.008297654800117016f
+
+#if defined(__AVX512F__) && VW == 16
+static inline vf fz_clamp(vf x) { return (vf)_mm512_min_ps(_mm512_max_ps((__m512)x, _mm512_set1_ps(EXP_LO)), _mm512_set1_ps(EXP_HI)); }
+static inline vf fz_rcp(vf a) { vf y = (vf)_mm512_rcp14_ps((__m512)a); return y * (2.0f - a * y); }
+#elif defined(__AVX__) && VW == 8
+static inline vf fz_clamp(vf x) { return (vf)_mm256_min_ps(_mm256_max_ps((__m256)x, _mm256_set1_ps(EXP_LO)), _mm256_set1_ps(EXP_HI)); }
+static inline vf fz_rcp(vf a) { vf y = (vf)_mm256_rcp_ps((__m256)a); return y * (2.0f - a * y); }
+#else
+static inline vf fz_clamp(vf x) { x = vsel(x < EXP_LO, vbc(EXP_LO), x); return vsel(x > EXP_HI, vbc(EXP_HI), x); }
+static inline vf fz_rcp(vf a) { return 1.0f / a; }
+#endif
+
+FORCE_INLINE vf fz_exp(vf x) {
+    x = fz_clamp(x);
     vf t = x * EXP_LOG2E + EXP_MAGIC;
     vf n = t - EXP_MAGIC;
     vi ni = (vi)t - bits_from_f(EXP_MAGIC);
     vf r = x - n * EXP_LN2HI;
     r = r - n * EXP_LN2LO;
-    vf p = r * EXP_P7 + EXP_P6;
-    p = p * r + EXP_P5;
-    p = p * r + EXP_P4;
-    p = p * r + EXP_P3;
-    p = p * r + 0.5f;
-    p = p * r + 1.0f;
-    p = p * r + 1.0f;
+    vf p = r * FZ_C5 + FZ_C4;
+    p = p * r + FZ_C3;
+    p = p * r + FZ_C2;
+    p = p * r + FZ_C1;
+    p = p * r + FZ_C0;
     return p * (vf)((ni + 127) << 23);
 }
+FORCE_INLINE vf fz_sig(vf z) { return fz_rcp(1.0f + fz_exp(-z)); }
 
 /* --------------------------------------------------------- batch norm ---- */
 
-/* Per-channel sums of (x - K) and (x - K)^2 over rows [r0, r1), K = row 0. */
+/* Per-channel sums of (x - K) and (x - K)^2 over rows [r0, r1), K = row 0:
+ * row by row (x read in order), summed in float over blocks of ROWBLK rows
+ * (fs, fq: C floats each) and the block sums added in double.  Row by row
+ * beats summing each channel vector down a block of rows in registers by
+ * about a quarter on the Zen 3 (CPU time, 8 x 112 x 112 x 96 floats). */
 static void bn_partial_stats(int64_t r0, int64_t r1, int C, const float *x, const float *K,
                              double *ps, double *pq, float *fs, float *fq) {
     for (int c = 0; c < C; c++) { ps[c] = 0; pq[c] = 0; }
-    if (C % VW == 0) {
-        /* a block of rows stays in L1/L2 while each channel vector is summed
-         * down it in registers (two rows at a time: four chains) */
-        for (int64_t r = r0; r < r1; r += ROWBLK) {
-            int64_t re = r + ROWBLK < r1 ? r + ROWBLK : r1;
-            for (int c = 0; c < C; c += VW) {
-                vf k = vld(K + c), s0 = {0}, q0 = {0}, s1 = {0}, q1 = {0};
-                const float *xp = x + r * C + c;
-                int64_t i = r;
-                for (; i + 1 < re; i += 2, xp += 2 * C) {
-                    vf v0 = vld(xp) - k, v1 = vld(xp + C) - k;
-                    s0 += v0; q0 += v0 * v0;
-                    s1 += v1; q1 += v1 * v1;
-                }
-                if (i < re) { vf v0 = vld(xp) - k; s0 += v0; q0 += v0 * v0; }
-                s0 += s1; q0 += q1;
-                for (int l = 0; l < VW; l++) { ps[c + l] += s0[l]; pq[c + l] += q0[l]; }
-            }
-        }
-        return;
-    }
     for (int64_t r = r0; r < r1; r += ROWBLK) {
         int64_t re = r + ROWBLK < r1 ? r + ROWBLK : r1;
         for (int c = 0; c < C; c++) { fs[c] = 0; fq[c] = 0; }
         for (int64_t i = r; i < re; i++) {
             const float *xr = x + i * C;
-            #pragma omp simd
-            for (int c = 0; c < C; c++) {
+            int c = 0;
+            for (; c + VW <= C; c += VW) {
+                vf v = vld(xr + c) - vld(K + c);
+                vst(fs + c, vld(fs + c) + v);
+                vst(fq + c, vld(fq + c) + v * v);
+            }
+            for (; c < C; c++) {
                 float v = xr[c] - K[c];
                 fs[c] += v;
                 fq[c] += v * v;
@@ -401,11 +416,11 @@ dcl_status cpu_act_fwd(dcl_backend *be, dcl_act a, int64_t n, float *y, const fl
                 { y[i] = x[i] > 0.0f ? x[i] : 0.0f; });
         break;
     case DCL_ACT_SILU:
-        EW_LOOP(nt, n, { vf v = vld(x + i); vstore(y + i, v / (1.0f + vexpv(-v)), st); },
+        EW_LOOP(nt, n, { vf v = vld(x + i); vstore(y + i, v * fz_sig(v), st); },
                 { y[i] = x[i] / (1.0f + vexp(-x[i])); });
         break;
     case DCL_ACT_SIGMOID:
-        EW_LOOP(nt, n, { vf v = vld(x + i); vstore(y + i, 1.0f / (1.0f + vexpv(-v)), st); },
+        EW_LOOP(nt, n, { vf v = vld(x + i); vstore(y + i, fz_sig(v), st); },
                 { y[i] = 1.0f / (1.0f + vexp(-x[i])); });
         break;
     default:
@@ -434,7 +449,7 @@ dcl_status cpu_act_bwd(dcl_backend *be, dcl_act a, int64_t n, float *dx, const f
         if (!x) return dcl_fail(DCL_ERR_ARG, "cpu act_bwd: silu needs x");
         EW_LOOP(nt, n, {
                     vf v = vld(x + i);
-                    vf s = 1.0f / (1.0f + vexpv(-v));
+                    vf s = fz_sig(v);
                     vstore(dx + i, vld(dy + i) * s * (1.0f + v * (1.0f - s)), st);
                 },
                 {
@@ -447,7 +462,7 @@ dcl_status cpu_act_bwd(dcl_backend *be, dcl_act a, int64_t n, float *dx, const f
             EW_LOOP(nt, n, { vf s = vld(y + i); vstore(dx + i, vld(dy + i) * s * (1.0f - s), st); },
                     { dx[i] = dy[i] * y[i] * (1.0f - y[i]); });
         } else if (x) {
-            EW_LOOP(nt, n, { vf s = 1.0f / (1.0f + vexpv(-vld(x + i))); vstore(dx + i, vld(dy + i) * s * (1.0f - s), st); },
+            EW_LOOP(nt, n, { vf s = fz_sig(vld(x + i)); vstore(dx + i, vld(dy + i) * s * (1.0f - s), st); },
                     { float s = 1.0f / (1.0f + vexp(-x[i])); dx[i] = dy[i] * s * (1.0f - s); });
         } else return dcl_fail(DCL_ERR_ARG, "cpu act_bwd: sigmoid needs x or y");
         break;
@@ -915,5 +930,384 @@ dcl_status cpu_linear_bwd(dcl_backend *be, int M, int K, int O, float *dx, float
             for (int m = 0; m < M; m++) s += dy[(size_t)m * O + o];
             db[o] += (float)s;
         }
+    return DCL_OK;
+}
+
+/* ------------------------------------------ fused batch norm + act ------ *
+ * Training-time batch norm and the activation after it in as few passes
+ * over memory as the data dependencies allow: statistics (one read of x),
+ * then one pass that normalises, applies the activation and writes it
+ * and/or sums it per sample (squeeze-excitation pooling).  The backward
+ * recomputes the normalised value from x and the saved statistics instead
+ * of reading a stored copy: one pass for the per-channel sums, one for dx.
+ * `act` is a compile-time constant in each instance (always_inline +
+ * switch), so the activation costs no branch in the inner loops. */
+
+
+FORCE_INLINE vf fz_act(const int act, vf z) {
+    switch (act) {
+    case DCL_ACT_RELU: return vsel(z > 0.0f, z, vbc(0.0f));
+    case DCL_ACT_SILU: return z * fz_sig(z);
+    case DCL_ACT_SIGMOID: return fz_sig(z);
+    default: return z;
+    }
+}
+/* g * act'(z) */
+FORCE_INLINE vf fz_dact(const int act, vf z, vf g) {
+    switch (act) {
+    case DCL_ACT_RELU: return vsel(z > 0.0f, g, vbc(0.0f));
+    case DCL_ACT_SILU: { vf s = fz_sig(z); return g * s * (1.0f + z * (1.0f - s)); }
+    case DCL_ACT_SIGMOID: { vf s = fz_sig(z); return g * s * (1.0f - s); }
+    default: return g;
+    }
+}
+FORCE_INLINE float fz_act1(const int act, float z) {
+    switch (act) {
+    case DCL_ACT_RELU: return z > 0.0f ? z : 0.0f;
+    case DCL_ACT_SILU: return z / (1.0f + vexp(-z));
+    case DCL_ACT_SIGMOID: return 1.0f / (1.0f + vexp(-z));
+    default: return z;
+    }
+}
+FORCE_INLINE float fz_dact1(const int act, float z, float g) {
+    switch (act) {
+    case DCL_ACT_RELU: return z > 0.0f ? g : 0.0f;
+    case DCL_ACT_SILU: { float s = 1.0f / (1.0f + vexp(-z)); return g * s * (1.0f + z * (1.0f - s)); }
+    case DCL_ACT_SIGMOID: { float s = 1.0f / (1.0f + vexp(-z)); return g * s * (1.0f - s); }
+    default: return g;
+    }
+}
+
+/* The same instance of BODY for each activation (act a constant inside). */
+#define ACT_DISPATCH(act, BODY)                                   \
+    switch (act) {                                                \
+    case DCL_ACT_NONE: { const int A_ = DCL_ACT_NONE; BODY; break; }       \
+    case DCL_ACT_RELU: { const int A_ = DCL_ACT_RELU; BODY; break; }       \
+    case DCL_ACT_SILU: { const int A_ = DCL_ACT_SILU; BODY; break; }       \
+    case DCL_ACT_SIGMOID: { const int A_ = DCL_ACT_SIGMOID; BODY; break; } \
+    default: break;                                               \
+    }
+
+static dcl_status fz_check(const char *what, int N, int HW, int C, dcl_act act) {
+    if (N <= 0 || HW <= 0 || C <= 0)
+        return dcl_fail(DCL_ERR_ARG, "cpu %s: bad sizes (N=%d HW=%d C=%d)", what, N, HW, C);
+    if (act < DCL_ACT_NONE || act > DCL_ACT_SIGMOID)
+        return dcl_fail(DCL_ERR_UNSUPPORTED, "cpu %s: unknown activation %d", what, (int)act);
+    return DCL_OK;
+}
+
+/* The next block of rows [r, *re) of [r, r1): inside one sample, at most
+ * ROWBLK rows; returns the sample. */
+static inline int fz_block(int64_t r, int64_t r1, int HW, int64_t *re) {
+    int n = (int)(r / HW);
+    int64_t e = (int64_t)(n + 1) * HW;
+    if (e > r1) e = r1;
+    if (e > r + ROWBLK) e = r + ROWBLK;
+    *re = e;
+    return n;
+}
+
+dcl_status cpu_bn_stats(dcl_backend *be, int64_t M, int C, float *mean, float *var, float *invstd,
+                        const float *x, float eps) {
+    if (M <= 0 || C <= 0 || !mean || !var || !invstd || !x)
+        return dcl_fail(DCL_ERR_ARG, "cpu bn_stats: bad arguments (M=%lld C=%d)", (long long)M, C);
+    cpu_impl *ci = cpu_of(be);
+    int nt = nthreads_for(ci, M * C);
+    if (nt > M) nt = (int)M;
+    double *dbuf = malloc(sizeof(double) * 2 * C * nt);
+    float *fbuf = malloc(sizeof(float) * (size_t)C * (2 * nt + 1));
+    if (!dbuf || !fbuf) { free(dbuf); free(fbuf); return dcl_fail(DCL_ERR_NOMEM, "cpu bn_stats: out of memory"); }
+    float *K = fbuf + (size_t)2 * C * nt;
+    memcpy(K, x, sizeof(float) * C);
+    #pragma omp parallel num_threads(nt)
+    {
+        int t = thr_id(), T = thr_n();
+        int64_t r0, r1;
+        split_rows(M, t, T, &r0, &r1);
+        double *ps = dbuf + (size_t)2 * C * t, *pq = ps + C;
+        bn_partial_stats(r0, r1, C, x, K, ps, pq, fbuf + (size_t)2 * C * t, fbuf + (size_t)2 * C * t + C);
+        #pragma omp barrier
+        #pragma omp for schedule(static)
+        for (int c = 0; c < C; c++) {
+            double s = 0, q = 0;
+            for (int u = 0; u < T; u++) { s += dbuf[(size_t)2 * C * u + c]; q += dbuf[(size_t)2 * C * u + C + c]; }
+            double m1 = s / (double)M;
+            double v = q / (double)M - m1 * m1;
+            if (v < 0) v = 0;
+            mean[c] = (float)(K[c] + m1);
+            var[c] = (float)v;
+            invstd[c] = (float)(1.0 / sqrt(v + (double)eps));
+        }
+    }
+    free(dbuf);
+    free(fbuf);
+    return DCL_OK;
+}
+
+/* rows [r0, r1) of bn_act_fwd; gp: this thread's per-sample sums (N*C
+ * doubles) or NULL; fb: C floats of scratch; sc = invstd * gamma. */
+FORCE_INLINE void fz_fwd_rows(const int act, int64_t r0, int64_t r1, int HW, int C, float *y, double *gp,
+                              float *fb, const float *x, const float *mean, const float *sc,
+                              const float *beta, const float *s, int st) {
+    int64_t r = r0, re;
+    while (r < r1) {
+        int n = fz_block(r, r1, HW, &re);
+        const float *sn = s ? s + (size_t)n * C : NULL;
+        if (gp) memset(fb, 0, sizeof(float) * C);
+        for (int64_t i = r; i < re; i++) {
+            const float *xr = x + i * C;
+            float *yr = y ? y + i * C : NULL;
+            int c = 0;
+            for (; c + VW <= C; c += VW) {
+                vf a = fz_act(act, (vld(xr + c) - vld(mean + c)) * vld(sc + c) + vld(beta + c));
+                if (gp) vst(fb + c, vld(fb + c) + a);
+                if (sn) a = a * vld(sn + c);
+                if (yr) vstore(yr + c, a, st);
+            }
+            for (; c < C; c++) {
+                float a = fz_act1(act, (xr[c] - mean[c]) * sc[c] + beta[c]);
+                if (gp) fb[c] += a;
+                if (yr) yr[c] = sn ? a * sn[c] : a;
+            }
+        }
+        if (gp) {
+            double *g = gp + (size_t)n * C;
+            for (int c = 0; c < C; c++) g[c] += fb[c];
+        }
+        r = re;
+    }
+}
+
+dcl_status cpu_bn_act_fwd(dcl_backend *be, int N, int HW, int C, dcl_act act, float *y, float *gmean,
+                          const float *x, const float *mean, const float *invstd, const float *gamma,
+                          const float *beta, const float *s) {
+    DCL_TRY(fz_check("bn_act_fwd", N, HW, C, act));
+    int norm = mean || invstd || gamma || beta;
+    if ((!y && !gmean) || !x || (norm && (!mean || !invstd || !gamma || !beta)))
+        return dcl_fail(DCL_ERR_ARG, "cpu bn_act_fwd: NULL tensor");
+    cpu_impl *ci = cpu_of(be);
+    int64_t rows = (int64_t)N * HW;
+    int nt = nthreads_for(ci, rows * C);
+    if (nt > rows) nt = (int)rows;
+    float *sc = malloc(sizeof(float) * (size_t)C * (nt + 3));
+    double *part = gmean ? calloc((size_t)N * C * nt, sizeof(double)) : NULL;
+    if (!sc || (gmean && !part)) { free(sc); free(part); return dcl_fail(DCL_ERR_NOMEM, "cpu bn_act_fwd: out of memory"); }
+    if (!norm) {   /* a = act(x): (x - 0) * 1 + 0 */
+        float *z = sc + (size_t)C * (nt + 1);
+        for (int c = 0; c < C; c++) { sc[c] = 1.0f; z[c] = 0.0f; }
+        mean = beta = z;
+    } else {
+        for (int c = 0; c < C; c++) sc[c] = invstd[c] * gamma[c];
+    }
+    const int st = y && want_stream(ci, rows * C);
+    #pragma omp parallel num_threads(nt)
+    {
+        int t = thr_id(), T = thr_n();
+        int64_t r0, r1;
+        split_rows(rows, t, T, &r0, &r1);
+        double *gp = part ? part + (size_t)t * N * C : NULL;
+        float *fb = sc + (size_t)C * (t + 1);
+        ACT_DISPATCH(act, fz_fwd_rows(A_, r0, r1, HW, C, y, gp, fb, x, mean, sc, beta, s, st));
+        stream_fence(st);
+    }
+    if (gmean)
+        for (size_t i = 0; i < (size_t)N * C; i++) {
+            double a = 0;
+            for (int u = 0; u < nt; u++) a += part[(size_t)u * N * C + i];
+            gmean[i] = (float)(a / HW);
+        }
+    free(sc);
+    free(part);
+    return DCL_OK;
+}
+
+/* Per-channel sums of d and d*(x - mean) over rows [r0, r1) into ps / pq
+ * (doubles, added), d = (dy * s + dgap / HW) * act'(z): row by row, block
+ * sums in float arrays (fs, fq: C floats each). */
+FORCE_INLINE void fz_reduce_rows(const int act, int64_t r0, int64_t r1, int HW, int C, double *ps, double *pq,
+                                  float *fs, float *fq, const float *dy, const float *x, const float *mean,
+                                  const float *sc, const float *beta, const float *s, const float *dgap) {
+    const float ihw = 1.0f / (float)HW;
+    int64_t r = r0, re;
+    while (r < r1) {
+        int n = fz_block(r, r1, HW, &re);
+        const float *sn = s ? s + (size_t)n * C : NULL, *gn = dgap ? dgap + (size_t)n * C : NULL;
+        memset(fs, 0, sizeof(float) * C);
+        memset(fq, 0, sizeof(float) * C);
+        for (int64_t i = r; i < re; i++) {
+            const float *xr = x + i * C, *gr = dy + i * C;
+            int c = 0;
+            for (; c + VW <= C; c += VW) {
+                vf xc = vld(xr + c) - vld(mean + c);
+                vf g = vld(gr + c);
+                if (sn) g *= vld(sn + c);
+                if (gn) g += vld(gn + c) * ihw;
+                vf d = fz_dact(act, xc * vld(sc + c) + vld(beta + c), g);
+                vst(fs + c, vld(fs + c) + d);
+                vst(fq + c, vld(fq + c) + d * xc);
+            }
+            for (; c < C; c++) {
+                float xc = xr[c] - mean[c];
+                float g = gr[c] * (sn ? sn[c] : 1.0f) + (gn ? gn[c] * ihw : 0.0f);
+                float d = fz_dact1(act, xc * sc[c] + beta[c], g);
+                fs[c] += d;
+                fq[c] += d * xc;
+            }
+        }
+        for (int c = 0; c < C; c++) { ps[c] += fs[c]; pq[c] += fq[c]; }
+        r = re;
+    }
+}
+
+dcl_status cpu_bn_act_bwd_reduce(dcl_backend *be, int N, int HW, int C, dcl_act act, float *sdy, float *sdyx,
+                                 float *dgamma, float *dbeta, const float *dy, const float *x, const float *mean,
+                                 const float *invstd, const float *gamma, const float *beta, const float *s,
+                                 const float *dgap) {
+    DCL_TRY(fz_check("bn_act_bwd_reduce", N, HW, C, act));
+    if (!sdy || !sdyx || !dy || !x || !mean || !invstd || !gamma || !beta)
+        return dcl_fail(DCL_ERR_ARG, "cpu bn_act_bwd_reduce: NULL tensor");
+    cpu_impl *ci = cpu_of(be);
+    int64_t rows = (int64_t)N * HW;
+    int nt = nthreads_for(ci, rows * C);
+    if (nt > rows) nt = (int)rows;
+    double *part = calloc((size_t)2 * C * nt, sizeof(double));
+    float *sc = malloc(sizeof(float) * (size_t)C * (1 + 2 * nt));
+    if (!part || !sc) { free(part); free(sc); return dcl_fail(DCL_ERR_NOMEM, "cpu bn_act_bwd_reduce: out of memory"); }
+    for (int c = 0; c < C; c++) sc[c] = invstd[c] * gamma[c];
+    #pragma omp parallel num_threads(nt)
+    {
+        int t = thr_id(), T = thr_n();
+        int64_t r0, r1;
+        split_rows(rows, t, T, &r0, &r1);
+        double *ps = part + (size_t)2 * C * t, *pq = ps + C;
+        float *fs = sc + (size_t)C * (1 + 2 * t), *fq = fs + C;
+        ACT_DISPATCH(act, fz_reduce_rows(A_, r0, r1, HW, C, ps, pq, fs, fq, dy, x, mean, sc, beta, s, dgap));
+    }
+    for (int c = 0; c < C; c++) {
+        double a = 0, q = 0;
+        for (int u = 0; u < nt; u++) { a += part[(size_t)2 * C * u + c]; q += part[(size_t)2 * C * u + C + c]; }
+        sdy[c] = (float)a;
+        sdyx[c] = (float)q;
+        if (dgamma) dgamma[c] += (float)(q * (double)invstd[c]);
+        if (dbeta) dbeta[c] += (float)a;
+    }
+    free(part);
+    free(sc);
+    return DCL_OK;
+}
+
+/* dx rows [r0, r1); A = gamma*invstd, B = -A invstd^2 sdyx / Mt, Cc = -A sdy / Mt */
+FORCE_INLINE void fz_dx_rows(const int act, int64_t r0, int64_t r1, int HW, int C, float *dx, const float *dy,
+                             const float *x, const float *mean, const float *sc, const float *beta,
+                             const float *s, const float *dgap, const float *A, const float *B,
+                             const float *Cc, int st) {
+    const float ihw = 1.0f / (float)HW;
+    for (int64_t i = r0; i < r1; i++) {
+        int n = (int)(i / HW);
+        const float *sn = s ? s + (size_t)n * C : NULL, *gn = dgap ? dgap + (size_t)n * C : NULL;
+        const float *xr = x + i * C, *gr = dy + i * C;
+        float *dr = dx + i * C;
+        int c = 0;
+        for (; c + VW <= C; c += VW) {
+            vf xc = vld(xr + c) - vld(mean + c);
+            vf g = vld(gr + c);
+            if (sn) g *= vld(sn + c);
+            if (gn) g += vld(gn + c) * ihw;
+            vf d = fz_dact(act, xc * vld(sc + c) + vld(beta + c), g);
+            vstore(dr + c, vld(A + c) * d + vld(B + c) * xc + vld(Cc + c), st);
+        }
+        for (; c < C; c++) {
+            float xc = xr[c] - mean[c];
+            float g = gr[c] * (sn ? sn[c] : 1.0f) + (gn ? gn[c] * ihw : 0.0f);
+            float d = fz_dact1(act, xc * sc[c] + beta[c], g);
+            dr[c] = A[c] * d + B[c] * xc + Cc[c];
+        }
+    }
+}
+
+dcl_status cpu_bn_act_bwd_dx(dcl_backend *be, int N, int HW, int C, dcl_act act, float *dx, const float *dy,
+                             const float *x, const float *mean, const float *invstd, const float *gamma,
+                             const float *beta, const float *s, const float *dgap, const float *sdy,
+                             const float *sdyx, int64_t Mt) {
+    DCL_TRY(fz_check("bn_act_bwd_dx", N, HW, C, act));
+    if (!dx || !dy || !x || !mean || !invstd || !gamma || !beta || !sdy || !sdyx || Mt <= 0)
+        return dcl_fail(DCL_ERR_ARG, "cpu bn_act_bwd_dx: bad arguments");
+    cpu_impl *ci = cpu_of(be);
+    int64_t rows = (int64_t)N * HW;
+    int nt = nthreads_for(ci, rows * C);
+    float *sc = malloc(sizeof(float) * (size_t)C * 4);
+    if (!sc) return dcl_fail(DCL_ERR_NOMEM, "cpu bn_act_bwd_dx: out of memory");
+    float *A = sc + C, *B = A + C, *Cc = B + C;
+    for (int c = 0; c < C; c++) {
+        double is = invstd[c], g = (double)gamma[c] * is;
+        sc[c] = invstd[c] * gamma[c];
+        A[c] = (float)g;
+        B[c] = (float)(-g * is * is * (double)sdyx[c] / (double)Mt);
+        Cc[c] = (float)(-g * (double)sdy[c] / (double)Mt);
+    }
+    const int st = want_stream(ci, rows * C);
+    #pragma omp parallel num_threads(nt)
+    {
+        int t = thr_id(), T = thr_n();
+        int64_t r0, r1;
+        split_rows(rows, t, T, &r0, &r1);
+        ACT_DISPATCH(act, fz_dx_rows(A_, r0, r1, HW, C, dx, dy, x, mean, sc, beta, s, dgap, A, B, Cc, st));
+        stream_fence(st);
+    }
+    free(sc);
+    return DCL_OK;
+}
+
+/* per-sample sums of dy * act(z) over rows [r0, r1) into gp (N*C doubles,
+ * added), row by row with block sums in fs (C floats) */
+FORCE_INLINE void fz_dot_rows(const int act, int64_t r0, int64_t r1, int HW, int C, double *gp, float *fs,
+                              const float *dy, const float *x, const float *mean, const float *sc,
+                              const float *beta) {
+    int64_t r = r0, re;
+    while (r < r1) {
+        int n = fz_block(r, r1, HW, &re);
+        double *g = gp + (size_t)n * C;
+        memset(fs, 0, sizeof(float) * C);
+        for (int64_t i = r; i < re; i++) {
+            const float *xr = x + i * C, *dr = dy + i * C;
+            int c = 0;
+            for (; c + VW <= C; c += VW)
+                vst(fs + c, vld(fs + c) + vld(dr + c) * fz_act(act, (vld(xr + c) - vld(mean + c)) * vld(sc + c) + vld(beta + c)));
+            for (; c < C; c++) fs[c] += dr[c] * fz_act1(act, (xr[c] - mean[c]) * sc[c] + beta[c]);
+        }
+        for (int c = 0; c < C; c++) g[c] += fs[c];
+        r = re;
+    }
+}
+
+dcl_status cpu_bn_act_dot(dcl_backend *be, int N, int HW, int C, dcl_act act, float *out, const float *dy,
+                          const float *x, const float *mean, const float *invstd, const float *gamma,
+                          const float *beta) {
+    DCL_TRY(fz_check("bn_act_dot", N, HW, C, act));
+    if (!out || !dy || !x || !mean || !invstd || !gamma || !beta)
+        return dcl_fail(DCL_ERR_ARG, "cpu bn_act_dot: NULL tensor");
+    cpu_impl *ci = cpu_of(be);
+    int64_t rows = (int64_t)N * HW;
+    int nt = nthreads_for(ci, rows * C);
+    if (nt > rows) nt = (int)rows;
+    double *part = calloc((size_t)N * C * nt, sizeof(double));
+    float *sc = malloc(sizeof(float) * (size_t)C * (1 + nt));
+    if (!part || !sc) { free(part); free(sc); return dcl_fail(DCL_ERR_NOMEM, "cpu bn_act_dot: out of memory"); }
+    for (int c = 0; c < C; c++) sc[c] = invstd[c] * gamma[c];
+    #pragma omp parallel num_threads(nt)
+    {
+        int t = thr_id(), T = thr_n();
+        int64_t r0, r1;
+        split_rows(rows, t, T, &r0, &r1);
+        ACT_DISPATCH(act, fz_dot_rows(A_, r0, r1, HW, C, part + (size_t)t * N * C, sc + (size_t)C * (1 + t), dy, x,
+                                      mean, sc, beta));
+    }
+    for (size_t i = 0; i < (size_t)N * C; i++) {
+        double a = 0;
+        for (int u = 0; u < nt; u++) a += part[(size_t)u * N * C + i];
+        out[i] = (float)a;
+    }
+    free(part);
+    free(sc);
     return DCL_OK;
 }
