@@ -4,7 +4,7 @@
 # on one manipulation family, evaluate on every family, write the HTML report.
 # Run through `make demo` (which installs dependencies and builds first).
 # Env: DEMO_OUT (demo-out), DEMO_IDENTITIES (24), DEMO_FRAMES (16),
-#      DEMO_EXTRACT_FRAMES (8), DEMO_EPOCHS (6), DCL (build/dcl).
+#      DEMO_EXTRACT_FRAMES (8), DEMO_EPOCHS (10), DCL (build/dcl).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${DEMO_OUT:-demo-out}
@@ -12,7 +12,7 @@ DCL=${DCL:-build/dcl}
 IDS=${DEMO_IDENTITIES:-24}
 FRAMES=${DEMO_FRAMES:-16}
 XFRAMES=${DEMO_EXTRACT_FRAMES:-8}
-EPOCHS=${DEMO_EPOCHS:-6}
+EPOCHS=${DEMO_EPOCHS:-10}
 start=$(date +%s)
 step() { printf '\n== %s (%ds)\n' "$1" $(( $(date +%s) - start )); }
 
