@@ -83,8 +83,8 @@ check: setup
 
 # the README's first command: the synthetic demo end to end
 demo: setup
-	$(MAKE) all
-	bash tools/demo.sh
+	$(MAKE) $(BUILD)/dcl
+	DCL=$(BUILD)/dcl bash tools/demo.sh
 
 # the input-parsing tests under AddressSanitizer + UndefinedBehaviorSanitizer
 ASAN_TESTS ?= test_safetensors test_image test_config test_metrics test_video test_datasets test_face test_serve test_detect

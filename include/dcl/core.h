@@ -77,6 +77,8 @@ void *dcl_calloc(size_t bytes);
 void dcl_free(void *p);
 
 /* ---- misc ---- */
+/* mkdir -p; 0 on success, -1 with errno set. */
+int dcl_mkdir_p(const char *path);
 double dcl_now(void);          /* monotonic seconds */
 long dcl_peak_rss_kb(void);    /* peak resident set size of this process */
 int dcl_num_threads(void);

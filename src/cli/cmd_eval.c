@@ -39,17 +39,6 @@ static void usage(FILE *f) {
             "prints the plan.  See docs/PROTOCOLS.md.\n");
 }
 
-static int mkdir_p(const char *path) {
-    char tmp[8800];
-    if (snprintf(tmp, sizeof tmp, "%s", path) >= (int)sizeof tmp) { errno = ENAMETOOLONG; return -1; }
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = 0;
-        if (mkdir(tmp, 0777) != 0 && errno != EEXIST) return -1;
-        *p = '/';
-    }
-    return (mkdir(tmp, 0777) != 0 && errno != EEXIST) ? -1 : 0;
-}
 
 static int parse_int(const char *s, int lo, int hi, int *out) {
     char *end;
@@ -118,7 +107,7 @@ static int eval_checkpoint(const char *ckpt, const char *data, const char *split
         else snprintf(defout, sizeof defout, "eval-%s", split);
         outdir = defout;
     }
-    if (!s && mkdir_p(outdir)) s = dcl_fail(DCL_ERR_IO, "cannot create %s: %s", outdir, strerror(errno));
+    if (!s && dcl_mkdir_p(outdir)) s = dcl_fail(DCL_ERR_IO, "cannot create %s: %s", outdir, strerror(errno));
     if (!s) {
         snprintf(path, sizeof path, "%s/scores.csv", outdir);
         s = dcl_scores_write_csv(&sc, path, 0);

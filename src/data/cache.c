@@ -180,18 +180,6 @@ static int remember_crop(dcl_cache_writer *w, const char *crop) {
     return 0;
 }
 
-static int mkdir_p(const char *path) {
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s", path);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = 0;
-        if (mkdir(tmp, 0777) != 0 && errno != EEXIST) return -1;
-        *p = '/';
-    }
-    if (mkdir(tmp, 0777) != 0 && errno != EEXIST) return -1;
-    return 0;
-}
 
 /* Drops a torn (unterminated) last line so appends start on a fresh line. */
 static dcl_status repair_tail(const char *path) {
@@ -211,7 +199,7 @@ static dcl_status repair_tail(const char *path) {
 }
 
 dcl_status dcl_cache_writer_open(dcl_cache_writer **out, const char *root) {
-    if (mkdir_p(root) != 0) return dcl_fail(DCL_ERR_IO, "cannot create cache directory %s: %s", root, strerror(errno));
+    if (dcl_mkdir_p(root) != 0) return dcl_fail(DCL_ERR_IO, "cannot create cache directory %s: %s", root, strerror(errno));
     dcl_cache_writer *w = calloc(1, sizeof *w);
     if (!w) return dcl_fail(DCL_ERR_NOMEM, "cache writer");
     w->root = strdup(root);

@@ -129,18 +129,6 @@ static void strset_free(strset *s) {
     memset(s, 0, sizeof *s);
 }
 
-static int mkdir_p(const char *path) {
-    char tmp[4096];
-    if (snprintf(tmp, sizeof tmp, "%s", path) >= (int)sizeof tmp) { errno = ENAMETOOLONG; return -1; }
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = 0;
-        if (mkdir(tmp, 0777) != 0 && errno != EEXIST) return -1;
-        *p = '/';
-    }
-    if (mkdir(tmp, 0777) != 0 && errno != EEXIST) return -1;
-    return 0;
-}
 
 static int is_dir(const char *p) {
     struct stat sb;
@@ -286,7 +274,7 @@ static dcl_status save_crop(const char *path, const dcl_image *img) {
     char *sl = strrchr(dir, '/');
     if (sl) {
         *sl = 0;
-        if (!is_dir(dir) && mkdir_p(dir) != 0) {
+        if (!is_dir(dir) && dcl_mkdir_p(dir) != 0) {
             free(png);
             return dcl_fail(DCL_ERR_IO, "cannot create %s: %s", dir, strerror(errno));
         }
@@ -1248,7 +1236,7 @@ dcl_status dcl_extract(const dcl_extract_opts *o, dcl_extract_report *rep) {
     if (o->limit > 0 && o->limit < n) n = o->limit;
     R.nentries = n;
 
-    if (mkdir_p(o->out) != 0) {
+    if (dcl_mkdir_p(o->out) != 0) {
         s = dcl_fail(DCL_ERR_IO, "cannot create cache directory %s: %s", o->out, strerror(errno));
         dcl_dataset_close(R.ds);
         return s;

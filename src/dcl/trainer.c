@@ -473,17 +473,6 @@ dcl_status dcl_score_cache(dcl_detector *d, const dcl_cache *c, const int *idx, 
 static volatile sig_atomic_t g_stop;
 static void on_signal(int sig) { (void)sig; g_stop = 1; }
 
-static int mkdir_p(const char *path) {
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s", path);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = 0;
-        if (mkdir(tmp, 0777) != 0 && errno != EEXIST) return -1;
-        *p = '/';
-    }
-    return (mkdir(tmp, 0777) != 0 && errno != EEXIST) ? -1 : 0;
-}
 
 /* Scores the validation images: rank r scores the r-th contiguous share,
  * the scores are gathered in image order, rank 0 computes the metrics and
@@ -630,7 +619,7 @@ static dcl_status train_run(const dcl_train_cfg *t, int resume, const char *conf
     snprintf(bestp, sizeof bestp, "%s/best.safetensors", t->out);
     dcl_status s = DCL_OK;
     if (lead) { /* the output directory belongs to rank 0 */
-        if (mkdir_p(t->out)) s = dcl_fail(DCL_ERR_IO, "cannot create output directory %s: %s", t->out, strerror(errno));
+        if (dcl_mkdir_p(t->out)) s = dcl_fail(DCL_ERR_IO, "cannot create output directory %s: %s", t->out, strerror(errno));
         else if (!resume && access(lastp, F_OK) == 0)
             s = dcl_fail(DCL_ERR_ARG, "%s already holds a training run (last.safetensors); pass --resume to continue it or choose another train.out", t->out);
         else if (resume && access(lastp, F_OK) != 0)

@@ -20,17 +20,6 @@
 
 static char *xstrdup(const char *s) { return strdup(s ? s : ""); }
 
-static int mkdir_p(const char *path) {
-    char tmp[4096];
-    if (snprintf(tmp, sizeof tmp, "%s", path) >= (int)sizeof tmp) { errno = ENAMETOOLONG; return -1; }
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = 0;
-        if (mkdir(tmp, 0777) != 0 && errno != EEXIST) return -1;
-        *p = '/';
-    }
-    return (mkdir(tmp, 0777) != 0 && errno != EEXIST) ? -1 : 0;
-}
 
 static int file_exists(const char *p) { return p && access(p, F_OK) == 0; }
 
@@ -991,7 +980,7 @@ static dcl_status make_view(const dcl_protocol *p, const dcl_proto_run *r, const
         s = dcl_fail(DCL_ERR_ARG, "%s: run %s: cache %s has no fakes of the methods asked for (methods present: %s)",
                      p->path, r->name, src, present.len ? present.data : "none");
     if (!s && nreal == 0) s = dcl_fail(DCL_ERR_ARG, "%s: run %s: cache %s has no reals", p->path, r->name, src);
-    if (!s && mkdir_p(dst)) s = dcl_fail(DCL_ERR_IO, "cannot create %s: %s", dst, strerror(errno));
+    if (!s && dcl_mkdir_p(dst)) s = dcl_fail(DCL_ERR_IO, "cannot create %s: %s", dst, strerror(errno));
     if (!s) {
         snprintf(path, sizeof path, "%s/index.jsonl", dst);
         char *old = NULL;
@@ -1129,7 +1118,7 @@ static dcl_status score_run(const dcl_protocol *p, const dcl_protocol_opts *o, c
         if (!s && bad) dcl_log(1, "run %s: %d unreadable crops of %s/%s left out (see the messages above)", r->name, bad, t->cache, t->split);
         char dir[4400];
         snprintf(dir, sizeof dir, "%s/%s", scores_dir, r->name);
-        if (!s && mkdir_p(dir)) s = dcl_fail(DCL_ERR_IO, "cannot create %s: %s", dir, strerror(errno));
+        if (!s && dcl_mkdir_p(dir)) s = dcl_fail(DCL_ERR_IO, "cannot create %s: %s", dir, strerror(errno));
         if (!s) s = dcl_scores_write_csv(&sc, out, 0);
         dcl_scores_free(&sc);
         free(idx);
@@ -1149,7 +1138,7 @@ dcl_status dcl_protocol_execute(const dcl_protocol *p, const dcl_protocol_opts *
         q += l;
         if (*q == ',') q++;
     }
-    if (!o->dry_run && mkdir_p(p->out)) return dcl_fail(DCL_ERR_IO, "cannot create %s: %s", p->out, strerror(errno));
+    if (!o->dry_run && dcl_mkdir_p(p->out)) return dcl_fail(DCL_ERR_IO, "cannot create %s: %s", p->out, strerror(errno));
     char scores_dir[4200];
     snprintf(scores_dir, sizeof scores_dir, "%s/scores", p->out);
     open_cache *oc = calloc((size_t)p->ncaches + 1, sizeof *oc);
@@ -1572,7 +1561,7 @@ dcl_status dcl_ptable_json(dcl_buf *b, const dcl_ptable *t) {
 }
 
 dcl_status dcl_ptable_write(const dcl_ptable *t, const char *dir) {
-    if (mkdir_p(dir)) return dcl_fail(DCL_ERR_IO, "cannot create %s: %s", dir, strerror(errno));
+    if (dcl_mkdir_p(dir)) return dcl_fail(DCL_ERR_IO, "cannot create %s: %s", dir, strerror(errno));
     static const char *names[3] = {"table.md", "table.csv", "table.json"};
     dcl_status (*fn[3])(dcl_buf *, const dcl_ptable *) = {dcl_ptable_markdown, dcl_ptable_csv, dcl_ptable_json};
     for (int i = 0; i < 3; i++) {
