@@ -12,7 +12,7 @@ if ! DCL="$build/dcl" DEMO_OUT="$out" DEMO_IDENTITIES=8 DEMO_FRAMES=8 DEMO_EXTRA
   tail -n 30 "$out/log"; echo "test_demo: FAIL: the demo did not finish"; exit 1
 fi
 [ -s "$out/report.html" ] || { echo "test_demo: FAIL: no report"; exit 1; }
-grep -q '<img src="data:image/png;base64,' "$out/report.html" || { echo "test_demo: FAIL: report without figures"; exit 1; }
+grep -q 'src="data:image/png;base64,' "$out/report.html" || { echo "test_demo: FAIL: report without figures"; exit 1; }
 /usr/bin/python3 - "$out/protocol/table.json" <<'PY' || exit 1
 import json, math, sys
 t = json.load(open(sys.argv[1]))
