@@ -4,9 +4,10 @@
  *     statistics; bn_act_fwd against bn -> act -> mul / gap; the fused
  *     backward (bn_act_bwd_reduce + bn_act_bwd_dx, bn_act_dot) against
  *     mul_bcast_bwd + gap_bwd + act_bwd + bn_bwd; every activation, with and
- *     without the squeeze-excitation terms, channel counts with and without
+ *     without the squeeze-excitation terms (also bn_act_se_sums' one-pass
+ *     sums), channel counts with and without
  *     a vector tail, sizes below and above the threading threshold, with
- *     sentinels after every output.
+ *     sentinels after every output, also with streaming stores forced on.
  *  2. Whole networks (a narrow tf_efficientnet_b0 with dropout and
  *     drop-path): evaluation logits with the batch norms folded into the
  *     convolutions against the unfolded plan (cpu and ref backends) and
@@ -124,13 +125,18 @@ static void check_ops(int N, int HW, int C, dcl_act act, int se) {
     }
     CHECK_OK(REF->act_bwd(REF, act, nx, rdz, rda, ry, ra));
     CHECK_OK(REF->bn_bwd(REF, M, C, rdx, rdgam, rdbet, rdz, x, rmean, ris, gamma));
-    float *sdy = outbuf(C), *sdyx = outbuf(C), *dx = outbuf(nx), *ds = outbuf(nc);
-    CHECK_OK(CPU->bn_act_bwd_reduce(CPU, N, HW, C, act, sdy, sdyx, dgam, dbet, dy, x, rmean, ris, gamma, beta,
+    float *sdy = outbuf(C), *sdyx = outbuf(C), *dx = outbuf(nx), *ds = outbuf(nc), *dx2 = outbuf(nx);
+    /* d left in dx by the reduce pass, finished in place ... */
+    CHECK_OK(CPU->bn_act_bwd_reduce(CPU, N, HW, C, act, sdy, sdyx, dgam, dbet, dx, dy, x, rmean, ris, gamma, beta,
                                     se ? s : NULL, se ? dg : NULL));
-    CHECK_OK(CPU->bn_act_bwd_dx(CPU, N, HW, C, act, dx, dy, x, rmean, ris, gamma, beta, se ? s : NULL,
+    CHECK_OK(CPU->bn_act_bwd_dx(CPU, N, HW, C, act, dx, dx, NULL, x, rmean, ris, gamma, NULL, NULL, NULL, sdy, sdyx, M));
+    /* ... or recomputed from dy */
+    CHECK_OK(CPU->bn_act_bwd_dx(CPU, N, HW, C, act, dx2, NULL, dy, x, rmean, ris, gamma, beta, se ? s : NULL,
                                 se ? dg : NULL, sdy, sdyx, M));
     snprintf(what, sizeof what, "bn_act_bwd %s%s N=%d HW=%d C=%d", ACTN[act], se ? "+se" : "", N, HW, C);
     CLOSE_RMS(what, dx, rdx, nx, 1e-4);
+    CLOSE_RMS(what, dx2, rdx, nx, 1e-4);
+    CHECK(sent_ok(dx2, nx), "%s: write past the end", what);
     CLOSE_RMS(what, dgam, rdgam, C, 1e-4);
     CLOSE_RMS(what, dbet, rdbet, C, 1e-4);
     CHECK(sent_ok(dx, nx) && sent_ok(sdy, C) && sent_ok(sdyx, C), "%s: write past the end", what);
@@ -142,9 +148,28 @@ static void check_ops(int N, int HW, int C, dcl_act act, int se) {
         snprintf(what, sizeof what, "bn_act_dot %s N=%d HW=%d C=%d", ACTN[act], N, HW, C);
         CLOSE_RMS(what, ds, rds, nc, 1e-4);
         CHECK(sent_ok(ds, nc), "%s: write past the end", what);
+        /* the one-pass sums: ds, and the reduce's sums once s and dgap are applied */
+        float *ds2 = outbuf(nc), *t = outbuf(4 * nc), *s2 = malloc(C * sizeof(float)), *q2 = malloc(C * sizeof(float));
+        CHECK_OK(CPU->bn_act_se_sums(CPU, N, HW, C, act, ds2, t, dy, x, rmean, ris, gamma, beta));
+        for (int c = 0; c < C; c++) {
+            double a = 0, q = 0;
+            for (int n = 0; n < N; n++) {
+                size_t i = (size_t)n * C + c;
+                a += s[i] * (double)t[i] + dg[i] / (double)HW * t[nc + i];
+                q += s[i] * (double)t[2 * nc + i] + dg[i] / (double)HW * t[3 * nc + i];
+            }
+            s2[c] = (float)a;
+            q2[c] = (float)q;
+        }
+        snprintf(what, sizeof what, "bn_act_se_sums %s N=%d HW=%d C=%d", ACTN[act], N, HW, C);
+        CLOSE_RMS(what, ds2, rds, nc, 1e-4);
+        CLOSE_RMS(what, s2, sdy, C, 1e-4);
+        CLOSE_RMS(what, q2, sdyx, C, 1e-4);
+        CHECK(sent_ok(ds2, nc) && sent_ok(t, 4 * nc), "%s: write past the end", what);
+        free(ds2); free(t); free(s2); free(q2);
     }
     float *bufs[] = {x, gamma, beta, s, dy, dg, ry, rmean, rvar, ris, ra, rm, rg, mean, var, is, y, gm, rda, rds,
-                     rdz, rdx, tmp, rdgam, rdbet, dgam, dbet, sdy, sdyx, dx, ds};
+                     rdz, rdx, tmp, rdgam, rdbet, dgam, dbet, sdy, sdyx, dx, ds, dx2};
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) free(bufs[i]);
 }
 
@@ -472,12 +497,23 @@ int main(void) {
     CPU = dcl_backend_cpu(2);
     if (!CPU) { fprintf(stderr, "no cpu backend: %s\n", dcl_last_error()); return 1; }
     CHECK(CPU->bn_stats && CPU->bn_act_fwd && CPU->bn_act_bwd_reduce && CPU->bn_act_bwd_dx && CPU->bn_act_dot &&
-          CPU->conv_fwd_act && CPU->conv_fwd_add, "the cpu backend fills the fused entries");
+          CPU->bn_act_se_sums && CPU->conv_fwd_act && CPU->conv_fwd_add, "the cpu backend fills the fused entries");
     CHECK(!REF->bn_stats && !REF->conv_fwd_act && !REF->conv_fwd_add, "the ref backend leaves them NULL (the executor falls back)");
     int shapes[][3] = {{2, 37, 24}, {3, 1000, 24}, {2, 50, 20}, {1, 7, 3}, {2, 2000, 36}};
     for (size_t k = 0; k < sizeof shapes / sizeof *shapes; k++)
         for (int a = 0; a < 4; a++)
             for (int se = 0; se < 2; se++) check_ops(shapes[k][0], shapes[k][1], shapes[k][2], (dcl_act)a, se);
+    /* the same with streaming stores forced on for every output */
+    setenv("DCL_CPU_STREAM_MB", "0.0001", 1);
+    dcl_backend *plain = CPU;
+    CPU = dcl_backend_cpu(2);
+    unsetenv("DCL_CPU_STREAM_MB");
+    if (CPU) {
+        for (int a = 0; a < 4; a++)
+            for (int se = 0; se < 2; se++) { check_ops(3, 1000, 24, (dcl_act)a, se); check_ops(2, 50, 20, (dcl_act)a, se); }
+        dcl_backend_destroy(CPU);
+    }
+    CPU = plain;
     check_conv_fwd_act();
     size_t px = (size_t)HH * WW * 3;
     float *x = malloc(NB * px * sizeof(float));

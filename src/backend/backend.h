@@ -181,17 +181,20 @@ struct dcl_backend {
      * (s nullable: 1; dgap nullable: 0; dgap is the gradient of a
      * squeeze-excitation's pooled a).  reduce: sdy[c] = sum of d and
      * sdyx[c] = sum of d * (x - mean) over all rows (assigned); dgamma +=
-     * sdyx * invstd, dbeta += sdy (both nullable). */
+     * sdyx * invstd, dbeta += sdy (both nullable); d (nullable, N*HW*C)
+     * receives d itself for bn_act_bwd_dx. */
     dcl_status (*bn_act_bwd_reduce)(dcl_backend *be, int N, int HW, int C, dcl_act act,
-                                    float *sdy, float *sdyx, float *dgamma, float *dbeta,
+                                    float *sdy, float *sdyx, float *dgamma, float *dbeta, float *d,
                                     const float *dy, const float *x, const float *mean,
                                     const float *invstd, const float *gamma, const float *beta,
                                     const float *s, const float *dgap);
     /* dx = gamma invstd (d - sdy / Mt - (x - mean) invstd^2 sdyx / Mt)
      * (assigned), Mt the number of rows the statistics and sums cover
-     * (N*HW, more with batch norm synchronised across processes). */
+     * (N*HW, more with batch norm synchronised across processes).  d: the
+     * d of bn_act_bwd_reduce (may be dx itself; then dy, s, dgap and beta
+     * are not read), or NULL to recompute it from dy. */
     dcl_status (*bn_act_bwd_dx)(dcl_backend *be, int N, int HW, int C, dcl_act act, float *dx,
-                                const float *dy, const float *x, const float *mean,
+                                const float *d, const float *dy, const float *x, const float *mean,
                                 const float *invstd, const float *gamma, const float *beta,
                                 const float *s, const float *dgap, const float *sdy,
                                 const float *sdyx, int64_t Mt);
@@ -200,6 +203,19 @@ struct dcl_backend {
     dcl_status (*bn_act_dot)(dcl_backend *be, int N, int HW, int C, dcl_act act, float *out,
                              const float *dy, const float *x, const float *mean,
                              const float *invstd, const float *gamma, const float *beta);
+    /* Optional (NULL: bn_act_dot then bn_act_bwd_reduce): the
+     * squeeze-excitation's backward sums in one pass over dy and x, before
+     * the pooled gradient is known.  Per sample n and channel c, summed over
+     * the HW rows, with a' = act'(z) and xc = x - mean:
+     *   ds[n][c] = sum dy * a  (nullable)           t[0][n][c] = sum dy * a'
+     *   t[1][n][c] = sum a'     t[2][n][c] = sum dy * a' * xc     t[3][n][c] = sum a' * xc
+     * (all assigned; t holds 4*N*C).  bn_act_bwd_reduce's sums for the
+     * scale s and pooled gradient dgap then follow without another pass:
+     * sdy[c] = sum over n of s t[0] + dgap t[1] / HW, sdyx[c] the same with
+     * t[2], t[3]. */
+    dcl_status (*bn_act_se_sums)(dcl_backend *be, int N, int HW, int C, dcl_act act, float *ds,
+                                 float *t, const float *dy, const float *x, const float *mean,
+                                 const float *invstd, const float *gamma, const float *beta);
 };
 
 /* Constructors. */

@@ -4,6 +4,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 
 typedef enum {
     NK_INPUT, NK_CONV, NK_BN, NK_ACT, NK_PRELU, NK_POOL, NK_GAP, NK_MUL, NK_ADD,
@@ -63,6 +66,7 @@ typedef struct node {
     int fu_out;            /* value written by the fused chain */
     dcl_act fu_a;          /* activation of the chain */
     size_t fold_off;       /* FU_FOLD with a batch norm: floats into net->fold */
+    int se_sums;           /* FU_BNX with a squeeze-excitation: net->se_t holds its sums (backward) */
 } node;
 
 struct dcl_net {
@@ -92,7 +96,8 @@ struct dcl_net {
     float *fold;               /* device: folded weights, biases and scales of the evaluation plan */
     float *fold_host;          /* host: per-channel scratch of the folding (5 * fold_c floats) */
     int fold_c;
-    float *csum;               /* device: per-channel sums of the fused batch-norm backward */
+    float *csum;               /* device: per-channel sums of the fused batch-norm backward (4 * max C) */
+    float *se_t;               /* device: squeeze-excitation backward sums (bn_act_se_sums) */
     double *prof;              /* dcl_net_profile: seconds per node, forward then backward (2 * nn) */
     long prof_steps;
 };
@@ -116,6 +121,21 @@ static void mem_free(dcl_backend *be, void *p) {
     if (!p) return;
     if (be->mem_free) be->mem_free(be, p);
     else dcl_free(p);
+}
+
+/* Large host buffers (activations, parameters, gradients) on 2 MB pages
+ * where the kernel gives them on request (transparent huge pages in
+ * "madvise" mode): the passes over 100 MB tensors then miss the TLB once
+ * per 2 MB instead of once per 4 KB.  Freed with dcl_free (free). */
+static void *big_alloc(dcl_backend *be, size_t bytes) {
+    if (be->mem_alloc || bytes < ((size_t)8 << 20)) return be->mem_alloc ? be->mem_alloc(be, bytes) : dcl_alloc(bytes);
+    size_t huge = (size_t)2 << 20, n = (bytes + huge - 1) & ~(huge - 1);
+    void *p = NULL;
+    if (posix_memalign(&p, huge, n) != 0) return NULL;
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    if (getenv("DCL_NO_HUGEPAGE") == NULL) madvise(p, n, MADV_HUGEPAGE);
+#endif
+    return p;
 }
 
 static void *mem_alloc(dcl_backend *be, size_t bytes) {
@@ -150,6 +170,7 @@ void dcl_net_free(dcl_net *net) {
     mem_free(net->be, net->bn_tmp);
     mem_free(net->be, net->fold);
     mem_free(net->be, net->csum);
+    mem_free(net->be, net->se_t);
     free(net->fold_host);
     free(net->prof);
     for (int i = 0; i < net->nn; i++) free(net->nodes[i].mask_host);
@@ -367,8 +388,8 @@ dcl_status dcl_net_finalize(dcl_net *net) {
     if (net->finalized) return DCL_OK;
     if (net->input < 0) return dcl_fail(DCL_ERR_ARG, "net: no input");
     size_t pb = net->params.total * sizeof(float), bb = (net->buffers.total + 16) * sizeof(float);
-    net->P = mem_alloc(net->be, pb);
-    net->G = mem_alloc(net->be, pb);
+    net->P = big_alloc(net->be, pb);
+    net->G = big_alloc(net->be, pb);
     net->B = mem_alloc(net->be, bb);
     net->counters = calloc(net->buffers.n + 1, sizeof(int64_t));
     if (!net->P || !net->G || !net->B || !net->counters)
@@ -554,6 +575,7 @@ static void fuse_se(dcl_net *net, int di, int gi, int ui, int src) {
     net->vals[d->fu_out].elided = 1;
     net->vals[d->fu_out].gext_end = -1;
     net->vals[g->out].ext_start = di;                                  /* pooled in d's pass */
+    net->vals[u->out].ext_start = di;                                  /* the activation lands in the mul's output */
     value *x = &net->vals[src];
     x->ext_end = max64(x->ext_end, ui);                                /* the mul reads d's input */
 }
@@ -863,7 +885,7 @@ dcl_status dcl_net_plan(dcl_net *net, int n, int h, int w, int training) {
     for (int v = 0; v < net->nv; v++)
         if (keep && net->vals[v].galias >= 0) net->vals[v].goff = net->vals[grad_root(net, v)].goff;
     mem_free(net->be, net->arena);
-    net->arena = mem_alloc(net->be, total + DCL_ALIGN);
+    net->arena = big_alloc(net->be, total + DCL_ALIGN);
     if (!net->arena) {
         return dcl_fail(DCL_ERR_NOMEM, "net: cannot allocate %zu MB of activations (batch %d, %dx%d)",
                         total >> 20, n, h, w);
@@ -880,10 +902,19 @@ dcl_status dcl_net_plan(dcl_net *net, int n, int h, int w, int training) {
     }
     net->scratch = keep ? (float *)(net->arena + scratch_off) : NULL;
     net->scratch2 = keep ? (float *)(net->arena + scratch_off + acc_max) : NULL;
-    /* per-channel sums of the fused batch-norm backward */
+    /* per-channel sums of the fused batch-norm backward; squeeze-excitation sums */
+    size_t se_n = 0;
+    for (int i = 0; i < T && keep; i++) {
+        node *d = &net->nodes[i];
+        if (d->fu == FU_BNX && d->fu_mul >= 0 && (size_t)4 * net->vals[d->in0].n * net->vals[d->in0].c > se_n)
+            se_n = (size_t)4 * net->vals[d->in0].n * net->vals[d->in0].c;
+    }
     mem_free(net->be, net->csum);
-    net->csum = keep ? mem_alloc(net->be, 2 * (size_t)maxc * sizeof(float) + DCL_ALIGN) : NULL;
-    if (keep && !net->csum) return dcl_fail(DCL_ERR_NOMEM, "net: plan");
+    mem_free(net->be, net->se_t);
+    net->csum = keep ? mem_alloc(net->be, 4 * (size_t)maxc * sizeof(float) + DCL_ALIGN) : NULL;
+    net->se_t = se_n && net->be->bn_act_se_sums ? mem_alloc(net->be, se_n * sizeof(float)) : NULL;
+    if (keep && (!net->csum || (se_n && net->be->bn_act_se_sums && !net->se_t)))
+        return dcl_fail(DCL_ERR_NOMEM, "net: plan");
     /* folded weights of the evaluation plan */
     size_t fold_n = 0;
     int fold_c = 0;
@@ -896,7 +927,7 @@ dcl_status dcl_net_plan(dcl_net *net, int n, int h, int w, int training) {
     }
     mem_free(net->be, net->fold);
     free(net->fold_host);
-    net->fold = fold_n ? mem_alloc(net->be, fold_n * sizeof(float)) : NULL;
+    net->fold = fold_n ? big_alloc(net->be, fold_n * sizeof(float)) : NULL;
     net->fold_host = fold_c ? malloc(5 * (size_t)fold_c * sizeof(float)) : NULL;
     net->fold_c = fold_c;
     if (fold_n && (!net->fold || !net->fold_host))
@@ -1120,14 +1151,25 @@ static dcl_status bnx_fwd(dcl_net *net, node *d) {
         if (!s) s = be->axpby(be, C, BB(d->brv), m * unb, d->save[1], 1.0f - m);
         net->counters[d->bnbt]++;
     }
-    float *gm = d->fu_gap >= 0 ? net->vals[net->nodes[d->fu_gap].out].data : NULL;
-    if (!s) s = be->bn_act_fwd(be, x->n, HW, C, d->fu_a, z->elided ? NULL : z->data, gm, x->data, d->save[0],
-                               d->save[2], PP(d->pw), PP(d->pb), NULL);
+    float *gm = NULL, *y = z->data;
+    if (d->fu_gap >= 0) {   /* the activation goes to the mul's output, scaled there in place */
+        gm = net->vals[net->nodes[d->fu_gap].out].data;
+        y = net->vals[net->nodes[d->fu_mul].out].data;
+    }
+    if (!s) s = be->bn_act_fwd(be, x->n, HW, C, d->fu_a, y, gm, x->data, d->save[0], d->save[2], PP(d->pw),
+                               PP(d->pb), NULL);
     return s;
 }
 
-/* FU_SEMUL forward: y = act(bn(x)) * s straight from the batch norm's input
- * (training), or y = act(x) * s from the activation's input (evaluation) */
+/* FU_SEMUL: y = act(bn(x)) * s straight from the batch norm's input
+ * (training), or y = act(x) * s from the activation's input (evaluation):
+ * the recomputation in backward.  In forward the activation is already in
+ * y (the pooling pass wrote it there) and is scaled in place. */
+static dcl_status semul_fwd_inplace(dcl_net *net, node *u) {
+    value *o = &net->vals[u->out];
+    return net->be->mul_bcast_fwd(net->be, o->n, o->h * o->w, o->c, o->data, o->data, net->vals[u->in1].data);
+}
+
 static dcl_status semul_fwd(dcl_net *net, node *u) {
     node *b = &net->nodes[u->fu_bn];
     value *x = &net->vals[b->in0], *o = &net->vals[u->out];
@@ -1137,10 +1179,10 @@ static dcl_status semul_fwd(dcl_net *net, node *u) {
                                bn ? PP(b->pb) : NULL, net->vals[u->in1].data);
 }
 
-/* FU_ACTSE forward: the squeeze-excitation's pooled means of act(x) */
+/* FU_ACTSE forward: act(x) into the mul's output and its pooled means */
 static dcl_status actse_fwd(dcl_net *net, node *a) {
     value *x = &net->vals[a->in0];
-    return net->be->bn_act_fwd(net->be, x->n, x->h * x->w, x->c, a->act, NULL,
+    return net->be->bn_act_fwd(net->be, x->n, x->h * x->w, x->c, a->act, net->vals[net->nodes[a->fu_mul].out].data,
                                net->vals[net->nodes[a->fu_gap].out].data, x->data, NULL, NULL, NULL, NULL, NULL);
 }
 
@@ -1275,7 +1317,7 @@ dcl_status dcl_net_forward(dcl_net *net, dcl_rng *rng) {
         if (d->fu == FU_SKIP) continue;
         double t0 = net->prof ? prof_now(net) : 0;
         if (d->fu == FU_BNX) s = bnx_fwd(net, d);
-        else if (d->fu == FU_SEMUL) s = semul_fwd(net, d);
+        else if (d->fu == FU_SEMUL) s = semul_fwd_inplace(net, d);
         else if (d->fu == FU_FOLD) s = fold_fwd(net, d);
         else if (d->fu == FU_ACTSE) s = actse_fwd(net, d);
         else switch (d->kind) {
@@ -1385,6 +1427,9 @@ static dcl_status grad_finish(dcl_net *net, value *v, int acc) {
     return net->be->add(net->be, v->numel, v->grad, v->grad, net->scratch);
 }
 
+static dcl_status se_combine(dcl_net *net, node *d, int N, int HW, int C, const float *sv, const float *dg,
+                             float *sdy, float *sdyx);
+
 /* FU_BNX backward: the gradient reaching the activation (with a
  * squeeze-excitation: the scaled map's gradient times the scale plus the
  * pooled gradient spread over the map), through the activation and the
@@ -1412,14 +1457,29 @@ static dcl_status bnx_bwd(dcl_net *net, node *d) {
     int C = x->c, HW = x->h * x->w;
     int64_t M = (int64_t)x->n * HW, Mt = M;
     float *sdy = net->csum, *sdyx = net->csum + C;
-    s = be->bn_act_bwd_reduce(be, x->n, HW, C, d->fu_a, sdy, sdyx, GG(d->pw), GG(d->pb), dy, x->data, d->save[0],
-                              d->save[2], PP(d->pw), PP(d->pb), sv, dg);
+    int acc = 0;
+    if (d->fu_mul >= 0 && d->se_sums) {
+        /* squeeze-excitation: the sums came with the scale's gradient
+         * (semul_bwd); one pass for dx, d recomputed from dy */
+        d->se_sums = 0;
+        s = se_combine(net, d, x->n, HW, C, sv, dg, sdy, sdyx);
+        if (!s && net->bn_gather) s = bnx_sync_sums(net, C, M, sdy, sdyx, &Mt);
+        if (!s && x->needs_grad) {
+            float *dx = grad_dst(net, x, &acc);
+            s = be->bn_act_bwd_dx(be, x->n, HW, C, d->fu_a, dx, NULL, dy, x->data, d->save[0], d->save[2],
+                                  PP(d->pw), PP(d->pb), sv, dg, sdy, sdyx, Mt);
+            if (!s) s = grad_finish(net, x, acc);
+        }
+        return s;
+    }
+    /* the reduce pass leaves d in dx's buffer; the dx pass finishes it in place */
+    float *dx = x->needs_grad ? grad_dst(net, x, &acc) : NULL;
+    s = be->bn_act_bwd_reduce(be, x->n, HW, C, d->fu_a, sdy, sdyx, GG(d->pw), GG(d->pb), dx, dy, x->data,
+                              d->save[0], d->save[2], PP(d->pw), PP(d->pb), sv, dg);
     if (!s && net->bn_gather) s = bnx_sync_sums(net, C, M, sdy, sdyx, &Mt);
-    if (!s && x->needs_grad) {
-        int acc;
-        float *dx = grad_dst(net, x, &acc);
-        s = be->bn_act_bwd_dx(be, x->n, HW, C, d->fu_a, dx, dy, x->data, d->save[0], d->save[2], PP(d->pw), PP(d->pb),
-                              sv, dg, sdy, sdyx, Mt);
+    if (!s && dx) {
+        s = be->bn_act_bwd_dx(be, x->n, HW, C, d->fu_a, dx, dx, NULL, x->data, d->save[0], d->save[2], PP(d->pw),
+                              NULL, NULL, NULL, sdy, sdyx, Mt);
         if (!s) s = grad_finish(net, x, acc);
     }
     return s;
@@ -1432,14 +1492,61 @@ static dcl_status semul_bwd(dcl_net *net, node *u) {
     dcl_backend *be = net->be;
     node *b = &net->nodes[u->fu_bn];
     value *x = &net->vals[b->in0], *sv = &net->vals[u->in1], *m = &net->vals[u->out];
-    if (!sv->needs_grad) return DCL_OK;
-    float *ds = net->scratch2;
-    int acc = sv->grad_ready;
-    if (!acc) { ds = sv->grad; sv->grad_ready = 1; }
-    dcl_status s = be->bn_act_dot(be, x->n, x->h * x->w, x->c, b->fu_a, ds, m->grad, x->data, b->save[0], b->save[2],
-                                  PP(b->pw), PP(b->pb));
+    float *ds = NULL;
+    int acc = 0;
+    if (sv->needs_grad) {
+        acc = sv->grad_ready;
+        ds = acc ? net->scratch2 : sv->grad;
+        sv->grad_ready = 1;
+    }
+    dcl_status s = DCL_OK;
+    if (net->se_t) {   /* with the batch norm's sums, for its backward */
+        s = be->bn_act_se_sums(be, x->n, x->h * x->w, x->c, b->fu_a, ds, net->se_t, m->grad, x->data, b->save[0],
+                               b->save[2], PP(b->pw), PP(b->pb));
+        b->se_sums = !s;
+    } else if (ds) {
+        s = be->bn_act_dot(be, x->n, x->h * x->w, x->c, b->fu_a, ds, m->grad, x->data, b->save[0], b->save[2],
+                           PP(b->pw), PP(b->pb));
+    }
     if (!s && acc) s = be->add(be, sv->numel, sv->grad, sv->grad, net->scratch2);
     return s;
+}
+
+/* bn_act_bwd_reduce's sums (and dgamma, dbeta) from bn_act_se_sums' table,
+ * the scale and the pooled gradient: per-channel work, on the host. */
+static dcl_status se_combine(dcl_net *net, node *d, int N, int HW, int C, const float *sv, const float *dg,
+                             float *sdy, float *sdyx) {
+    dcl_backend *be = net->be;
+    size_t NC = (size_t)N * C;
+    float *h = malloc(sizeof(float) * (6 * NC + 5 * (size_t)C));
+    if (!h) return dcl_fail(DCL_ERR_NOMEM, "net: fused backward");
+    float *t = h, *s = t + 4 * NC, *g = s + NC, *is = g + NC, *o = is + C;
+    dcl_status st = to_host(be, t, net->se_t, 4 * NC * sizeof(float));
+    if (!st) st = to_host(be, s, sv, NC * sizeof(float));
+    if (!st && dg) st = to_host(be, g, dg, NC * sizeof(float));
+    if (!st) st = to_host(be, is, d->save[2], C * sizeof(float));
+    if (!st) {
+        for (int c = 0; c < C; c++) {
+            double a = 0, q = 0;
+            for (int n = 0; n < N; n++) {
+                size_t i = (size_t)n * C + c;
+                double sn = s[i], gn = dg ? (double)g[i] / HW : 0.0;
+                a += sn * t[i] + gn * t[NC + i];
+                q += sn * t[2 * NC + i] + gn * t[3 * NC + i];
+            }
+            o[c] = (float)a;                           /* sdy */
+            o[C + c] = (float)q;                       /* sdyx */
+            o[3 * C + c] = (float)a;                   /* dbeta increment */
+            o[2 * C + c] = (float)(q * (double)is[c]); /* dgamma increment */
+        }
+        st = to_dev(be, sdy, o, C * sizeof(float));
+        if (!st) st = to_dev(be, sdyx, o + C, C * sizeof(float));
+        if (!st) st = to_dev(be, net->csum + 2 * C, o + 2 * C, 2 * (size_t)C * sizeof(float));
+        if (!st) st = be->add(be, C, GG(d->pw), GG(d->pw), net->csum + 2 * C);
+        if (!st) st = be->add(be, C, GG(d->pb), GG(d->pb), net->csum + 3 * C);
+    }
+    free(h);
+    return st;
 }
 
 /* A value dropped after its forward use, recomputed for the backward. */
@@ -1458,6 +1565,7 @@ dcl_status dcl_net_backward(dcl_net *net) {
         net->vals[v].grad_ready = net->vals[v].is_output && net->vals[v].grad;
         net->vals[v].bwd_ready = 0;
     }
+    for (int i = 0; i < net->nn; i++) net->nodes[i].se_sums = 0;
     for (int i = net->nn - 1; i >= 0; i--) {
         node *d = &net->nodes[i];
         value *o = &net->vals[d->out];

@@ -7,10 +7,13 @@
 extern "C" {
 #endif
 
-/* Convolution forward with the activation applied to its output in the same
- * pass (oneDNN post-op): y = act(conv(x, w) + b).  For inference, where a
- * following batch norm can be folded into w and b, conv + bn + act becomes
- * one pass over memory.  be must be a backend made by dcl_backend_cpu. */
+/* Convolution forward followed by an activation: y = act(conv(x, w) + b)
+ * (the backend vtable's conv_fwd_act).  The activation runs inside the
+ * convolution (oneDNN post-op) when each output takes many multiply-adds,
+ * else as its own vectorised pass, which measured cheaper (cpu_conv.c).
+ * For inference, where a following batch norm can be folded into w and b,
+ * conv + bn + act is one call.  be must be a backend made by
+ * dcl_backend_cpu. */
 dcl_status dcl_cpu_conv_fwd_act(dcl_backend *be, const dcl_conv_desc *d, dcl_act act,
                                 float *y, const float *x, const float *w, const float *b);
 

@@ -79,14 +79,19 @@ dcl_backend *dcl_backend_cpu(int threads) {
     if (c->nt < 1) c->nt = 1;
     openblas_set_num_threads(c->nt);
     c->layout_force = layout_from_env();
-    /* Outputs bigger than about half a last-level cache are streamed to
-     * memory; DCL_CPU_STREAM_MB overrides the size (0 disables). */
-    c->stream_min = (size_t)16 << 20;
+    /* Outputs of at least DCL_CPU_STREAM_MB MB are written with streaming
+     * stores (default 0: never).  Streaming saves memory traffic for a
+     * kernel alone, but in a network the next layer reads the output right
+     * away and then finds it in memory instead of the last-level cache: on
+     * the 2-core Zen 3 (32 MB L3), b0 training and b4 inference steps were
+     * 2% faster without (16 MB threshold: 0.507 / 0.402 s, off: 0.497 /
+     * 0.394 s). */
+    c->stream_min = 0;
     const char *sm = getenv("DCL_CPU_STREAM_MB");
     if (sm && *sm) {
         char *end;
         double v = strtod(sm, &end);
-        if (*end || !(v >= 0) || v > 1e6) dcl_log(1, "DCL_CPU_STREAM_MB='%s' is not a size in MB; using 16", sm);
+        if (*end || !(v >= 0) || v > 1e6) dcl_log(1, "DCL_CPU_STREAM_MB='%s' is not a size in MB; not streaming", sm);
         else c->stream_min = v > 0 && v * 1048576.0 < 1 ? 1 : (size_t)(v * 1048576.0);
     }
     pthread_mutex_init(&c->lock, NULL);
@@ -135,5 +140,6 @@ dcl_backend *dcl_backend_cpu(int threads) {
     be->bn_act_bwd_reduce = cpu_bn_act_bwd_reduce;
     be->bn_act_bwd_dx = cpu_bn_act_bwd_dx;
     be->bn_act_dot = cpu_bn_act_dot;
+    be->bn_act_se_sums = cpu_bn_act_se_sums;
     return be;
 }

@@ -10,7 +10,10 @@
  * backward-weights may go to the own kernels of cpu_dwconv.c, and 1x1
  * convolutions on 1x1 maps (squeeze-excitation) are small dense products
  * done without oneDNN.  DCL_CPU_CONV_LAYOUT=nhwc|blocked|direct forces a
- * choice (tests and benchmarks).
+ * choice (tests and benchmarks).  The fused entries: conv_fwd_act (an
+ * activation after the convolution, see CPU_POSTOP_MIN_K) and
+ * conv_fwd_add (accumulating onto y through oneDNN's sum post-op: a
+ * residual add in the shortcut's buffer).
  */
 #include "backend/cpu/cpu_internal.h"
 #include "backend/cpu/cpu.h"
@@ -80,10 +83,10 @@ static cpu_layout static_layout(const cpu_impl *c, const dcl_conv_desc *d) {
  * eltwise code for SiLU costs about as much per element as a separate pass
  * over memory with the backend's own activation kernel (cpu_act_fwd), which
  * is cheaper than the convolution itself for few multiply-adds per output.
- * Measured on the 2-core Zen 3 (CPU time, b4 shapes): 1x1 32->192 at 75x75
- * 12.7 ms with the post-op against 6.9 + 4.7 ms conv + pass; depthwise 3x3
- * 192 at 75x75 16.3 against 10.5 + 4.7; 1x1 1632->272 at 10x10 8.0 against
- * 7.9 + 0.2. */
+ * Measured on the 2-core Zen 3 (b4 shapes, batch 8, idle machine, ms):
+ * with the post-op / conv then the pass: 1x1 32->192 at 75x75 6.1 / 5.2;
+ * depthwise 3x3 192 at 75x75 7.5 / 6.7; depthwise 3x3 144 at 150x150
+ * stride 2 11.2 / 10.3; 1x1 272->1632 at 10x10 4.1 / 3.9. */
 #define CPU_POSTOP_MIN_K 2048
 
 /* ------------------------------------------------------------ workspace -- */
@@ -371,10 +374,17 @@ static dcl_status plan_get(cpu_impl *c, const dcl_conv_desc *d, int dir, int bia
 }
 
 /* Automatic choice only: depthwise backward-weights goes to the own kernel
- * when oneDNN's NHWC primitive for it is not a dedicated depthwise one.
- * Call with the lock held. */
+ * when oneDNN's NHWC primitive for it is not a dedicated depthwise one, and
+ * without AVX-512 also for stride 1 (oneDNN's AVX2 depthwise
+ * backward-weights is slower there: b4 shapes on the 2-core Zen 3, CPU ms,
+ * oneDNN / own: 3x3 192@75 16.4 / 12.9, 672@19 3.1 / 1.7, 48@150 13.3 /
+ * 12.4; stride 2 144@150 14.8 / 17.7; with AVX-512 oneDNN's 16-lane kernel
+ * wins, bench/ops_bench.c).  Call with the lock held. */
 static int dw_direct_for_bwd_w(cpu_impl *c, const dcl_conv_desc *d, int bias) {
     if (c->layout_force != CPU_LAYOUT_AUTO || !cpu_dw_handles(d)) return 0;
+#if !defined(__AVX512F__)
+    if (d->sh == 1 && d->sw == 1) return 1;
+#endif
     cpu_conv_plan *p;
     if (plan_get(c, d, CPU_CONV_BWD_W, bias, &p) != DCL_OK) {
         dcl_clear_error();

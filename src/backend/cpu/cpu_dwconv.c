@@ -330,8 +330,9 @@ dcl_status cpu_dw_bwd_weights(int nt, const dcl_conv_desc *d, float *dw, float *
     const int rows = d->n * d->ho;
     if ((int64_t)rows * d->wo * C * KK < 65536) nt = 1;
     if (nt > rows) nt = rows;
-    size_t per = (size_t)(KK + 1) * C;
-    float *part = calloc(per * nt, sizeof(float));
+    /* per-thread partial sums on their own cache lines (no false sharing) */
+    size_t per = ((size_t)(KK + 1) * C + 15) & ~(size_t)15;
+    float *part = dcl_calloc(per * nt * sizeof(float));
     if (!part) return dcl_fail(DCL_ERR_NOMEM, "cpu depthwise conv: out of memory");
     #pragma omp parallel num_threads(nt)
     {
@@ -357,6 +358,6 @@ dcl_status cpu_dw_bwd_weights(int nt, const dcl_conv_desc *d, float *dw, float *
             for (int u = 0; u < nt; u++) s += part[per * u + (size_t)KK * C + c];
             db[c] += s;
         }
-    free(part);
+    dcl_free(part);
     return DCL_OK;
 }

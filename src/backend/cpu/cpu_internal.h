@@ -76,13 +76,16 @@ dcl_status cpu_bn_act_fwd(dcl_backend *be, int N, int HW, int C, dcl_act act, fl
                           const float *x, const float *mean, const float *invstd, const float *gamma,
                           const float *beta, const float *s);
 dcl_status cpu_bn_act_bwd_reduce(dcl_backend *be, int N, int HW, int C, dcl_act act, float *sdy, float *sdyx,
-                                 float *dgamma, float *dbeta, const float *dy, const float *x, const float *mean,
+                                 float *dgamma, float *dbeta, float *d, const float *dy, const float *x, const float *mean,
                                  const float *invstd, const float *gamma, const float *beta, const float *s,
                                  const float *dgap);
-dcl_status cpu_bn_act_bwd_dx(dcl_backend *be, int N, int HW, int C, dcl_act act, float *dx, const float *dy,
+dcl_status cpu_bn_act_bwd_dx(dcl_backend *be, int N, int HW, int C, dcl_act act, float *dx, const float *d, const float *dy,
                              const float *x, const float *mean, const float *invstd, const float *gamma,
                              const float *beta, const float *s, const float *dgap, const float *sdy,
                              const float *sdyx, int64_t Mt);
+dcl_status cpu_bn_act_se_sums(dcl_backend *be, int N, int HW, int C, dcl_act act, float *ds, float *t,
+                              const float *dy, const float *x, const float *mean, const float *invstd,
+                              const float *gamma, const float *beta);
 dcl_status cpu_bn_act_dot(dcl_backend *be, int N, int HW, int C, dcl_act act, float *out, const float *dy,
                           const float *x, const float *mean, const float *invstd, const float *gamma,
                           const float *beta);

@@ -34,6 +34,12 @@ static inline int nthreads_for(const cpu_impl *c, int64_t work) {
     return work < PAR_MIN ? 1 : c->nt;
 }
 
+/* Per-thread scratch rows are padded to whole cache lines (and allocated
+ * 64-byte aligned with dcl_alloc): two threads updating per-channel sums in
+ * the same line would bounce it between the cores at every row (that cost
+ * bn_stats two thirds of its bandwidth on the Zen 3). */
+static inline size_t cl_pad(int C) { return ((size_t)C + 15) & ~(size_t)15; }
+
 /* rows [*r0, *r1) of M for thread t of T */
 static inline void split_rows(int64_t M, int t, int T, int64_t *r0, int64_t *r1) {
     *r0 = M * t / T;
@@ -216,10 +222,11 @@ dcl_status cpu_bn_fwd_train(dcl_backend *be, int64_t M, int C, float *y, float *
     cpu_impl *ci = cpu_of(be);
     int nt = nthreads_for(ci, M * C);
     if (nt > M) nt = (int)M;
-    double *dbuf = malloc(sizeof(double) * 2 * C * nt);
-    float *fbuf = malloc(sizeof(float) * (size_t)C * (2 * nt + 3));
-    if (!dbuf || !fbuf) { free(dbuf); free(fbuf); return dcl_fail(DCL_ERR_NOMEM, "cpu bn_fwd_train: out of memory"); }
-    float *K = fbuf + (size_t)2 * C * nt, *sc = K + C, *mu = sc + C;
+    const size_t Cs = cl_pad(C);
+    double *dbuf = dcl_alloc(sizeof(double) * 2 * Cs * nt);
+    float *fbuf = dcl_alloc(sizeof(float) * Cs * (2 * nt + 3));
+    if (!dbuf || !fbuf) { dcl_free(dbuf); dcl_free(fbuf); return dcl_fail(DCL_ERR_NOMEM, "cpu bn_fwd_train: out of memory"); }
+    float *K = fbuf + 2 * Cs * nt, *sc = K + Cs, *mu = sc + Cs;
     memcpy(K, x, sizeof(float) * C);
     const int st = want_stream(ci, M * C);
     #pragma omp parallel num_threads(nt)
@@ -227,13 +234,13 @@ dcl_status cpu_bn_fwd_train(dcl_backend *be, int64_t M, int C, float *y, float *
         int t = thr_id(), T = thr_n();
         int64_t r0, r1;
         split_rows(M, t, T, &r0, &r1);
-        double *ps = dbuf + (size_t)2 * C * t, *pq = ps + C;
-        bn_partial_stats(r0, r1, C, x, K, ps, pq, fbuf + (size_t)2 * C * t, fbuf + (size_t)2 * C * t + C);
+        double *ps = dbuf + 2 * Cs * t, *pq = ps + Cs;
+        bn_partial_stats(r0, r1, C, x, K, ps, pq, fbuf + 2 * Cs * t, fbuf + 2 * Cs * t + Cs);
         #pragma omp barrier
         #pragma omp for schedule(static)
         for (int c = 0; c < C; c++) {
             double s = 0, q = 0;
-            for (int u = 0; u < T; u++) { s += dbuf[(size_t)2 * C * u + c]; q += dbuf[(size_t)2 * C * u + C + c]; }
+            for (int u = 0; u < T; u++) { s += dbuf[2 * Cs * u + c]; q += dbuf[2 * Cs * u + Cs + c]; }
             double m1 = s / (double)M;
             double v = q / (double)M - m1 * m1;
             if (v < 0) v = 0;
@@ -261,8 +268,8 @@ dcl_status cpu_bn_fwd_train(dcl_backend *be, int64_t M, int C, float *y, float *
             }
         }
     }
-    free(dbuf);
-    free(fbuf);
+    dcl_free(dbuf);
+    dcl_free(fbuf);
     return DCL_OK;
 }
 
@@ -304,18 +311,19 @@ dcl_status cpu_bn_bwd(dcl_backend *be, int64_t M, int C, float *dx, float *dgamm
     cpu_impl *ci = cpu_of(be);
     int nt = nthreads_for(ci, M * C);
     if (nt > M) nt = (int)M;
-    double *dbuf = malloc(sizeof(double) * 2 * C * nt);
-    float *fbuf = malloc(sizeof(float) * (size_t)C * (2 * nt + 3));
-    if (!dbuf || !fbuf) { free(dbuf); free(fbuf); return dcl_fail(DCL_ERR_NOMEM, "cpu bn_bwd: out of memory"); }
-    float *A = fbuf + (size_t)2 * C * nt, *B = A + C, *Cc = B + C;
+    const size_t Cs = cl_pad(C);
+    double *dbuf = dcl_alloc(sizeof(double) * 2 * Cs * nt);
+    float *fbuf = dcl_alloc(sizeof(float) * Cs * (2 * nt + 3));
+    if (!dbuf || !fbuf) { dcl_free(dbuf); dcl_free(fbuf); return dcl_fail(DCL_ERR_NOMEM, "cpu bn_bwd: out of memory"); }
+    float *A = fbuf + 2 * Cs * nt, *B = A + Cs, *Cc = B + Cs;
     const int st = dx && want_stream(ci, M * C);
     #pragma omp parallel num_threads(nt)
     {
         int t = thr_id(), T = thr_n();
         int64_t r0, r1;
         split_rows(M, t, T, &r0, &r1);
-        double *ps = dbuf + (size_t)2 * C * t, *pq = ps + C;
-        float *fs = fbuf + (size_t)2 * C * t, *fq = fs + C;
+        double *ps = dbuf + 2 * Cs * t, *pq = ps + Cs;
+        float *fs = fbuf + 2 * Cs * t, *fq = fs + Cs;
         for (int c = 0; c < C; c++) { ps[c] = 0; pq[c] = 0; }
         for (int64_t r = r0; r < r1 && C % VW == 0; r += ROWBLK) {
             int64_t re = r + ROWBLK < r1 ? r + ROWBLK : r1;
@@ -350,7 +358,7 @@ dcl_status cpu_bn_bwd(dcl_backend *be, int64_t M, int C, float *dx, float *dgamm
         #pragma omp for schedule(static)
         for (int c = 0; c < C; c++) {
             double s = 0, q = 0;
-            for (int u = 0; u < T; u++) { s += dbuf[(size_t)2 * C * u + c]; q += dbuf[(size_t)2 * C * u + C + c]; }
+            for (int u = 0; u < T; u++) { s += dbuf[2 * Cs * u + c]; q += dbuf[2 * Cs * u + Cs + c]; }
             double is = invstd[c];
             double sxh = q * is; /* sum dy * xhat */
             if (dgamma) dgamma[c] += (float)sxh;
@@ -377,8 +385,8 @@ dcl_status cpu_bn_bwd(dcl_backend *be, int64_t M, int C, float *dx, float *dgamm
             }
         }
     }
-    free(dbuf);
-    free(fbuf);
+    dcl_free(dbuf);
+    dcl_free(fbuf);
     return DCL_OK;
 }
 
@@ -501,16 +509,17 @@ dcl_status cpu_prelu_bwd(dcl_backend *be, int64_t M, int C, float *dx, float *da
     /* a shared slope is the per-channel case with one channel */
     int64_t rows = M;
     if (nt > rows) nt = (int)rows;
-    double *part = calloc((size_t)C * nt, sizeof(double));
-    float *fb = malloc(sizeof(float) * (size_t)C * nt);
-    if (!part || !fb) { free(part); free(fb); return dcl_fail(DCL_ERR_NOMEM, "cpu prelu_bwd: out of memory"); }
+    const size_t Cs = cl_pad(C);
+    double *part = dcl_calloc(sizeof(double) * Cs * nt);
+    float *fb = dcl_alloc(sizeof(float) * Cs * nt);
+    if (!part || !fb) { dcl_free(part); dcl_free(fb); return dcl_fail(DCL_ERR_NOMEM, "cpu prelu_bwd: out of memory"); }
     #pragma omp parallel num_threads(nt)
     {
         int t = thr_id(), T = thr_n();
         int64_t r0, r1;
         split_rows(rows, t, T, &r0, &r1);
-        double *ps = part + (size_t)C * t;
-        float *fs = fb + (size_t)C * t;
+        double *ps = part + Cs * t;
+        float *fs = fb + Cs * t;
         for (int64_t r = r0; r < r1; r += ROWBLK) {
             int64_t re = r + ROWBLK < r1 ? r + ROWBLK : r1;
             for (int c = 0; c < C; c++) fs[c] = 0;
@@ -533,11 +542,11 @@ dcl_status cpu_prelu_bwd(dcl_backend *be, int64_t M, int C, float *dx, float *da
     if (dalpha)
         for (int c = 0; c < C; c++) {
             double s = 0;
-            for (int u = 0; u < nt; u++) s += part[(size_t)C * u + c];
+            for (int u = 0; u < nt; u++) s += part[Cs * u + c];
             dalpha[c] += (float)s;
         }
-    free(part);
-    free(fb);
+    dcl_free(part);
+    dcl_free(fb);
     return DCL_OK;
 }
 
@@ -671,16 +680,17 @@ static dcl_status rowsum_nhwc(const cpu_impl *ci, int N, int HW, int C, float *o
     int64_t rows = (int64_t)N * HW;
     int nt = nthreads_for(ci, rows * C);
     if (nt > rows) nt = (int)rows;
-    double *part = calloc((size_t)N * C * nt, sizeof(double));
-    float *fb = malloc(sizeof(float) * (size_t)C * nt);
+    const size_t Cs = cl_pad(C), NCs = cl_pad(N * C);
+    double *part = dcl_calloc(sizeof(double) * NCs * nt);
+    float *fb = dcl_alloc(sizeof(float) * Cs * nt);
     const int st = dx && want_stream(ci, rows * C);
-    if (!part || !fb) { free(part); free(fb); return dcl_fail(DCL_ERR_NOMEM, "cpu: out of memory for partial sums"); }
+    if (!part || !fb) { dcl_free(part); dcl_free(fb); return dcl_fail(DCL_ERR_NOMEM, "cpu: out of memory for partial sums"); }
     #pragma omp parallel num_threads(nt)
     {
         int t = thr_id(), T = thr_n();
         int64_t r0, r1;
         split_rows(rows, t, T, &r0, &r1);
-        float *fs = fb + (size_t)C * t;
+        float *fs = fb + Cs * t;
         int64_t r = r0;
         while (r < r1) {
             int n = (int)(r / HW);
@@ -689,7 +699,7 @@ static dcl_status rowsum_nhwc(const cpu_impl *ci, int N, int HW, int C, float *o
             if (re > nend) re = nend;
             if (re > r1) re = r1;
             const float *sn = s ? s + (size_t)n * C : NULL;
-            double *ps = part + ((size_t)t * N + n) * C;
+            double *ps = part + NCs * t + (size_t)n * C;
             if (C % VW == 0) {
                 for (int c = 0; c < C; c += VW) {
                     vf s0 = {0}, s1 = {0};
@@ -741,11 +751,11 @@ static dcl_status rowsum_nhwc(const cpu_impl *ci, int N, int HW, int C, float *o
         for (int n = 0; n < N; n++)
             for (int c = 0; c < C; c++) {
                 double acc = 0;
-                for (int u = 0; u < nt; u++) acc += part[((size_t)u * N + n) * C + c];
+                for (int u = 0; u < nt; u++) acc += part[NCs * u + (size_t)n * C + c];
                 out[(size_t)n * C + c] = (float)(acc * scale);
             }
-    free(part);
-    free(fb);
+    dcl_free(part);
+    dcl_free(fb);
     return DCL_OK;
 }
 
@@ -978,6 +988,16 @@ FORCE_INLINE float fz_dact1(const int act, float z, float g) {
     }
 }
 
+/* a = act(z) and act'(z) from one sigmoid */
+FORCE_INLINE void fz_act_both(const int act, vf z, vf *a, vf *ap) {
+    switch (act) {
+    case DCL_ACT_RELU: *a = vsel(z > 0.0f, z, vbc(0.0f)); *ap = vsel(z > 0.0f, vbc(1.0f), vbc(0.0f)); break;
+    case DCL_ACT_SILU: { vf s = fz_sig(z); *a = z * s; *ap = s * (1.0f + z * (1.0f - s)); break; }
+    case DCL_ACT_SIGMOID: { vf s = fz_sig(z); *a = s; *ap = s * (1.0f - s); break; }
+    default: *a = z; *ap = vbc(1.0f); break;
+    }
+}
+
 /* The same instance of BODY for each activation (act a constant inside). */
 #define ACT_DISPATCH(act, BODY)                                   \
     switch (act) {                                                \
@@ -1014,23 +1034,24 @@ dcl_status cpu_bn_stats(dcl_backend *be, int64_t M, int C, float *mean, float *v
     cpu_impl *ci = cpu_of(be);
     int nt = nthreads_for(ci, M * C);
     if (nt > M) nt = (int)M;
-    double *dbuf = malloc(sizeof(double) * 2 * C * nt);
-    float *fbuf = malloc(sizeof(float) * (size_t)C * (2 * nt + 1));
-    if (!dbuf || !fbuf) { free(dbuf); free(fbuf); return dcl_fail(DCL_ERR_NOMEM, "cpu bn_stats: out of memory"); }
-    float *K = fbuf + (size_t)2 * C * nt;
+    const size_t Cs = cl_pad(C);
+    double *dbuf = dcl_alloc(sizeof(double) * 2 * Cs * nt);
+    float *fbuf = dcl_alloc(sizeof(float) * Cs * (2 * nt + 1));
+    if (!dbuf || !fbuf) { dcl_free(dbuf); dcl_free(fbuf); return dcl_fail(DCL_ERR_NOMEM, "cpu bn_stats: out of memory"); }
+    float *K = fbuf + 2 * Cs * nt;
     memcpy(K, x, sizeof(float) * C);
     #pragma omp parallel num_threads(nt)
     {
         int t = thr_id(), T = thr_n();
         int64_t r0, r1;
         split_rows(M, t, T, &r0, &r1);
-        double *ps = dbuf + (size_t)2 * C * t, *pq = ps + C;
-        bn_partial_stats(r0, r1, C, x, K, ps, pq, fbuf + (size_t)2 * C * t, fbuf + (size_t)2 * C * t + C);
+        double *ps = dbuf + 2 * Cs * t, *pq = ps + Cs;
+        bn_partial_stats(r0, r1, C, x, K, ps, pq, fbuf + 2 * Cs * t, fbuf + 2 * Cs * t + Cs);
         #pragma omp barrier
         #pragma omp for schedule(static)
         for (int c = 0; c < C; c++) {
             double s = 0, q = 0;
-            for (int u = 0; u < T; u++) { s += dbuf[(size_t)2 * C * u + c]; q += dbuf[(size_t)2 * C * u + C + c]; }
+            for (int u = 0; u < T; u++) { s += dbuf[2 * Cs * u + c]; q += dbuf[2 * Cs * u + Cs + c]; }
             double m1 = s / (double)M;
             double v = q / (double)M - m1 * m1;
             if (v < 0) v = 0;
@@ -1039,8 +1060,8 @@ dcl_status cpu_bn_stats(dcl_backend *be, int64_t M, int C, float *mean, float *v
             invstd[c] = (float)(1.0 / sqrt(v + (double)eps));
         }
     }
-    free(dbuf);
-    free(fbuf);
+    dcl_free(dbuf);
+    dcl_free(fbuf);
     return DCL_OK;
 }
 
@@ -1089,11 +1110,12 @@ dcl_status cpu_bn_act_fwd(dcl_backend *be, int N, int HW, int C, dcl_act act, fl
     int64_t rows = (int64_t)N * HW;
     int nt = nthreads_for(ci, rows * C);
     if (nt > rows) nt = (int)rows;
-    float *sc = malloc(sizeof(float) * (size_t)C * (nt + 3));
-    double *part = gmean ? calloc((size_t)N * C * nt, sizeof(double)) : NULL;
-    if (!sc || (gmean && !part)) { free(sc); free(part); return dcl_fail(DCL_ERR_NOMEM, "cpu bn_act_fwd: out of memory"); }
+    const size_t Cs = cl_pad(C), NCs = cl_pad(N * C);
+    float *sc = dcl_alloc(sizeof(float) * Cs * (nt + 3));
+    double *part = gmean ? dcl_calloc(sizeof(double) * NCs * nt) : NULL;
+    if (!sc || (gmean && !part)) { dcl_free(sc); dcl_free(part); return dcl_fail(DCL_ERR_NOMEM, "cpu bn_act_fwd: out of memory"); }
     if (!norm) {   /* a = act(x): (x - 0) * 1 + 0 */
-        float *z = sc + (size_t)C * (nt + 1);
+        float *z = sc + Cs * (nt + 1);
         for (int c = 0; c < C; c++) { sc[c] = 1.0f; z[c] = 0.0f; }
         mean = beta = z;
     } else {
@@ -1105,19 +1127,19 @@ dcl_status cpu_bn_act_fwd(dcl_backend *be, int N, int HW, int C, dcl_act act, fl
         int t = thr_id(), T = thr_n();
         int64_t r0, r1;
         split_rows(rows, t, T, &r0, &r1);
-        double *gp = part ? part + (size_t)t * N * C : NULL;
-        float *fb = sc + (size_t)C * (t + 1);
+        double *gp = part ? part + NCs * t : NULL;
+        float *fb = sc + Cs * (t + 1);
         ACT_DISPATCH(act, fz_fwd_rows(A_, r0, r1, HW, C, y, gp, fb, x, mean, sc, beta, s, st));
         stream_fence(st);
     }
     if (gmean)
         for (size_t i = 0; i < (size_t)N * C; i++) {
             double a = 0;
-            for (int u = 0; u < nt; u++) a += part[(size_t)u * N * C + i];
+            for (int u = 0; u < nt; u++) a += part[NCs * u + i];
             gmean[i] = (float)(a / HW);
         }
-    free(sc);
-    free(part);
+    dcl_free(sc);
+    dcl_free(part);
     return DCL_OK;
 }
 
@@ -1125,8 +1147,9 @@ dcl_status cpu_bn_act_fwd(dcl_backend *be, int N, int HW, int C, dcl_act act, fl
  * (doubles, added), d = (dy * s + dgap / HW) * act'(z): row by row, block
  * sums in float arrays (fs, fq: C floats each). */
 FORCE_INLINE void fz_reduce_rows(const int act, int64_t r0, int64_t r1, int HW, int C, double *ps, double *pq,
-                                  float *fs, float *fq, const float *dy, const float *x, const float *mean,
-                                  const float *sc, const float *beta, const float *s, const float *dgap) {
+                                  float *fs, float *fq, float *dout, const float *dy, const float *x,
+                                  const float *mean, const float *sc, const float *beta, const float *s,
+                                  const float *dgap) {
     const float ihw = 1.0f / (float)HW;
     int64_t r = r0, re;
     while (r < r1) {
@@ -1145,6 +1168,7 @@ FORCE_INLINE void fz_reduce_rows(const int act, int64_t r0, int64_t r1, int HW, 
                 vf d = fz_dact(act, xc * vld(sc + c) + vld(beta + c), g);
                 vst(fs + c, vld(fs + c) + d);
                 vst(fq + c, vld(fq + c) + d * xc);
+                if (dout) vst(dout + i * C + c, d);
             }
             for (; c < C; c++) {
                 float xc = xr[c] - mean[c];
@@ -1152,6 +1176,7 @@ FORCE_INLINE void fz_reduce_rows(const int act, int64_t r0, int64_t r1, int HW, 
                 float d = fz_dact1(act, xc * sc[c] + beta[c], g);
                 fs[c] += d;
                 fq[c] += d * xc;
+                if (dout) dout[i * C + c] = d;
             }
         }
         for (int c = 0; c < C; c++) { ps[c] += fs[c]; pq[c] += fq[c]; }
@@ -1160,7 +1185,7 @@ FORCE_INLINE void fz_reduce_rows(const int act, int64_t r0, int64_t r1, int HW, 
 }
 
 dcl_status cpu_bn_act_bwd_reduce(dcl_backend *be, int N, int HW, int C, dcl_act act, float *sdy, float *sdyx,
-                                 float *dgamma, float *dbeta, const float *dy, const float *x, const float *mean,
+                                 float *dgamma, float *dbeta, float *d, const float *dy, const float *x, const float *mean,
                                  const float *invstd, const float *gamma, const float *beta, const float *s,
                                  const float *dgap) {
     DCL_TRY(fz_check("bn_act_bwd_reduce", N, HW, C, act));
@@ -1170,29 +1195,30 @@ dcl_status cpu_bn_act_bwd_reduce(dcl_backend *be, int N, int HW, int C, dcl_act 
     int64_t rows = (int64_t)N * HW;
     int nt = nthreads_for(ci, rows * C);
     if (nt > rows) nt = (int)rows;
-    double *part = calloc((size_t)2 * C * nt, sizeof(double));
-    float *sc = malloc(sizeof(float) * (size_t)C * (1 + 2 * nt));
-    if (!part || !sc) { free(part); free(sc); return dcl_fail(DCL_ERR_NOMEM, "cpu bn_act_bwd_reduce: out of memory"); }
+    const size_t Cs = cl_pad(C);
+    double *part = dcl_calloc(sizeof(double) * 2 * Cs * nt);
+    float *sc = dcl_alloc(sizeof(float) * Cs * (1 + 2 * nt));
+    if (!part || !sc) { dcl_free(part); dcl_free(sc); return dcl_fail(DCL_ERR_NOMEM, "cpu bn_act_bwd_reduce: out of memory"); }
     for (int c = 0; c < C; c++) sc[c] = invstd[c] * gamma[c];
     #pragma omp parallel num_threads(nt)
     {
         int t = thr_id(), T = thr_n();
         int64_t r0, r1;
         split_rows(rows, t, T, &r0, &r1);
-        double *ps = part + (size_t)2 * C * t, *pq = ps + C;
-        float *fs = sc + (size_t)C * (1 + 2 * t), *fq = fs + C;
-        ACT_DISPATCH(act, fz_reduce_rows(A_, r0, r1, HW, C, ps, pq, fs, fq, dy, x, mean, sc, beta, s, dgap));
+        double *ps = part + 2 * Cs * t, *pq = ps + Cs;
+        float *fs = sc + Cs * (1 + 2 * t), *fq = fs + Cs;
+        ACT_DISPATCH(act, fz_reduce_rows(A_, r0, r1, HW, C, ps, pq, fs, fq, d, dy, x, mean, sc, beta, s, dgap));
     }
     for (int c = 0; c < C; c++) {
         double a = 0, q = 0;
-        for (int u = 0; u < nt; u++) { a += part[(size_t)2 * C * u + c]; q += part[(size_t)2 * C * u + C + c]; }
+        for (int u = 0; u < nt; u++) { a += part[2 * Cs * u + c]; q += part[2 * Cs * u + Cs + c]; }
         sdy[c] = (float)a;
         sdyx[c] = (float)q;
         if (dgamma) dgamma[c] += (float)(q * (double)invstd[c]);
         if (dbeta) dbeta[c] += (float)a;
     }
-    free(part);
-    free(sc);
+    dcl_free(part);
+    dcl_free(sc);
     return DCL_OK;
 }
 
@@ -1202,6 +1228,17 @@ FORCE_INLINE void fz_dx_rows(const int act, int64_t r0, int64_t r1, int HW, int 
                              const float *s, const float *dgap, const float *A, const float *B,
                              const float *Cc, int st) {
     const float ihw = 1.0f / (float)HW;
+    if (!dy) {   /* act == NONE here: dx holds d (written by bn_act_bwd_reduce) */
+        for (int64_t i = r0; i < r1; i++) {
+            const float *xr = x + i * C;
+            float *dr = dx + i * C;
+            int c = 0;
+            for (; c + VW <= C; c += VW)
+                vstore(dr + c, vld(A + c) * vld(dr + c) + vld(B + c) * (vld(xr + c) - vld(mean + c)) + vld(Cc + c), st);
+            for (; c < C; c++) dr[c] = A[c] * dr[c] + B[c] * (xr[c] - mean[c]) + Cc[c];
+        }
+        return;
+    }
     for (int64_t i = r0; i < r1; i++) {
         int n = (int)(i / HW);
         const float *sn = s ? s + (size_t)n * C : NULL, *gn = dgap ? dgap + (size_t)n * C : NULL;
@@ -1225,19 +1262,24 @@ FORCE_INLINE void fz_dx_rows(const int act, int64_t r0, int64_t r1, int HW, int 
     }
 }
 
-dcl_status cpu_bn_act_bwd_dx(dcl_backend *be, int N, int HW, int C, dcl_act act, float *dx, const float *dy,
-                             const float *x, const float *mean, const float *invstd, const float *gamma,
-                             const float *beta, const float *s, const float *dgap, const float *sdy,
-                             const float *sdyx, int64_t Mt) {
+dcl_status cpu_bn_act_bwd_dx(dcl_backend *be, int N, int HW, int C, dcl_act act, float *dx, const float *d,
+                             const float *dy, const float *x, const float *mean, const float *invstd,
+                             const float *gamma, const float *beta, const float *s, const float *dgap,
+                             const float *sdy, const float *sdyx, int64_t Mt) {
     DCL_TRY(fz_check("bn_act_bwd_dx", N, HW, C, act));
-    if (!dx || !dy || !x || !mean || !invstd || !gamma || !beta || !sdy || !sdyx || Mt <= 0)
+    if (!dx || (!d && (!dy || !beta)) || !x || !mean || !invstd || !gamma || !sdy || !sdyx || Mt <= 0)
         return dcl_fail(DCL_ERR_ARG, "cpu bn_act_bwd_dx: bad arguments");
+    if (d && d != dx) {   /* d given elsewhere: dx = d first, then in place */
+        int64_t n = (int64_t)N * HW * C;
+        memmove(dx, d, sizeof(float) * n);
+    }
     cpu_impl *ci = cpu_of(be);
     int64_t rows = (int64_t)N * HW;
     int nt = nthreads_for(ci, rows * C);
-    float *sc = malloc(sizeof(float) * (size_t)C * 4);
+    const size_t Cs = cl_pad(C);
+    float *sc = dcl_alloc(sizeof(float) * Cs * 4);
     if (!sc) return dcl_fail(DCL_ERR_NOMEM, "cpu bn_act_bwd_dx: out of memory");
-    float *A = sc + C, *B = A + C, *Cc = B + C;
+    float *A = sc + Cs, *B = A + Cs, *Cc = B + Cs;
     for (int c = 0; c < C; c++) {
         double is = invstd[c], g = (double)gamma[c] * is;
         sc[c] = invstd[c] * gamma[c];
@@ -1251,10 +1293,11 @@ dcl_status cpu_bn_act_bwd_dx(dcl_backend *be, int N, int HW, int C, dcl_act act,
         int t = thr_id(), T = thr_n();
         int64_t r0, r1;
         split_rows(rows, t, T, &r0, &r1);
-        ACT_DISPATCH(act, fz_dx_rows(A_, r0, r1, HW, C, dx, dy, x, mean, sc, beta, s, dgap, A, B, Cc, st));
+        if (d) fz_dx_rows(DCL_ACT_NONE, r0, r1, HW, C, dx, NULL, x, mean, sc, beta, NULL, NULL, A, B, Cc, st);
+        else ACT_DISPATCH(act, fz_dx_rows(A_, r0, r1, HW, C, dx, dy, x, mean, sc, beta, s, dgap, A, B, Cc, st));
         stream_fence(st);
     }
-    free(sc);
+    dcl_free(sc);
     return DCL_OK;
 }
 
@@ -1290,24 +1333,104 @@ dcl_status cpu_bn_act_dot(dcl_backend *be, int N, int HW, int C, dcl_act act, fl
     int64_t rows = (int64_t)N * HW;
     int nt = nthreads_for(ci, rows * C);
     if (nt > rows) nt = (int)rows;
-    double *part = calloc((size_t)N * C * nt, sizeof(double));
-    float *sc = malloc(sizeof(float) * (size_t)C * (1 + nt));
-    if (!part || !sc) { free(part); free(sc); return dcl_fail(DCL_ERR_NOMEM, "cpu bn_act_dot: out of memory"); }
+    const size_t Cs = cl_pad(C), NCs = cl_pad(N * C);
+    double *part = dcl_calloc(sizeof(double) * NCs * nt);
+    float *sc = dcl_alloc(sizeof(float) * Cs * (1 + nt));
+    if (!part || !sc) { dcl_free(part); dcl_free(sc); return dcl_fail(DCL_ERR_NOMEM, "cpu bn_act_dot: out of memory"); }
     for (int c = 0; c < C; c++) sc[c] = invstd[c] * gamma[c];
     #pragma omp parallel num_threads(nt)
     {
         int t = thr_id(), T = thr_n();
         int64_t r0, r1;
         split_rows(rows, t, T, &r0, &r1);
-        ACT_DISPATCH(act, fz_dot_rows(A_, r0, r1, HW, C, part + (size_t)t * N * C, sc + (size_t)C * (1 + t), dy, x,
-                                      mean, sc, beta));
+        ACT_DISPATCH(act, fz_dot_rows(A_, r0, r1, HW, C, part + NCs * t, sc + Cs * (1 + t), dy, x, mean, sc, beta));
     }
     for (size_t i = 0; i < (size_t)N * C; i++) {
         double a = 0;
-        for (int u = 0; u < nt; u++) a += part[(size_t)u * N * C + i];
+        for (int u = 0; u < nt; u++) a += part[NCs * u + i];
         out[i] = (float)a;
     }
-    free(part);
-    free(sc);
+    dcl_free(part);
+    dcl_free(sc);
+    return DCL_OK;
+}
+
+/* Per-sample sums of the squeeze-excitation backward over rows [r0, r1):
+ * gp[k][n][c] (k = 0..4: dy a, dy a', a', dy a' xc, a' xc with xc = x -
+ * mean; 5 blocks of NCs doubles, added), block sums in fs (5 x Cs floats) */
+FORCE_INLINE void fz_se_rows(const int act, int64_t r0, int64_t r1, int HW, int C, size_t NCs, size_t Cs,
+                             double *gp, float *fs, const float *dy, const float *x, const float *mean,
+                             const float *sc, const float *beta) {
+    int64_t r = r0, re;
+    while (r < r1) {
+        int n = fz_block(r, r1, HW, &re);
+        memset(fs, 0, sizeof(float) * 5 * Cs);
+        float *f0 = fs, *f1 = fs + Cs, *f2 = f1 + Cs, *f3 = f2 + Cs, *f4 = f3 + Cs;
+        for (int64_t i = r; i < re; i++) {
+            const float *xr = x + i * C, *dr = dy + i * C;
+            int c = 0;
+            for (; c + VW <= C; c += VW) {
+                vf xc = vld(xr + c) - vld(mean + c), g = vld(dr + c), a, ap;
+                fz_act_both(act, xc * vld(sc + c) + vld(beta + c), &a, &ap);
+                vf gap = g * ap;
+                vst(f0 + c, vld(f0 + c) + g * a);
+                vst(f1 + c, vld(f1 + c) + gap);
+                vst(f2 + c, vld(f2 + c) + ap);
+                vst(f3 + c, vld(f3 + c) + gap * xc);
+                vst(f4 + c, vld(f4 + c) + ap * xc);
+            }
+            for (; c < C; c++) {
+                float xc = xr[c] - mean[c], z = xc * sc[c] + beta[c], g = dr[c];
+                float a = fz_act1(act, z), ap = fz_dact1(act, z, 1.0f);
+                f0[c] += g * a;
+                f1[c] += g * ap;
+                f2[c] += ap;
+                f3[c] += g * ap * xc;
+                f4[c] += ap * xc;
+            }
+        }
+        for (int k = 0; k < 5; k++) {
+            double *g = gp + NCs * k + (size_t)n * C;
+            const float *f = fs + Cs * k;
+            for (int c = 0; c < C; c++) g[c] += f[c];
+        }
+        r = re;
+    }
+}
+
+dcl_status cpu_bn_act_se_sums(dcl_backend *be, int N, int HW, int C, dcl_act act, float *ds, float *t,
+                              const float *dy, const float *x, const float *mean, const float *invstd,
+                              const float *gamma, const float *beta) {
+    DCL_TRY(fz_check("bn_act_se_sums", N, HW, C, act));
+    if (!t || !dy || !x || !mean || !invstd || !gamma || !beta)
+        return dcl_fail(DCL_ERR_ARG, "cpu bn_act_se_sums: NULL tensor");
+    cpu_impl *ci = cpu_of(be);
+    int64_t rows = (int64_t)N * HW;
+    int nt = nthreads_for(ci, rows * C);
+    if (nt > rows) nt = (int)rows;
+    const size_t Cs = cl_pad(C), NCs = cl_pad(N * C), NC = (size_t)N * C;
+    double *part = dcl_calloc(sizeof(double) * 5 * NCs * nt);
+    float *sc = dcl_alloc(sizeof(float) * Cs * (1 + 5 * nt));
+    if (!part || !sc) { dcl_free(part); dcl_free(sc); return dcl_fail(DCL_ERR_NOMEM, "cpu bn_act_se_sums: out of memory"); }
+    for (int c = 0; c < C; c++) sc[c] = invstd[c] * gamma[c];
+    #pragma omp parallel num_threads(nt)
+    {
+        int th = thr_id(), T = thr_n();
+        int64_t r0, r1;
+        split_rows(rows, th, T, &r0, &r1);
+        ACT_DISPATCH(act, fz_se_rows(A_, r0, r1, HW, C, NCs, Cs, part + 5 * NCs * th, sc + Cs * (1 + 5 * th), dy, x,
+                                     mean, sc, beta));
+    }
+    for (int k = 0; k < 5; k++) {
+        float *o = k == 0 ? ds : t + NC * (k - 1);
+        if (!o) continue;
+        for (size_t i = 0; i < NC; i++) {
+            double a = 0;
+            for (int u = 0; u < nt; u++) a += part[5 * NCs * u + NCs * k + i];
+            o[i] = (float)a;
+        }
+    }
+    dcl_free(part);
+    dcl_free(sc);
     return DCL_OK;
 }
