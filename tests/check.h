@@ -9,6 +9,11 @@
 
 static int check_count_, check_failed_;
 
+/* The tests compare against fp32 references: a CUDA backend they create
+ * computes in strict fp32 (no TF32 tensor cores) unless DCL_CUDA_TF32 is set
+ * in the environment already. */
+__attribute__((constructor)) static void check_strict_fp32_(void) { setenv("DCL_CUDA_TF32", "0", 0); }
+
 #define CHECK(cond, ...) do { check_count_++; if (!(cond)) { check_failed_++; \
     fprintf(stderr, "%s:%d: CHECK(%s) failed: ", __FILE__, __LINE__, #cond); \
     fprintf(stderr, __VA_ARGS__); fputc('\n', stderr); } } while (0)

@@ -115,6 +115,31 @@ static void conv_case(const char *name, dcl_conv_desc d) {
     cmp(what, &dw);
     snprintf(what, sizeof what, "%s conv_bwd_weights db", name);
     cmp(what, &db);
+
+    /* fused entries: conv_fwd_act = act(conv + b) for every activation,
+     * conv_fwd_add: y += conv + b (onto a non-zero y) */
+    if (G->conv_fwd_act && G->conv_fwd_add) {
+        static const dcl_act acts[] = {DCL_ACT_NONE, DCL_ACT_RELU, DCL_ACT_SILU, DCL_ACT_SIGMOID};
+        static const char *an[] = {"none", "relu", "silu", "sigmoid"};
+        for (int k = 0; k < 4; k++) {
+            buf ya = MK(ny, FILL_GARBAGE);
+            CHECK_OK(R->conv_fwd(R, &d, ya.h, x.h, w.h, b.h));
+            CHECK_OK(R->act_fwd(R, acts[k], (int64_t)ny, ya.h, ya.h));
+            CHECK_OK(G->conv_fwd_act(G, &d, acts[k], ya.d, x.d, w.d, b.d));
+            snprintf(what, sizeof what, "%s conv_fwd_act %s", name, an[k]);
+            cmp(what, &ya);
+            rm(&ya);
+        }
+        buf ys = MK(ny, FILL_NORMAL), t = MK(ny, FILL_GARBAGE);
+        CHECK_OK(R->conv_fwd(R, &d, t.h, x.h, w.h, b.h));
+        CHECK_OK(R->add(R, (int64_t)ny, ys.h, ys.h, t.h));
+        CHECK_OK(G->conv_fwd_add(G, &d, ys.d, x.d, w.d, b.d));
+        snprintf(what, sizeof what, "%s conv_fwd_add", name);
+        cmp(what, &ys);
+        rm(&ys); rm(&t);
+    } else {
+        CHECK(0, "the cuda backend must fill conv_fwd_act and conv_fwd_add");
+    }
 #ifdef DCL_HAVE_CUDA
     if (getenv("DCL_TEST_VERBOSE")) {
         char desc[512];
@@ -227,6 +252,25 @@ static void bn_case(const char *name, int64_t M, int C, float offset) {
     CHECK_OK(R->bn_fwd_infer(R, M, C, yi.h, x.h, gm.h, bt.h, rmean.h, rvar.h, eps));
     CHECK_OK(G->bn_fwd_infer(G, M, C, yi.d, x.d, gm.d, bt.d, rmean.d, rvar.d, eps));
     snprintf(what, sizeof what, "%s bn_fwd_infer", name); cmp(what, &yi);
+
+    /* bn_fold: the folded scale and shift give bn_fwd_infer's output as
+     * x * scale + shift, with and without a convolution bias */
+    if (G->bn_fold) {
+        for (int withb = 0; withb < 2; withb++) {
+            buf sc = MK(C, FILL_GARBAGE), sh = MK(C, FILL_GARBAGE), cb = MK(C, FILL_NORMAL);
+            CHECK_OK(G->bn_fold(G, C, sc.d, sh.d, gm.d, bt.d, rmean.d, rvar.d, withb ? cb.d : NULL, eps));
+            for (int c = 0; c < C; c++) {
+                double k = gm.h[c] / sqrt((double)rvar.h[c] + eps);
+                sc.h[c] = (float)k;
+                sh.h[c] = (float)(bt.h[c] + ((withb ? cb.h[c] : 0.0) - rmean.h[c]) * k);
+            }
+            snprintf(what, sizeof what, "%s bn_fold scale%s", name, withb ? " (conv bias)" : ""); cmp(what, &sc);
+            snprintf(what, sizeof what, "%s bn_fold shift%s", name, withb ? " (conv bias)" : ""); cmp(what, &sh);
+            rm(&sc); rm(&sh); rm(&cb);
+        }
+    } else {
+        CHECK(0, "the cuda backend must fill bn_fold");
+    }
     rm(&x); rm(&gm); rm(&bt); rm(&y); rm(&mean); rm(&var); rm(&is); rm(&dy); rm(&dx); rm(&dg); rm(&dbt);
     rm(&rmean); rm(&rvar); rm(&yi);
 }

@@ -59,6 +59,9 @@ enum {
 dcl_status dcl_net_plan(dcl_net *net, int n, int h, int w, int mode);
 /* x: host NHWC float (n, h, w, C) */
 dcl_status dcl_net_set_input(dcl_net *net, const float *x_nhwc);
+/* x: NHWC float (n, h, w, C) already in the backend's memory (a batch kept
+ * on the GPU, a loader's device buffer): copied on the device, no sync. */
+dcl_status dcl_net_set_input_device(dcl_net *net, const float *x_dev_nhwc);
 dcl_status dcl_net_forward(dcl_net *net, dcl_rng *rng);
 /* Logical shape (N,C,H,W) of a value for the current plan. */
 void dcl_net_value_shape(const dcl_net *net, int v, int shape[4]);

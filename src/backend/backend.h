@@ -216,6 +216,14 @@ struct dcl_backend {
     dcl_status (*bn_act_se_sums)(dcl_backend *be, int N, int HW, int C, dcl_act act, float *ds,
                                  float *t, const float *dy, const float *x, const float *mean,
                                  const float *invstd, const float *gamma, const float *beta);
+    /* Optional (NULL: computed on the host): an evaluation-mode batch norm
+     * folded into the convolution before it, computed where the parameters
+     * live.  scale[c] = gamma[c] / sqrt(rvar[c] + eps) and
+     * shift[c] = beta[c] + (cbias[c] - rmean[c]) * scale[c] (cbias nullable:
+     * 0), in double, rounded once. */
+    dcl_status (*bn_fold)(dcl_backend *be, int C, float *scale, float *shift, const float *gamma,
+                          const float *beta, const float *rmean, const float *rvar, const float *cbias,
+                          float eps);
 };
 
 /* Constructors. */

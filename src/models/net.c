@@ -640,7 +640,7 @@ static void plan_fuse(dcl_net *net, int mode) {
             }
         }
     }
-    if (mode == DCL_PLAN_EVAL && (net->fuse & DCL_FUSE_FOLD_BN) && be->is_host) {
+    if (mode == DCL_PLAN_EVAL && (net->fuse & DCL_FUSE_FOLD_BN) && (be->is_host || be->bn_fold)) {
         /* squeeze-excitation on an activation: the activation's pass only
          * pools (FU_ACTSE), the mul recomputes the activation from its input */
         for (int a = 0; a < T && (net->fuse & DCL_FUSE_SE) && be->bn_act_fwd; a++) {
@@ -946,6 +946,14 @@ dcl_status dcl_net_set_input(dcl_net *net, const float *x) {
     return to_dev(net->be, v->data, x, v->numel * sizeof(float));
 }
 
+dcl_status dcl_net_set_input_device(dcl_net *net, const float *x) {
+    if (!net->planned) return dcl_fail(DCL_ERR_ARG, "net: set_input_device before plan");
+    if (!x) return dcl_fail(DCL_ERR_ARG, "net: set_input_device: x is NULL");
+    value *v = &net->vals[net->input];
+    if (v->data == x) return DCL_OK;
+    return net->be->axpby(net->be, v->numel, v->data, 1.0f, x, 0.0f);
+}
+
 #define PP(idx) (net->P + net->params.v[idx].offset)
 #define GG(idx) (net->G + net->params.v[idx].offset)
 #define BB(idx) (net->B + net->buffers.v[idx].offset)
@@ -1201,20 +1209,24 @@ static dcl_status fold_fwd(dcl_net *net, node *d) {
         int64_t wn = net->params.v[d->pw].numel;
         float *fw = net->fold + d->fold_off, *fb = fw + (wn + 15) / 16 * 16, *fs = fb + (O + 15) / 16 * 16;
         float *h = net->fold_host, *g = h, *bt = h + O, *rm = h + 2 * O, *rv = h + 3 * O, *cb = h + 4 * O;
-        s = to_host(be, g, PP(bn->pw), O * sizeof(float));
-        if (!s) s = to_host(be, bt, PP(bn->pb), O * sizeof(float));
-        if (!s) s = to_host(be, rm, BB(bn->brm), O * sizeof(float));
-        if (!s) s = to_host(be, rv, BB(bn->brv), O * sizeof(float));
-        if (!s && bias) s = to_host(be, cb, bias, O * sizeof(float));
-        if (s) return s;
-        for (int o = 0; o < O; o++) {
-            double sc = (double)g[o] / sqrt((double)rv[o] + (double)bn->eps);
-            double b0 = bias ? (double)cb[o] : 0.0;
-            g[o] = (float)sc;
-            bt[o] = (float)((double)bt[o] + (b0 - (double)rm[o]) * sc);
+        if (be->bn_fold) {      /* on the device: no round trip through the host */
+            s = be->bn_fold(be, O, fs, fb, PP(bn->pw), PP(bn->pb), BB(bn->brm), BB(bn->brv), bias, bn->eps);
+        } else {
+            s = to_host(be, g, PP(bn->pw), O * sizeof(float));
+            if (!s) s = to_host(be, bt, PP(bn->pb), O * sizeof(float));
+            if (!s) s = to_host(be, rm, BB(bn->brm), O * sizeof(float));
+            if (!s) s = to_host(be, rv, BB(bn->brv), O * sizeof(float));
+            if (!s && bias) s = to_host(be, cb, bias, O * sizeof(float));
+            if (s) return s;
+            for (int o = 0; o < O; o++) {
+                double sc = (double)g[o] / sqrt((double)rv[o] + (double)bn->eps);
+                double b0 = bias ? (double)cb[o] : 0.0;
+                g[o] = (float)sc;
+                bt[o] = (float)((double)bt[o] + (b0 - (double)rm[o]) * sc);
+            }
+            s = to_dev(be, fs, g, O * sizeof(float));
+            if (!s) s = to_dev(be, fb, bt, O * sizeof(float));
         }
-        s = to_dev(be, fs, g, O * sizeof(float));
-        if (!s) s = to_dev(be, fb, bt, O * sizeof(float));
         if (!s) s = be->scale_mask(be, O, wn / O, fw, w, fs, 1, 1.0f);
         if (s) return s;
         w = fw;

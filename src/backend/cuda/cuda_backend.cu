@@ -187,7 +187,7 @@ static void cu_destroy(dcl_backend *be) {
 
 static void options_from_env(dcl_cuda_options *o) {
     const char *s;
-    o->tf32 = 0;
+    o->tf32 = 1;                   /* PyTorch's default for cuDNN convolutions */
     o->conv_search = 1;
     o->filter_layout = DCL_CUDA_FILTER_OIHW;
     o->workspace_limit = (size_t)2048 << 20;
@@ -330,5 +330,6 @@ extern "C" dcl_backend *dcl_backend_cuda(int device) {
     cu_install_elem(be);
     cu_install_pool(be);
     cu_install_linear(be);
+    cu_install_fused(be);
     return be;
 }

@@ -2,14 +2,14 @@
  * The functions exist only in builds with DCL_HAVE_CUDA; the backend itself
  * is created with dcl_backend_cuda(device) or dcl_backend_create("cuda:N").
  *
- * Precision policy: by default every op computes in strict fp32 (cuDNN
- * restricted to FMA kernels, cuBLAS default math), so results match the
- * reference backend to rounding.  tf32 = 1 lets cuDNN and cuBLAS use TF32
- * tensor cores (10-bit mantissa products, fp32 accumulation), as PyTorch
- * does for convolutions by default.
+ * Precision policy: storage and every own kernel are fp32.  Convolutions
+ * and matrix products may use TF32 tensor cores (10-bit mantissa products,
+ * fp32 accumulation) by default, as PyTorch does for cuDNN convolutions;
+ * tf32 = 0 restricts cuDNN to FMA kernels and cuBLAS to default math, so
+ * results match the reference backend to rounding (the tests run so).
  *
  * Environment (read when the backend is created):
- *   DCL_CUDA_TF32=1            allow TF32
+ *   DCL_CUDA_TF32=0|1          strict fp32 / allow TF32 (default 1)
  *   DCL_CUDA_CONV_SEARCH=0     pick conv algorithms by cuDNN's heuristics
  *                              instead of timing them (cudnnFind*)
  *   DCL_CUDA_FILTER=oihw|ohwi  weight layout handed to cuDNN first
@@ -32,7 +32,7 @@ typedef enum dcl_cuda_filter_layout {
 } dcl_cuda_filter_layout;
 
 typedef struct dcl_cuda_options {
-    int tf32;                  /* 0: strict fp32 (default); 1: TF32 tensor cores allowed */
+    int tf32;                  /* 1: TF32 tensor cores allowed (default); 0: strict fp32 */
     int conv_search;           /* 1: time candidate algorithms once per shape (default); 0: heuristics */
     int filter_layout;         /* dcl_cuda_filter_layout tried first; the other is the fallback */
     size_t workspace_limit;    /* bytes; algorithms needing more are skipped */

@@ -235,6 +235,11 @@ static cudnnStatus_t ws_size(cu_impl *I, cu_conv_plan *p, int dir, int ohwi, int
                                                           (cudnnConvolutionBwdFilterAlgo_t)algo, ws);
 }
 
+/* Chooses the algorithm of one direction.  With the search on, both filter
+ * layouts are timed (cudnnFind*) and the fastest usable algorithm of either
+ * wins (an OHWI filter costs one small transposition per call); with
+ * heuristics only, the configured layout's first usable algorithm wins and
+ * the other layout is the fallback. */
 static dcl_status plan_dir(cu_impl *I, cu_conv_plan *p, int dir, const char *op) {
     cu_dir *D = &p->dir[dir];
     if (D->ready) return DCL_OK;
@@ -242,7 +247,11 @@ static dcl_status plan_dir(cu_impl *I, cu_conv_plan *p, int dir, const char *op)
     const int first = I->opt.filter_layout == DCL_CUDA_FILTER_OHWI ? 1 : 0;
     char why[400];
     why[0] = 0;
+    cu_dir best;
+    memset(&best, 0, sizeof best);
+    float best_time = 0;
     for (int attempt = 0; attempt < 2; attempt++) {
+        if (best.ready && !I->opt.conv_search) break;
         const int ohwi = attempt == 0 ? first : !first;
         const cudnnMathType_t want = I->opt.tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH;
         CU_DNN(op, cudnnSetConvolutionMathType(p->cd, want));
@@ -259,7 +268,8 @@ static dcl_status plan_dir(cu_impl *I, cu_conv_plan *p, int dir, const char *op)
             (void)cudaGetLastError();
             continue;
         }
-        for (int i = 0; i < n; i++) {
+        int found = 0;
+        for (int i = 0; i < n && !found; i++) {
             if (rows[i].status != CUDNN_STATUS_SUCCESS || !math_allowed(I, rows[i].math)) continue;
             if (rows[i].memory > I->opt.workspace_limit) continue;
             const cudnnMathType_t m = I->opt.tf32 ? rows[i].math : CUDNN_FMA_MATH;
@@ -267,23 +277,29 @@ static dcl_status plan_dir(cu_impl *I, cu_conv_plan *p, int dir, const char *op)
             size_t ws = 0;
             if (ws_size(I, p, dir, ohwi, rows[i].algo, &ws) != CUDNN_STATUS_SUCCESS) continue;
             if (ws > I->opt.workspace_limit) continue;
-            D->ohwi = ohwi;
-            D->algo = rows[i].algo;
-            D->math = m;
-            D->ws = ws;
-            D->ready = 1;
-            I->plan_seconds += now_s() - t0;
-            dcl_log(3, "cuda conv %dx%dx%dx%d -> %d k%dx%d s%dx%d g%d %s: algo %d (%s filter, %s, %zu B workspace, %.3f ms)",
-                    p->key.n, p->key.ci, p->key.hi, p->key.wi, p->key.co, p->key.kh, p->key.kw, p->key.sh,
-                    p->key.sw, p->key.groups, dir_name[dir], D->algo, ohwi ? "OHWI" : "OIHW",
-                    m == CUDNN_FMA_MATH ? "fma" : "tensor-op", ws, rows[i].time);
-            return DCL_OK;
+            found = 1;
+            if (best.ready && rows[i].time >= best_time) break;
+            best.ohwi = ohwi;
+            best.algo = rows[i].algo;
+            best.math = m;
+            best.ws = ws;
+            best.ready = 1;
+            best_time = rows[i].time;
         }
-        snprintf(why + strlen(why), sizeof why - strlen(why), "%s%s filter: none of %d candidates usable",
-                 why[0] ? "; " : "", ohwi ? "OHWI" : "OIHW", n);
+        if (!found)
+            snprintf(why + strlen(why), sizeof why - strlen(why), "%s%s filter: none of %d candidates usable",
+                     why[0] ? "; " : "", ohwi ? "OHWI" : "OIHW", n);
     }
     (void)cudaGetLastError();
     I->plan_seconds += now_s() - t0;
+    if (best.ready) {
+        *D = best;
+        dcl_log(3, "cuda conv %dx%dx%dx%d -> %d k%dx%d s%dx%d g%d %s: algo %d (%s filter, %s, %zu B workspace, %.3f ms)",
+                p->key.n, p->key.ci, p->key.hi, p->key.wi, p->key.co, p->key.kh, p->key.kw, p->key.sh,
+                p->key.sw, p->key.groups, dir_name[dir], D->algo, D->ohwi ? "OHWI" : "OIHW",
+                D->math == CUDNN_FMA_MATH ? "fma" : "tensor-op", D->ws, best_time);
+        return DCL_OK;
+    }
     const dcl_conv_desc *d = &p->key;
     return dcl_fail(DCL_ERR_UNSUPPORTED,
                     "cuda %s: no cuDNN %s algorithm for conv n=%d ci=%d %dx%d -> co=%d kernel %dx%d stride %dx%d "
@@ -296,30 +312,36 @@ static dcl_status plan_dir(cu_impl *I, cu_conv_plan *p, int dir, const char *op)
 /* ---------------------------------------------------------------------- */
 
 /* xp (n, hp, wp, c) <- x (n, hi, wi, c) placed at (et, el), zeros around */
-template <typename T>
-__global__ void k_pad(int64_t total, int c, int hi, int wi, int hp, int wp, int et, int el, T *xp, const T *x) {
-    CU_FOR(i, total) {
-        const int ch = (int)(i % c);
-        int64_t t = i / c;
-        const int w = (int)(t % wp) - el; t /= wp;
-        const int h = (int)(t % hp) - et;
-        const int64_t n = t / hp;
+template <typename IX> struct div3 { cu_idiv<IX> c, w, h; };
+template <typename IX> static div3<IX> div3_make(int c, int w, int h) {
+    div3<IX> r = {cu_idiv<IX>::make(c), cu_idiv<IX>::make(w), cu_idiv<IX>::make(h)};
+    return r;
+}
+
+template <typename T, typename IX>
+__global__ void k_pad(IX total, div3<IX> dv, int c, int hi, int wi, int hp, int wp, int et, int el, T *xp,
+                      const T *x) {
+    CU_FORI(IX, i, total) {
+        const IX t = dv.c.div(i), t2 = dv.w.div(t), n = dv.h.div(t2);
+        const int ch = (int)(i - t * (IX)c);
+        const int w = (int)(t - t2 * (IX)wp) - el;
+        const int h = (int)(t2 - n * (IX)hp) - et;
         float v = 0.f;
-        if (h >= 0 && h < hi && w >= 0 && w < wi) v = cu_ld(x, ((n * hi + h) * wi + w) * c + ch);
+        if (h >= 0 && h < hi && w >= 0 && w < wi) v = cu_ld(x, (((int64_t)n * hi + h) * wi + w) * c + ch);
         cu_st(xp, i, v);
     }
 }
 
 /* dx (n, hi, wi, c) <- dxp (n, hp, wp, c) at offset (et, el) */
-template <typename T>
-__global__ void k_crop(int64_t total, int c, int hi, int wi, int hp, int wp, int et, int el, T *dx, const T *dxp) {
-    CU_FOR(i, total) {
-        const int ch = (int)(i % c);
-        int64_t t = i / c;
-        const int w = (int)(t % wi); t /= wi;
-        const int h = (int)(t % hi);
-        const int64_t n = t / hi;
-        cu_st(dx, i, cu_ld(dxp, ((n * hp + h + et) * wp + w + el) * c + ch));
+template <typename T, typename IX>
+__global__ void k_crop(IX total, div3<IX> dv, int c, int hi, int wi, int hp, int wp, int et, int el, T *dx,
+                       const T *dxp) {
+    CU_FORI(IX, i, total) {
+        const IX t = dv.c.div(i), t2 = dv.w.div(t), n = dv.h.div(t2);
+        const int ch = (int)(i - t * (IX)c);
+        const int w = (int)(t - t2 * (IX)wi);
+        const int h = (int)(t2 - n * (IX)hi);
+        cu_st(dx, i, cu_ld(dxp, (((int64_t)n * hp + h + et) * wp + w + el) * c + ch));
     }
 }
 
@@ -347,9 +369,41 @@ __global__ void k_ohwi_acc_oihw(int64_t total, int ci, int kh, int kw, float *dw
     }
 }
 
-template <typename T>
-__global__ void k_conv_bias(int64_t n, int co, T *y, const float *b) {
-    CU_FOR(i, n) cu_st(y, i, cu_ld(y, i) + b[i % co]);
+/* y = act(y + b[c]) in place (b nullable), c = i mod co */
+template <typename T, typename IX, int A>
+__global__ void k_bias_act(IX n, cu_idiv<IX> co, T *y, const float *__restrict__ b) {
+    CU_FORI(IX, i, n) {
+        float v = cu_ld(y, i);
+        if (b) v += b[co.mod(i)];
+        if (A == DCL_ACT_RELU) v = v > 0.f ? v : 0.f;
+        else if (A == DCL_ACT_SILU) v = v * (1.f / (1.f + expf(-v)));
+        else if (A == DCL_ACT_SIGMOID) v = 1.f / (1.f + expf(-v));
+        cu_st(y, i, v);
+    }
+}
+
+template <int A>
+static void bias_act_launch(cu_impl *I, int64_t n, int co, float *y, const float *b) {
+    if (cu_small(n))
+        k_bias_act<float, unsigned, A><<<cu_grid(I, n), CU_THREADS, 0, I->stream>>>(
+            (unsigned)n, cu_idiv<unsigned>::make(co), y, b);
+    else
+        k_bias_act<float, int64_t, A><<<cu_grid(I, n), CU_THREADS, 0, I->stream>>>(
+            n, cu_idiv<int64_t>::make(co), y, b);
+}
+
+/* y = act(y + b) over n elements of co channels (one pass) */
+static dcl_status bias_act(cu_impl *I, const char *op, dcl_act act, int64_t n, int co, float *y, const float *b) {
+    if (n <= 0 || (!b && act == DCL_ACT_NONE)) return DCL_OK;
+    switch (act) {
+    case DCL_ACT_NONE: bias_act_launch<DCL_ACT_NONE>(I, n, co, y, b); break;
+    case DCL_ACT_RELU: bias_act_launch<DCL_ACT_RELU>(I, n, co, y, b); break;
+    case DCL_ACT_SILU: bias_act_launch<DCL_ACT_SILU>(I, n, co, y, b); break;
+    case DCL_ACT_SIGMOID: bias_act_launch<DCL_ACT_SIGMOID>(I, n, co, y, b); break;
+    default: return dcl_fail(DCL_ERR_ARG, "cuda %s: unknown activation %d", op, (int)act);
+    }
+    CU_LAUNCHED(op, "k_bias_act");
+    return DCL_OK;
 }
 
 static dcl_status pad_input(cu_impl *I, cu_conv_plan *p, const float *x, const float **xin, const char *op) {
@@ -358,8 +412,13 @@ static dcl_status pad_input(cu_impl *I, cu_conv_plan *p, const float *x, const f
     const int64_t total = (int64_t)d->n * p->hp * p->wp * d->ci;
     float *xp;
     DCL_TRY(cu_scratch(I, CU_SCR_PAD, (size_t)total * sizeof(float), (void **)&xp, op));
-    k_pad<float><<<cu_grid(I, total), CU_THREADS, 0, I->stream>>>(total, d->ci, d->hi, d->wi, p->hp, p->wp,
-                                                                   p->et, p->el, xp, x);
+    if (cu_small(total))
+        k_pad<float, unsigned><<<cu_grid(I, total), CU_THREADS, 0, I->stream>>>(
+            (unsigned)total, div3_make<unsigned>(d->ci, p->wp, p->hp), d->ci, d->hi, d->wi, p->hp, p->wp,
+            p->et, p->el, xp, x);
+    else
+        k_pad<float, int64_t><<<cu_grid(I, total), CU_THREADS, 0, I->stream>>>(
+            total, div3_make<int64_t>(d->ci, p->wp, p->hp), d->ci, d->hi, d->wi, p->hp, p->wp, p->et, p->el, xp, x);
     CU_LAUNCHED(op, "k_pad");
     *xin = xp;
     return DCL_OK;
@@ -382,14 +441,19 @@ static dcl_status weights_for(cu_impl *I, cu_conv_plan *p, int ohwi, const float
 /* entries                                                                */
 /* ---------------------------------------------------------------------- */
 
-static dcl_status cu_conv_fwd(dcl_backend *be, const dcl_conv_desc *d, float *y, const float *x,
-                              const float *w, const float *b) {
-    const char *op = "conv_fwd";
+/* y = act(conv(x, w) + b (+ y when accumulate)): cuDNN with beta = 1 for the
+ * accumulation, then one pass for bias and activation (own kernels do it
+ * all in one pass for depthwise convolutions). */
+static dcl_status conv_fwd_common(dcl_backend *be, const char *op, const dcl_conv_desc *d, dcl_act act,
+                                  int accumulate, float *y, const float *x, const float *w, const float *b) {
     CU_ENTER(be, op);
     DCL_TRY(conv_check(op, d));
     CU_NEED(op, y); CU_NEED(op, x); CU_NEED(op, w);
     if (d->has_bias && !b) return dcl_fail(DCL_ERR_ARG, "cuda %s: has_bias is set but b is NULL", op);
-    if (cu_dw_applies(I, d, 0)) return cu_dw_fwd(I, d, y, x, w, b, op);
+    if (act != DCL_ACT_NONE && act != DCL_ACT_RELU && act != DCL_ACT_SILU && act != DCL_ACT_SIGMOID)
+        return dcl_fail(DCL_ERR_ARG, "cuda %s: unknown activation %d", op, (int)act);
+    const float *bias = d->has_bias ? b : NULL;
+    if (cu_dw_applies(I, d, 0)) return cu_dw_fwd(I, d, y, x, w, bias, act, accumulate, op);
     cu_conv_plan *p;
     DCL_TRY(plan_get(I, d, op, &p));
     DCL_TRY(plan_dir(I, p, DIR_FWD, op));
@@ -399,16 +463,26 @@ static dcl_status cu_conv_fwd(dcl_backend *be, const dcl_conv_desc *d, float *y,
     DCL_TRY(weights_for(I, p, D->ohwi, w, &win, op));
     void *ws = NULL;
     if (D->ws) DCL_TRY(cu_workspace(I, D->ws, &ws, op));
-    const float one = 1.f, zero = 0.f;
+    const float one = 1.f, beta = accumulate ? 1.f : 0.f;
     CU_DNN(op, cudnnSetConvolutionMathType(p->cd, D->math));
     CU_DNN(op, cudnnConvolutionForward(I->cudnn, &one, p->xd, xin, p->wd[D->ohwi], win, p->cd,
-                                       (cudnnConvolutionFwdAlgo_t)D->algo, ws, D->ws, &zero, p->yd, y));
-    if (d->has_bias) {
-        const int64_t n = (int64_t)d->n * d->ho * d->wo * d->co;
-        k_conv_bias<float><<<cu_grid(I, n), CU_THREADS, 0, I->stream>>>(n, d->co, y, b);
-        CU_LAUNCHED(op, "k_conv_bias");
-    }
-    return DCL_OK;
+                                       (cudnnConvolutionFwdAlgo_t)D->algo, ws, D->ws, &beta, p->yd, y));
+    return bias_act(I, op, act, (int64_t)d->n * d->ho * d->wo * d->co, d->co, y, bias);
+}
+
+static dcl_status cu_conv_fwd(dcl_backend *be, const dcl_conv_desc *d, float *y, const float *x,
+                              const float *w, const float *b) {
+    return conv_fwd_common(be, "conv_fwd", d, DCL_ACT_NONE, 0, y, x, w, b);
+}
+
+static dcl_status cu_conv_fwd_act(dcl_backend *be, const dcl_conv_desc *d, dcl_act act, float *y,
+                                  const float *x, const float *w, const float *b) {
+    return conv_fwd_common(be, "conv_fwd_act", d, act, 0, y, x, w, b);
+}
+
+static dcl_status cu_conv_fwd_add(dcl_backend *be, const dcl_conv_desc *d, float *y, const float *x,
+                                  const float *w, const float *b) {
+    return conv_fwd_common(be, "conv_fwd_add", d, DCL_ACT_NONE, 1, y, x, w, b);
 }
 
 static dcl_status cu_conv_bwd_data(dcl_backend *be, const dcl_conv_desc *d, float *dx, const float *dy,
@@ -437,8 +511,14 @@ static dcl_status cu_conv_bwd_data(dcl_backend *be, const dcl_conv_desc *d, floa
                                             (cudnnConvolutionBwdDataAlgo_t)D->algo, ws, D->ws, &zero, p->xd, dxout));
     if (p->padded) {
         const int64_t total = (int64_t)d->n * d->hi * d->wi * d->ci;
-        k_crop<float><<<cu_grid(I, total), CU_THREADS, 0, I->stream>>>(total, d->ci, d->hi, d->wi, p->hp, p->wp,
-                                                                        p->et, p->el, dx, dxout);
+        if (cu_small(total))
+            k_crop<float, unsigned><<<cu_grid(I, total), CU_THREADS, 0, I->stream>>>(
+                (unsigned)total, div3_make<unsigned>(d->ci, d->wi, d->hi), d->ci, d->hi, d->wi, p->hp, p->wp,
+                p->et, p->el, dx, dxout);
+        else
+            k_crop<float, int64_t><<<cu_grid(I, total), CU_THREADS, 0, I->stream>>>(
+                total, div3_make<int64_t>(d->ci, d->wi, d->hi), d->ci, d->hi, d->wi, p->hp, p->wp, p->et, p->el,
+                dx, dxout);
         CU_LAUNCHED(op, "k_crop");
     }
     return DCL_OK;
@@ -517,4 +597,6 @@ void cu_install_conv(dcl_backend *be) {
     be->conv_fwd = cu_conv_fwd;
     be->conv_bwd_data = cu_conv_bwd_data;
     be->conv_bwd_weights = cu_conv_bwd_weights;
+    be->conv_fwd_act = cu_conv_fwd_act;
+    be->conv_fwd_add = cu_conv_fwd_add;
 }

@@ -29,16 +29,25 @@ int cu_dw_applies(const cu_impl *I, const dcl_conv_desc *d, int bwd_filter) {
     return I->opt.depthwise > (bwd_filter ? 1 : 0) && d->groups == d->ci && d->co == d->ci && d->kh * d->kw <= 25;
 }
 
-template <typename T>
-__global__ void k_dw_fwd(int64_t total, dw_geom g, T *y, const T *x, const float *w, const float *b) {
-    CU_FOR(i, total) {
-        const int c = (int)(i % g.c);
-        int64_t t = i / g.c;
-        const int ow = (int)(t % g.wo); t /= g.wo;
-        const int oh = (int)(t % g.ho);
-        const int64_t n = t / g.ho;
+/* divisors of the index decomposition (channels, columns, rows) */
+template <typename IX> struct dw_div { cu_idiv<IX> c, w, h; };
+template <typename IX> static dw_div<IX> dw_div_make(int c, int w, int h) {
+    dw_div<IX> r = {cu_idiv<IX>::make(c), cu_idiv<IX>::make(w), cu_idiv<IX>::make(h)};
+    return r;
+}
+
+template <typename T, typename IX>
+__global__ void k_dw_fwd(IX total, dw_geom g, dw_div<IX> dv, T *y, const T *x, const float *__restrict__ w,
+                         const float *__restrict__ b, int act, int accumulate) {
+    CU_FORI(IX, i, total) {
+        const int c = (int)dv.c.mod(i);
+        IX t = dv.c.div(i);
+        const IX t2 = dv.w.div(t);
+        const int ow = (int)(t - t2 * (IX)g.wo);
+        const IX n = dv.h.div(t2);
+        const int oh = (int)(t2 - n * (IX)g.ho);
         const int h0 = oh * g.sh - g.pt, w0 = ow * g.sw - g.pl;
-        const T *xp = x + n * g.hi * g.wi * g.c + c;
+        const T *xp = x + (int64_t)n * g.hi * g.wi * g.c + c;
         const float *wp = w + (int64_t)c * g.kh * g.kw;
         float acc = 0.f;
         for (int a = 0; a < g.kh; a++) {
@@ -50,31 +59,38 @@ __global__ void k_dw_fwd(int64_t total, dw_geom g, T *y, const T *x, const float
                 acc += cu_ld(xp, ((int64_t)h * g.wi + ww) * g.c) * wp[a * g.kw + bb];
             }
         }
+        if (accumulate) acc += cu_ld(y, i);
         if (b) acc += b[c];
+        if (act == DCL_ACT_RELU) acc = acc > 0.f ? acc : 0.f;
+        else if (act == DCL_ACT_SILU) acc = acc * (1.f / (1.f + expf(-acc)));
+        else if (act == DCL_ACT_SIGMOID) acc = 1.f / (1.f + expf(-acc));
         cu_st(y, i, acc);
     }
 }
 
-template <typename T>
-__global__ void k_dw_bwd_data(int64_t total, dw_geom g, T *dx, const T *dy, const float *w) {
-    CU_FOR(i, total) {
-        const int c = (int)(i % g.c);
-        int64_t t = i / g.c;
-        const int x = (int)(t % g.wi); t /= g.wi;
-        const int h = (int)(t % g.hi);
-        const int64_t n = t / g.hi;
-        const T *dyp = dy + n * g.ho * g.wo * g.c + c;
+template <typename T, typename IX>
+__global__ void k_dw_bwd_data(IX total, dw_geom g, dw_div<IX> dv, T *dx, const T *dy, const float *__restrict__ w) {
+    CU_FORI(IX, i, total) {
+        const int c = (int)dv.c.mod(i);
+        IX t = dv.c.div(i);
+        const IX t2 = dv.w.div(t);
+        const int x = (int)(t - t2 * (IX)g.wi);
+        const IX n = dv.h.div(t2);
+        const int h = (int)(t2 - n * (IX)g.hi);
+        const T *dyp = dy + (int64_t)n * g.ho * g.wo * g.c + c;
         const float *wp = w + (int64_t)c * g.kh * g.kw;
         float acc = 0.f;
         for (int a = 0; a < g.kh; a++) {
             const int th = h + g.pt - a * g.dh;
-            if (th < 0 || th % g.sh) continue;
-            const int oh = th / g.sh;
+            if (th < 0) continue;
+            int oh = th;                            /* stride 1 needs no division */
+            if (g.sh != 1) { if (th % g.sh) continue; oh = th / g.sh; }
             if (oh >= g.ho) continue;
             for (int bb = 0; bb < g.kw; bb++) {
                 const int tw = x + g.pl - bb * g.dw;
-                if (tw < 0 || tw % g.sw) continue;
-                const int ow = tw / g.sw;
+                if (tw < 0) continue;
+                int ow = tw;
+                if (g.sw != 1) { if (tw % g.sw) continue; ow = tw / g.sw; }
                 if (ow >= g.wo) continue;
                 acc += cu_ld(dyp, ((int64_t)oh * g.wo + ow) * g.c) * wp[a * g.kw + bb];
             }
@@ -124,10 +140,16 @@ struct g_dw_acc {
 };
 
 dcl_status cu_dw_fwd(cu_impl *I, const dcl_conv_desc *d, float *y, const float *x, const float *w,
-                     const float *b, const char *op) {
+                     const float *b, dcl_act act, int accumulate, const char *op) {
     const dw_geom g = geom_of(d);
     const int64_t total = (int64_t)g.n * g.ho * g.wo * g.c;
-    k_dw_fwd<float><<<cu_grid(I, total), CU_THREADS, 0, I->stream>>>(total, g, y, x, w, d->has_bias ? b : NULL);
+    const float *bias = d->has_bias ? b : NULL;
+    if (cu_small(total))
+        k_dw_fwd<float, unsigned><<<cu_grid(I, total), CU_THREADS, 0, I->stream>>>(
+            (unsigned)total, g, dw_div_make<unsigned>(g.c, g.wo, g.ho), y, x, w, bias, (int)act, accumulate);
+    else
+        k_dw_fwd<float, int64_t><<<cu_grid(I, total), CU_THREADS, 0, I->stream>>>(
+            total, g, dw_div_make<int64_t>(g.c, g.wo, g.ho), y, x, w, bias, (int)act, accumulate);
     CU_LAUNCHED(op, "k_dw_fwd");
     return DCL_OK;
 }
@@ -136,7 +158,12 @@ dcl_status cu_dw_bwd_data(cu_impl *I, const dcl_conv_desc *d, float *dx, const f
                           const char *op) {
     const dw_geom g = geom_of(d);
     const int64_t total = (int64_t)g.n * g.hi * g.wi * g.c;
-    k_dw_bwd_data<float><<<cu_grid(I, total), CU_THREADS, 0, I->stream>>>(total, g, dx, dy, w);
+    if (cu_small(total))
+        k_dw_bwd_data<float, unsigned><<<cu_grid(I, total), CU_THREADS, 0, I->stream>>>(
+            (unsigned)total, g, dw_div_make<unsigned>(g.c, g.wi, g.hi), dx, dy, w);
+    else
+        k_dw_bwd_data<float, int64_t><<<cu_grid(I, total), CU_THREADS, 0, I->stream>>>(
+            total, g, dw_div_make<int64_t>(g.c, g.wi, g.hi), dx, dy, w);
     CU_LAUNCHED(op, "k_dw_bwd_data");
     return DCL_OK;
 }

@@ -94,19 +94,19 @@ static dcl_status cu_act_bwd(dcl_backend *be, dcl_act a, int64_t n, float *dx, c
 /* PReLU                                                                  */
 /* ---------------------------------------------------------------------- */
 
-template <typename T>
-__global__ void k_prelu_fwd(int64_t n, int C, T *y, const T *x, const float *alpha) {
-    CU_FOR(i, n) {
+template <typename T, typename IX>
+__global__ void k_prelu_fwd(IX n, cu_idiv<IX> C, T *y, const T *x, const float *alpha) {
+    CU_FORI(IX, i, n) {
         const float v = cu_ld(x, i);
-        cu_st(y, i, v > 0.f ? v : alpha[C == 1 ? 0 : (int)(i % C)] * v);
+        cu_st(y, i, v > 0.f ? v : alpha[C.mod(i)] * v);
     }
 }
 
-template <typename T>
-__global__ void k_prelu_bwd_dx(int64_t n, int C, T *dx, const T *dy, const T *x, const float *alpha) {
-    CU_FOR(i, n) {
+template <typename T, typename IX>
+__global__ void k_prelu_bwd_dx(IX n, cu_idiv<IX> C, T *dx, const T *dy, const T *x, const float *alpha) {
+    CU_FORI(IX, i, n) {
         const float v = cu_ld(x, i), g = cu_ld(dy, i);
-        cu_st(dx, i, v > 0.f ? g : alpha[C == 1 ? 0 : (int)(i % C)] * g);
+        cu_st(dx, i, v > 0.f ? g : alpha[C.mod(i)] * g);
     }
 }
 
@@ -124,7 +124,12 @@ static dcl_status cu_prelu_fwd(dcl_backend *be, int64_t M, int C, float *y, cons
     CU_POS(op, M); CU_POS(op, C);
     CU_NEED(op, y); CU_NEED(op, x); CU_NEED(op, alpha);
     const int64_t n = M * C;
-    k_prelu_fwd<float><<<cu_grid(I, n), CU_THREADS, 0, I->stream>>>(n, C, y, x, alpha);
+    if (cu_small(n))
+        k_prelu_fwd<float, unsigned><<<cu_grid(I, n), CU_THREADS, 0, I->stream>>>(
+            (unsigned)n, cu_idiv<unsigned>::make(C), y, x, alpha);
+    else
+        k_prelu_fwd<float, int64_t><<<cu_grid(I, n), CU_THREADS, 0, I->stream>>>(
+            n, cu_idiv<int64_t>::make(C), y, x, alpha);
     CU_LAUNCHED(op, "k_prelu_fwd");
     return DCL_OK;
 }
@@ -141,7 +146,12 @@ static dcl_status cu_prelu_bwd(dcl_backend *be, int64_t M, int C, float *dx, flo
         DCL_TRY((cu_colreduce<1>(I, op, 1, M, C, f, g)));
     }
     const int64_t n = M * C;   /* after the reduction: dx may alias dy */
-    k_prelu_bwd_dx<float><<<cu_grid(I, n), CU_THREADS, 0, I->stream>>>(n, C, dx, dy, x, alpha);
+    if (cu_small(n))
+        k_prelu_bwd_dx<float, unsigned><<<cu_grid(I, n), CU_THREADS, 0, I->stream>>>(
+            (unsigned)n, cu_idiv<unsigned>::make(C), dx, dy, x, alpha);
+    else
+        k_prelu_bwd_dx<float, int64_t><<<cu_grid(I, n), CU_THREADS, 0, I->stream>>>(
+            n, cu_idiv<int64_t>::make(C), dx, dy, x, alpha);
     CU_LAUNCHED(op, "k_prelu_bwd_dx");
     return DCL_OK;
 }
@@ -163,23 +173,31 @@ struct f_mul {                      /* dy * x */
     __device__ void operator()(int64_t i, int c, float *v) const { v[0] = cu_ld(dy, i) * cu_ld(x, i); }
 };
 
-template <typename T>
-__global__ void k_gap_bwd(int64_t n, int HWC, int C, float inv_hw, T *dx, const T *dy) {
-    CU_FOR(i, n) {
-        const int64_t b = i / HWC;
-        const int c = (int)(i % C);
-        cu_st(dx, i, dy[b * C + c] * inv_hw);
-    }
+/* index of the per-sample, per-channel entry of element i of (N, HW, C) */
+template <typename IX>
+__device__ __forceinline__ IX nc_index(IX i, const cu_idiv<IX> &HWC, const cu_idiv<IX> &C) {
+    return HWC.div(i) * (IX)C.v_d() + C.mod(i);
 }
 
-template <typename T>
-__global__ void k_mul_bcast(int64_t n, int HWC, int C, T *y, const T *x, const float *s) {
-    CU_FOR(i, n) {
-        const int64_t b = i / HWC;
-        const int c = (int)(i % C);
-        cu_st(y, i, cu_ld(x, i) * s[b * C + c]);
-    }
+template <typename T, typename IX>
+__global__ void k_gap_bwd(IX n, cu_idiv<IX> HWC, cu_idiv<IX> C, float inv_hw, T *dx, const T *dy) {
+    CU_FORI(IX, i, n) cu_st(dx, i, dy[nc_index(i, HWC, C)] * inv_hw);
 }
+
+template <typename T, typename IX>
+__global__ void k_mul_bcast(IX n, cu_idiv<IX> HWC, cu_idiv<IX> C, T *y, const T *x, const float *s) {
+    CU_FORI(IX, i, n) cu_st(y, i, cu_ld(x, i) * s[nc_index(i, HWC, C)]);
+}
+
+/* launches k_mul_bcast / k_gap_bwd with the index type n allows */
+#define NC_LAUNCH(I, kern, n, HW, C, ...) do { \
+    if (cu_small(n)) \
+        kern<float, unsigned><<<cu_grid(I, n), CU_THREADS, 0, (I)->stream>>>( \
+            (unsigned)(n), cu_idiv<unsigned>::make((int64_t)(HW) * (C)), cu_idiv<unsigned>::make(C), __VA_ARGS__); \
+    else \
+        kern<float, int64_t><<<cu_grid(I, n), CU_THREADS, 0, (I)->stream>>>( \
+            (int64_t)(n), cu_idiv<int64_t>::make((int64_t)(HW) * (C)), cu_idiv<int64_t>::make(C), __VA_ARGS__); \
+} while (0)
 
 static dcl_status cu_gap_fwd(dcl_backend *be, int N, int HW, int C, float *y, const float *x) {
     const char *op = "gap_fwd";
@@ -197,7 +215,7 @@ static dcl_status cu_gap_bwd(dcl_backend *be, int N, int HW, int C, float *dx, c
     CU_POS(op, N); CU_POS(op, HW); CU_POS(op, C);
     CU_NEED(op, dx); CU_NEED(op, dy);
     const int64_t n = (int64_t)N * HW * C;
-    k_gap_bwd<float><<<cu_grid(I, n), CU_THREADS, 0, I->stream>>>(n, HW * C, C, (float)(1.0 / HW), dx, dy);
+    NC_LAUNCH(I, k_gap_bwd, n, HW, C, (float)(1.0 / HW), dx, dy);
     CU_LAUNCHED(op, "k_gap_bwd");
     return DCL_OK;
 }
@@ -209,7 +227,7 @@ static dcl_status cu_mul_bcast_fwd(dcl_backend *be, int N, int HW, int C, float 
     CU_POS(op, N); CU_POS(op, HW); CU_POS(op, C);
     CU_NEED(op, y); CU_NEED(op, x); CU_NEED(op, s);
     const int64_t n = (int64_t)N * HW * C;
-    k_mul_bcast<float><<<cu_grid(I, n), CU_THREADS, 0, I->stream>>>(n, HW * C, C, y, x, s);
+    NC_LAUNCH(I, k_mul_bcast, n, HW, C, y, x, s);
     CU_LAUNCHED(op, "k_mul_bcast");
     return DCL_OK;
 }
@@ -229,7 +247,7 @@ static dcl_status cu_mul_bcast_bwd(dcl_backend *be, int N, int HW, int C, float 
     if (dx) {                       /* after ds: dx may alias dy or x */
         CU_NEED(op, s);
         const int64_t n = (int64_t)N * HW * C;
-        k_mul_bcast<float><<<cu_grid(I, n), CU_THREADS, 0, I->stream>>>(n, HW * C, C, dx, dy, s);
+        NC_LAUNCH(I, k_mul_bcast, n, HW, C, dx, dy, s);
         CU_LAUNCHED(op, "k_mul_bcast");
     }
     return DCL_OK;
@@ -244,11 +262,11 @@ __global__ void k_add(int64_t n, T *y, const T *a, const T *b) {
     CU_FOR(i, n) cu_st(y, i, cu_ld(a, i) + cu_ld(b, i));
 }
 
-template <typename T>
-__global__ void k_scale_mask(int64_t n, int64_t cols, int per_row, float scale, T *y, const T *x,
+template <typename T, typename IX>
+__global__ void k_scale_mask(IX n, cu_idiv<IX> cols, int per_row, float scale, T *y, const T *x,
                              const float *mask) {
-    CU_FOR(i, n) {
-        const float m = per_row ? mask[i / cols] : mask[i];
+    CU_FORI(IX, i, n) {
+        const float m = per_row ? mask[cols.div(i)] : mask[i];
         cu_st(y, i, cu_ld(x, i) * (m * scale));
     }
 }
@@ -272,7 +290,12 @@ static dcl_status cu_scale_mask(dcl_backend *be, int64_t rows, int64_t cols, flo
     const int64_t n = rows * cols;
     if (n == 0) return DCL_OK;
     CU_NEED(op, y); CU_NEED(op, x); CU_NEED(op, mask);
-    k_scale_mask<float><<<cu_grid(I, n), CU_THREADS, 0, I->stream>>>(n, cols, per_row, scale, y, x, mask);
+    if (cu_small(n))
+        k_scale_mask<float, unsigned><<<cu_grid(I, n), CU_THREADS, 0, I->stream>>>(
+            (unsigned)n, cu_idiv<unsigned>::make(cols > 0 ? cols : 1), per_row, scale, y, x, mask);
+    else
+        k_scale_mask<float, int64_t><<<cu_grid(I, n), CU_THREADS, 0, I->stream>>>(
+            n, cu_idiv<int64_t>::make(cols > 0 ? cols : 1), per_row, scale, y, x, mask);
     CU_LAUNCHED(op, "k_scale_mask");
     return DCL_OK;
 }
@@ -355,7 +378,36 @@ static dcl_status cu_sgd(dcl_backend *be, int64_t n, float *p, float *buf, const
     return DCL_OK;
 }
 
+/* ---------------------------------------------------------------------- */
+/* batch norm folded into a convolution (evaluation plans)                */
+/* ---------------------------------------------------------------------- */
+
+__global__ void k_bn_fold(int C, float *scale, float *shift, const float *gamma, const float *beta,
+                          const float *rmean, const float *rvar, const float *cbias, double eps) {
+    CU_FOR(c, C) {
+        const double sc = (double)(gamma ? gamma[c] : 1.f) / sqrt((double)rvar[c] + eps);
+        const double b0 = cbias ? (double)cbias[c] : 0.0;
+        scale[c] = (float)sc;
+        shift[c] = (float)((double)(beta ? beta[c] : 0.f) + (b0 - (double)rmean[c]) * sc);
+    }
+}
+
+static dcl_status cu_bn_fold(dcl_backend *be, int C, float *scale, float *shift, const float *gamma,
+                             const float *beta, const float *rmean, const float *rvar, const float *cbias,
+                             float eps) {
+    const char *op = "bn_fold";
+    CU_ENTER(be, op);
+    CU_POS(op, C);
+    CU_NEED(op, scale); CU_NEED(op, shift); CU_NEED(op, rmean); CU_NEED(op, rvar);
+    if (!(eps >= 0)) return dcl_fail(DCL_ERR_ARG, "cuda %s: eps must be non-negative (got %g)", op, (double)eps);
+    k_bn_fold<<<cu_grid(I, C), CU_THREADS, 0, I->stream>>>(C, scale, shift, gamma, beta, rmean, rvar, cbias,
+                                                           (double)eps);
+    CU_LAUNCHED(op, "k_bn_fold");
+    return DCL_OK;
+}
+
 void cu_install_elem(dcl_backend *be) {
+    be->bn_fold = cu_bn_fold;
     be->act_fwd = cu_act_fwd;
     be->act_bwd = cu_act_bwd;
     be->prelu_fwd = cu_prelu_fwd;

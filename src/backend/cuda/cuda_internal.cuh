@@ -92,6 +92,62 @@ static inline unsigned cu_grid(const cu_impl *I, int64_t n) {
 #define CU_FOR(i, n) for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < (n); \
                           i += (int64_t)gridDim.x * blockDim.x)
 
+
+/* ---- division by a runtime constant without a divide instruction ----
+ * Elementwise kernels over NHWC tensors need i / C and i % C per element;
+ * 64-bit (and even 32-bit) integer division is emulated in tens of
+ * instructions on the GPU and made such kernels compute-bound.  cu_divmod
+ * holds a multiplier and shift (round-up method of Granlund and Montgomery)
+ * chosen on the host: q = (umulhi(n, m) + n) >> s is exact for every
+ * 0 <= n < 2^31 and divisor 1 <= d < 2^31.  Kernels that use it index with
+ * 32 bits, so their callers check cu_small(n) and fall back otherwise. */
+typedef struct cu_divmod { unsigned d, m, s; } cu_divmod;
+
+static inline cu_divmod cu_divmod_make(unsigned d) {
+    cu_divmod r;
+    unsigned s = 0;
+    while (s < 32 && (1ull << s) < d) s++;
+    r.d = d;
+    r.s = s;
+    r.m = (unsigned)((((1ull << 32) * ((1ull << s) - d)) / d) + 1);
+    return r;
+}
+__host__ __device__ __forceinline__ unsigned cu_div(const cu_divmod &v, unsigned n) {
+#ifdef __CUDA_ARCH__
+    const unsigned t = __umulhi(n, v.m);
+#else
+    const unsigned t = (unsigned)(((unsigned long long)n * v.m) >> 32);
+#endif
+    return (t + n) >> v.s;
+}
+__host__ __device__ __forceinline__ unsigned cu_mod(const cu_divmod &v, unsigned n) {
+    return n - cu_div(v, n) * v.d;
+}
+/* 32-bit indexing applies (n elements, plus slack for vector tails) */
+static inline int cu_small(int64_t n) { return n >= 0 && n < ((int64_t)1 << 31) - 64; }
+#define CU_FOR32(i, n) for (unsigned i = blockIdx.x * blockDim.x + threadIdx.x; i < (unsigned)(n); \
+                            i += gridDim.x * blockDim.x)
+
+/* Index type IX of a kernel: unsigned (32-bit, division by cu_divmod) when
+ * cu_small(n), int64_t (plain division) otherwise; launch sites pick one. */
+template <typename IX> struct cu_idiv;
+template <> struct cu_idiv<unsigned> {
+    cu_divmod v;
+    static cu_idiv make(int64_t d) { cu_idiv r; r.v = cu_divmod_make((unsigned)d); return r; }
+    __device__ __forceinline__ unsigned div(unsigned n) const { return cu_div(v, n); }
+    __device__ __forceinline__ unsigned mod(unsigned n) const { return cu_mod(v, n); }
+    __device__ __forceinline__ unsigned v_d() const { return v.d; }
+};
+template <> struct cu_idiv<int64_t> {
+    int64_t d;
+    static cu_idiv make(int64_t dd) { cu_idiv r; r.d = dd; return r; }
+    __device__ __forceinline__ int64_t div(int64_t n) const { return n / d; }
+    __device__ __forceinline__ int64_t mod(int64_t n) const { return n % d; }
+    __device__ __forceinline__ int64_t v_d() const { return d; }
+};
+#define CU_FORI(IX, i, n) for (IX i = (IX)blockIdx.x * blockDim.x + threadIdx.x; i < (IX)(n); \
+                               i += (IX)gridDim.x * blockDim.x)
+
 /* ---- storage access (bf16 storage would add overloads) ---- */
 __device__ __forceinline__ float cu_ld(const float *p, int64_t i) { return p[i]; }
 __device__ __forceinline__ void cu_st(float *p, int64_t i, float v) { p[i] = v; }
@@ -102,14 +158,16 @@ void cu_install_norm(dcl_backend *be);    /* batch norm */
 void cu_install_elem(dcl_backend *be);    /* act, prelu, gap, mul_bcast, add, scale_mask, optimizers */
 void cu_install_pool(dcl_backend *be);
 void cu_install_linear(dcl_backend *be);
+void cu_install_fused(dcl_backend *be);   /* cuda_fused.cu: bn_stats, bn_act_* (training fusion) */
 void cu_conv_plans_free(cu_impl *I);
 
 /* Depthwise convolutions with own kernels (cuda_dwconv.cu); the descriptor
  * is already checked.  cu_dw_applies: groups == ci == co, <= 25 taps, and
  * the depthwise option asks for own kernels in that direction. */
 int cu_dw_applies(const cu_impl *I, const dcl_conv_desc *d, int bwd_filter);
+/* y = act(conv(x, w) + b (+ y when accumulate)) */
 dcl_status cu_dw_fwd(cu_impl *I, const dcl_conv_desc *d, float *y, const float *x, const float *w,
-                     const float *b, const char *op);
+                     const float *b, dcl_act act, int accumulate, const char *op);
 dcl_status cu_dw_bwd_data(cu_impl *I, const dcl_conv_desc *d, float *dx, const float *dy, const float *w,
                           const char *op);
 dcl_status cu_dw_bwd_weights(cu_impl *I, const dcl_conv_desc *d, float *dw, const float *dy, const float *x,
