@@ -12,7 +12,7 @@
 set -o pipefail
 cd "$(dirname "$0")/.." || exit 2
 PRE=build-gpu
-TESTS="test_cuda_smoke test_backend_ops test_model test_dcl"
+TESTS="test_cuda_smoke test_backend_ops test_fused test_model test_dcl"
 
 if [ "${1:-}" = --prepare ]; then
   obj=build-gpu-obj
@@ -58,7 +58,7 @@ done
 rc=0
 for t in $TESTS; do
   echo "== $t"
-  DCL_TEST_VERBOSE=1 timeout 200 $BIN/$t > "$LOG/$t.log" 2>&1; s=$?
+  DCL_TEST_VERBOSE=1 timeout ${DCL_GPU_TEST_TIMEOUT:-150} $BIN/$t > "$LOG/$t.log" 2>&1; s=$?
   grep -E 'skipped|FAIL|mismatch|failed|returned|match ref|checks' "$LOG/$t.log" | tail -n 25
   [ $t = test_cuda_smoke ] && sed -n '/^timing/,$p' "$LOG/$t.log" | grep -v -e '^      ' -e 'checks,'
   if [ $s -eq 0 ]; then echo "== $t: ok"; else echo "== $t: FAIL (exit $s)"; rc=1; fi
