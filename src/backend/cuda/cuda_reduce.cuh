@@ -1,31 +1,75 @@
-/* Column reductions over channels-last data.
+/* Column reductions and per-channel elementwise passes over channels-last
+ * data.
  *
+ * ---- column reductions ----
  * Input: B independent (M, C) row-major matrices laid out one after the
- * other (B = 1 for batch norm / bias gradients, B = N for per-sample global
- * pooling).  For every (b, c) the kernels sum NOUT values F(i, c) over the M
- * rows, where i is the linear element index in the whole tensor, and hand
- * the NOUT double sums to G(b, c, sums).
+ * other (B = 1 for batch norm / bias gradients, B = N for per-sample sums
+ * such as global pooling).  For every (b, c) the kernels sum NOUT values
+ * over the M rows and hand the NOUT double sums to G(b, c, sums); with
+ * merge_b the sums also run over the B matrices and G gets b = 0 (per-channel
+ * sums of a per-sample computation, e.g. a batch-norm backward whose
+ * squeeze-excitation scale differs per sample).
+ *
+ * Element functors, two forms:
+ *   plain (cu_colreduce):   f(i, c, v)  fills v[0..NOUT) for element i (the
+ *                           linear index in the whole tensor) of channel c;
+ *   column (cu_colreduce_cols):  f.prep(b, c) returns an object p, once per
+ *                           thread and column, and p(i, v) fills v.  Per-channel
+ *                           and per-sample parameters are loaded in prep, so
+ *                           the row loop neither divides nor reloads them.
  *
  * Pass 1 splits the rows into chunks: block (32 columns x 8 rows) sums one
  * chunk in float and writes a partial per column.  Pass 2 adds the partials
- * in double, one thread per (b, c).  When C divides 32 (C = 1, 2, 4, 8, 16)
- * the matrix is viewed as (M/f, C*f) so that a warp still reads 32
- * consecutive floats; pass 2 then also adds the f column groups.
+ * in double: a block of 32 columns whose rows of threads split the chunks,
+ * then a shared-memory sum.  When C divides 32 (C = 1, 2, 4, 8, 16) the
+ * matrix is viewed as (M/f, C*f) so that a warp still reads 32 consecutive
+ * floats; pass 2 then also adds the f column groups.
+ *
+ * cu_colmoments: mean and biased variance per column of one (M, C) matrix in
+ * one read, robust to a mean far from zero: each chunk sums x - K and
+ * (x - K)^2 in float with K the chunk's first value of that column, and
+ * pass 2 merges the chunks' (count, mean, M2) in double (Chan et al.).
+ *
+ * ---- per-channel elementwise passes (cu_chan_run) ----
+ * A pass over a (rows, C) tensor where every thread keeps one channel (or
+ * one group of 4 channels with 16-byte vector accesses) for all its
+ * elements: the grid stride is a multiple of the row length, so the channel
+ * index and the per-channel parameters are computed once per thread and no
+ * element needs a division; the sample index (rows / HW) uses a
+ * multiply-shift division (cu_idiv) on the 32-bit path.
  */
 #ifndef DCL_CUDA_REDUCE_CUH
 #define DCL_CUDA_REDUCE_CUH
 #include "backend/cuda/cuda_internal.cuh"
+#include <stdint.h>
 
 #define CU_RED_TX 32
 #define CU_RED_TY 8
+#define CU_RED_MAXZ 65535     /* gridDim.y / gridDim.z limit */
+
+/* plain functor f(i, c, v) seen as a column functor */
+template <class F>
+struct cu_red_plain {
+    F f;
+    struct col {
+        F f;
+        int c;
+        __device__ __forceinline__ void operator()(int64_t i, float *v) const { f(i, c, v); }
+    };
+    __device__ __forceinline__ col prep(int b, int c) const {
+        col k = {f, c};
+        return k;
+    }
+};
 
 template <int NOUT, class F>
-__global__ void cu_k_colred_partial(int64_t Mr, int Cr, int C, int64_t rows_per_chunk, int nchunks,
-                                    F f, float *part) {
+__global__ void __launch_bounds__(CU_RED_TX * CU_RED_TY)
+cu_k_colred_partial(int64_t Mr, int Cr, int C, int64_t rows_per_chunk, int nchunks, int b0, int B, F f,
+                    float *part) {
     __shared__ float sh[NOUT][CU_RED_TY][CU_RED_TX + 1];
     const int tx = threadIdx.x, ty = threadIdx.y;
     const int cr = blockIdx.x * CU_RED_TX + tx;
-    const int b = blockIdx.z;
+    const int b = b0 + (int)blockIdx.z;
     const int64_t r0 = (int64_t)blockIdx.y * rows_per_chunk;
     int64_t r1 = r0 + rows_per_chunk;
     if (r1 > Mr) r1 = Mr;
@@ -33,11 +77,13 @@ __global__ void cu_k_colred_partial(int64_t Mr, int Cr, int C, int64_t rows_per_
 #pragma unroll
     for (int k = 0; k < NOUT; k++) acc[k] = 0.f;
     if (cr < Cr) {
-        const int c = cr % C;
-        const int64_t base = (int64_t)b * Mr * Cr + cr;
-        for (int64_t r = r0 + ty; r < r1; r += CU_RED_TY) {
+        const auto p = f.prep(b, cr % C);
+        const int64_t step = (int64_t)CU_RED_TY * Cr;
+        int64_t i = ((int64_t)b * Mr + r0 + ty) * Cr + cr;
+#pragma unroll(NOUT <= 5 ? 4 : 1)
+        for (int64_t r = r0 + ty; r < r1; r += CU_RED_TY, i += step) {
             float v[NOUT];
-            f(base + r * Cr, c, v);
+            p(i, v);
 #pragma unroll
             for (int k = 0; k < NOUT; k++) acc[k] += v[k];
         }
@@ -52,59 +98,218 @@ __global__ void cu_k_colred_partial(int64_t Mr, int Cr, int C, int64_t rows_per_
 #pragma unroll
             for (int j = 0; j < CU_RED_TY; j++) s += sh[k][j][tx];
             /* layout [k][b][chunk][Cr] */
-            part[(((int64_t)k * gridDim.z + b) * nchunks + blockIdx.y) * Cr + cr] = s;
+            part[(((int64_t)k * B + b) * nchunks + blockIdx.y) * Cr + cr] = s;
         }
     }
 }
 
+/* rows of threads of the final pass (fewer for many outputs: registers) */
+template <int NOUT> struct cu_red_fin { enum { TY = NOUT <= 8 ? 32 : 8 }; };
+
+/* Pass 2: block (32 columns x TY); the TY rows of threads split the
+ * (sample, chunk, fold) partials of their column, then one sum in shared
+ * memory.  Every thread reaches every __syncthreads (no early return). */
 template <int NOUT, class G>
-__global__ void cu_k_colred_final(int B, int C, int fold, int nchunks, const float *part, G g) {
-    const int64_t t = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (t >= (int64_t)B * C) return;
-    const int b = (int)(t / C), c = (int)(t % C);
+__global__ void __launch_bounds__(CU_RED_TX * cu_red_fin<NOUT>::TY)
+cu_k_colred_final(int B, int C, int fold, int nchunks, int merge_b, const float *part, G g) {
+    enum { TY = cu_red_fin<NOUT>::TY };
+    __shared__ double sh[TY][CU_RED_TX + 1];
+    const int tx = threadIdx.x, ty = threadIdx.y;
+    const int c = blockIdx.x * CU_RED_TX + tx;
     const int Cr = C * fold;
-    double s[NOUT];
+    const int Bout = merge_b ? 1 : B;
+    const int nb = merge_b ? B : 1;                   /* samples summed per output */
+    const int64_t nseg = (int64_t)nb * nchunks * fold;
+    for (int b = blockIdx.y; b < Bout; b += gridDim.y) {      /* uniform in the block */
+        double s[NOUT];
 #pragma unroll
-    for (int k = 0; k < NOUT; k++) {
-        double a = 0;
-        for (int ch = 0; ch < nchunks; ch++) {
-            const float *p = part + (((int64_t)k * B + b) * nchunks + ch) * Cr + c;
-            for (int j = 0; j < fold; j++) a += (double)p[(int64_t)j * C];
+        for (int k = 0; k < NOUT; k++) s[k] = 0;
+        if (c < C) {
+            for (int64_t q = ty; q < nseg; q += TY) {
+                /* q = (bb * nchunks + ch) * fold + j */
+                const int j = (int)(q % fold);
+                const int64_t bc = q / fold;                    /* bb * nchunks + ch */
+                const int64_t row = (merge_b ? 0 : (int64_t)b * nchunks) + bc;
+#pragma unroll
+                for (int k = 0; k < NOUT; k++)
+                    s[k] += (double)part[((int64_t)k * B * nchunks + row) * Cr + (int64_t)j * C + c];
+            }
         }
-        s[k] = a;
+        double tot[NOUT];
+#pragma unroll
+        for (int k = 0; k < NOUT; k++) {
+            sh[ty][tx] = s[k];
+            __syncthreads();
+            double a = 0;
+            if (ty == 0)
+                for (int j = 0; j < TY; j++) a += sh[j][tx];
+            tot[k] = a;
+            __syncthreads();
+        }
+        if (ty == 0 && c < C) g(b, c, tot);
     }
-    g(b, c, s);
 }
 
+/* Chunk geometry shared by the reductions. */
+typedef struct cu_red_geom {
+    int fold, Cr, gx, nchunks;
+    int64_t Mr, rows;
+} cu_red_geom;
+
+static inline cu_red_geom cu_red_plan(const cu_impl *I, int B, int64_t M, int C) {
+    cu_red_geom q;
+    q.fold = 1;
+    if (C < CU_RED_TX && CU_RED_TX % C == 0) {
+        q.fold = CU_RED_TX / C;
+        while (q.fold > 1 && M % q.fold) q.fold /= 2;
+    }
+    q.Mr = M / q.fold;
+    q.Cr = C * q.fold;
+    q.gx = (q.Cr + CU_RED_TX - 1) / CU_RED_TX;
+    const int64_t sms = I->sm_count > 0 ? I->sm_count : 80;
+    int64_t want = (sms * 8 + (int64_t)q.gx * B - 1) / ((int64_t)q.gx * B);
+    int64_t maxchunks = (q.Mr + 63) / 64;          /* at least 64 rows (8 per thread) per chunk */
+    if (want > maxchunks) want = maxchunks;
+    if (want > CU_RED_MAXZ) want = CU_RED_MAXZ;
+    if (want < 1) want = 1;
+    q.rows = (q.Mr + want - 1) / want;
+    if (q.rows < 1) q.rows = 1;
+    q.nchunks = (int)((q.Mr + q.rows - 1) / q.rows);
+    if (q.nchunks < 1) q.nchunks = 1;
+    return q;
+}
+
+/* Column reduction with a column functor (see the top of the file). */
+template <int NOUT, class F, class G>
+static dcl_status cu_colreduce_cols(cu_impl *I, const char *op, int B, int64_t M, int C, F f, G g, int merge_b) {
+    if (B <= 0 || C <= 0 || M <= 0) return DCL_OK;
+    const cu_red_geom q = cu_red_plan(I, B, M, C);
+    float *part;
+    DCL_TRY(cu_scratch(I, CU_SCR_RED, (size_t)NOUT * B * q.nchunks * q.Cr * sizeof(float), (void **)&part, op));
+    dim3 blk(CU_RED_TX, CU_RED_TY);
+    for (int b0 = 0; b0 < B; b0 += CU_RED_MAXZ) {
+        const int nz = B - b0 < CU_RED_MAXZ ? B - b0 : CU_RED_MAXZ;
+        dim3 grd(q.gx, q.nchunks, nz);
+        cu_k_colred_partial<NOUT, F><<<grd, blk, 0, I->stream>>>(q.Mr, q.Cr, C, q.rows, q.nchunks, b0, B, f, part);
+        CU_LAUNCHED(op, "column reduction");
+    }
+    const int Bout = merge_b ? 1 : B;
+    dim3 fblk(CU_RED_TX, cu_red_fin<NOUT>::TY);
+    dim3 fgrd((C + CU_RED_TX - 1) / CU_RED_TX, Bout < CU_RED_MAXZ ? Bout : CU_RED_MAXZ);
+    cu_k_colred_final<NOUT, G><<<fgrd, fblk, 0, I->stream>>>(B, C, q.fold, q.nchunks, merge_b, part, g);
+    CU_LAUNCHED(op, "column reduction (final)");
+    return DCL_OK;
+}
+
+/* Column reduction with a plain functor f(i, c, v), per (b, c). */
 template <int NOUT, class F, class G>
 static dcl_status cu_colreduce(cu_impl *I, const char *op, int B, int64_t M, int C, F f, G g) {
-    if (B <= 0 || C <= 0) return DCL_OK;
-    int fold = 1;
-    if (C < CU_RED_TX && CU_RED_TX % C == 0) {
-        fold = CU_RED_TX / C;
-        while (fold > 1 && M % fold) fold /= 2;
+    cu_red_plain<F> w = {f};
+    return cu_colreduce_cols<NOUT>(I, op, B, M, C, w, g, 0);
+}
+
+/* ---- column moments ---- */
+
+/* Pass 1: per chunk and column, S = sum (x - K), Q = sum (x - K)^2 in float
+ * with K = the chunk's first value of the column; writes S, Q, K. */
+__global__ void __launch_bounds__(CU_RED_TX * CU_RED_TY)
+cu_k_colmom_partial(int64_t Mr, int Cr, int64_t rows_per_chunk, int nchunks, const float *x, float *part) {
+    __shared__ float sh[2][CU_RED_TY][CU_RED_TX + 1];
+    const int tx = threadIdx.x, ty = threadIdx.y;
+    const int cr = blockIdx.x * CU_RED_TX + tx;
+    const int64_t r0 = (int64_t)blockIdx.y * rows_per_chunk;
+    int64_t r1 = r0 + rows_per_chunk;
+    if (r1 > Mr) r1 = Mr;
+    float s = 0.f, sq = 0.f, K = 0.f;
+    if (cr < Cr) {
+        K = cu_ld(x, r0 * Cr + cr);
+        const int64_t step = (int64_t)CU_RED_TY * Cr;
+        int64_t i = (r0 + ty) * Cr + cr;
+#pragma unroll 4
+        for (int64_t r = r0 + ty; r < r1; r += CU_RED_TY, i += step) {
+            const float t = cu_ld(x, i) - K;
+            s += t;
+            sq += t * t;
+        }
     }
-    const int64_t Mr = M / fold;
+    sh[0][ty][tx] = s;
+    sh[1][ty][tx] = sq;
+    __syncthreads();
+    if (ty == 0 && cr < Cr) {
+        float a = 0.f, b = 0.f;
+#pragma unroll
+        for (int j = 0; j < CU_RED_TY; j++) { a += sh[0][j][tx]; b += sh[1][j][tx]; }
+        const int64_t o = (int64_t)blockIdx.y * Cr + cr;
+        const int64_t plane = (int64_t)nchunks * Cr;
+        part[o] = a;
+        part[plane + o] = b;
+        part[2 * plane + o] = K;
+    }
+}
+
+/* (n, mean, M2) += (nb, mb, M2b), Chan et al. */
+__device__ __forceinline__ void cu_chan_merge(double &n, double &m, double &m2, double nb, double mb, double m2b) {
+    if (nb <= 0) return;
+    const double t = n + nb, d = mb - m;
+    m += d * (nb / t);
+    m2 += m2b + d * d * (n * nb / t);
+    n = t;
+}
+
+/* Pass 2: per column, the chunks' (count, mean, M2) merged in double;
+ * g(c, mean, biased variance). */
+template <class G>
+__global__ void __launch_bounds__(CU_RED_TX * 32)
+cu_k_colmom_final(int C, int fold, int nchunks, int64_t Mr, int64_t rows_per_chunk, const float *part, G g) {
+    enum { TY = 32 };
+    __shared__ double sh[3][TY][CU_RED_TX + 1];
+    const int tx = threadIdx.x, ty = threadIdx.y;
+    const int c = blockIdx.x * CU_RED_TX + tx;
     const int Cr = C * fold;
-    const int gx = (Cr + CU_RED_TX - 1) / CU_RED_TX;
-    int64_t want = ((int64_t)I->sm_count * 8 + (int64_t)gx * B - 1) / ((int64_t)gx * B);
-    int64_t maxchunks = (Mr + 63) / 64;          /* at least 64 rows (8 per thread) per chunk */
-    if (want > maxchunks) want = maxchunks;
-    if (want > 65535) want = 65535;
-    if (want < 1) want = 1;
-    int64_t rows = (Mr + want - 1) / want;
-    if (rows < 1) rows = 1;
-    int nchunks = (int)((Mr + rows - 1) / rows);
-    if (nchunks < 1) nchunks = 1;
-    if (B > 65535) return dcl_fail(DCL_ERR_UNSUPPORTED, "cuda %s: batch %d too large for one reduction", op, B);
+    const int64_t plane = (int64_t)nchunks * Cr;
+    double n = 0, m = 0, m2 = 0;
+    if (c < C) {
+        const int64_t nseg = (int64_t)nchunks * fold;
+        for (int64_t q = ty; q < nseg; q += TY) {
+            const int j = (int)(q % fold);
+            const int64_t ch = q / fold;
+            const int64_t r0 = ch * rows_per_chunk;
+            const int64_t r1 = r0 + rows_per_chunk < Mr ? r0 + rows_per_chunk : Mr;
+            const double nb = (double)(r1 - r0);
+            const int64_t o = ch * Cr + (int64_t)j * C + c;
+            const double S = part[o], Q = part[plane + o], K = part[2 * plane + o];
+            double m2b = Q - S * S / nb;
+            if (m2b < 0) m2b = 0;
+            cu_chan_merge(n, m, m2, nb, K + S / nb, m2b);
+        }
+    }
+    sh[0][ty][tx] = n;
+    sh[1][ty][tx] = m;
+    sh[2][ty][tx] = m2;
+    __syncthreads();
+    if (ty == 0 && c < C) {
+        double tn = 0, tm = 0, tm2 = 0;
+        for (int j = 0; j < TY; j++) cu_chan_merge(tn, tm, tm2, sh[0][j][tx], sh[1][j][tx], sh[2][j][tx]);
+        double var = tn > 0 ? tm2 / tn : 0;
+        if (var < 0) var = 0;
+        g(c, tm, var);
+    }
+}
+
+/* Mean and biased variance of the C columns of x (M, C), one read of x;
+ * g(c, mean, var) with double values. */
+template <class G>
+static dcl_status cu_colmoments(cu_impl *I, const char *op, int64_t M, int C, const float *x, G g) {
+    if (C <= 0 || M <= 0) return DCL_OK;
+    const cu_red_geom q = cu_red_plan(I, 1, M, C);
     float *part;
-    DCL_TRY(cu_scratch(I, CU_SCR_RED, (size_t)NOUT * B * nchunks * Cr * sizeof(float), (void **)&part, op));
-    dim3 blk(CU_RED_TX, CU_RED_TY), grd(gx, nchunks, B);
-    cu_k_colred_partial<NOUT, F><<<grd, blk, 0, I->stream>>>(Mr, Cr, C, rows, nchunks, f, part);
-    CU_LAUNCHED(op, "column reduction");
-    const int64_t nt = (int64_t)B * C;
-    cu_k_colred_final<NOUT, G><<<(unsigned)((nt + 255) / 256), 256, 0, I->stream>>>(B, C, fold, nchunks, part, g);
-    CU_LAUNCHED(op, "column reduction (final)");
+    DCL_TRY(cu_scratch(I, CU_SCR_RED, (size_t)3 * q.nchunks * q.Cr * sizeof(float), (void **)&part, op));
+    dim3 blk(CU_RED_TX, CU_RED_TY), grd(q.gx, q.nchunks, 1);
+    cu_k_colmom_partial<<<grd, blk, 0, I->stream>>>(q.Mr, q.Cr, q.rows, q.nchunks, x, part);
+    CU_LAUNCHED(op, "column moments");
+    dim3 fblk(CU_RED_TX, 32), fgrd((C + CU_RED_TX - 1) / CU_RED_TX, 1);
+    cu_k_colmom_final<G><<<fgrd, fblk, 0, I->stream>>>(C, q.fold, q.nchunks, q.Mr, q.rows, part, g);
+    CU_LAUNCHED(op, "column moments (final)");
     return DCL_OK;
 }
 
@@ -119,5 +324,116 @@ struct cu_g_accumulate {            /* out[c] += sum (in double, rounded once) *
         out[c] = (float)((double)out[c] + s[0]);
     }
 };
+
+/* ---- per-channel elementwise passes ---- */
+
+/* W consecutive floats (W = 1, or 4 with 16-byte aligned accesses) */
+template <int W> struct cu_fv { float v[W]; };
+
+template <int W>
+__device__ __forceinline__ cu_fv<W> cu_ldv(const float *p, int64_t i) {
+    cu_fv<W> r;
+    if constexpr (W == 4) {
+        const float4 t = *reinterpret_cast<const float4 *>(p + i);
+        r.v[0] = t.x; r.v[1] = t.y; r.v[2] = t.z; r.v[3] = t.w;
+    } else {
+#pragma unroll
+        for (int l = 0; l < W; l++) r.v[l] = cu_ld(p, i + l);
+    }
+    return r;
+}
+template <int W>
+__device__ __forceinline__ void cu_stv(float *p, int64_t i, const cu_fv<W> &a) {
+    if constexpr (W == 4) {
+        *reinterpret_cast<float4 *>(p + i) = make_float4(a.v[0], a.v[1], a.v[2], a.v[3]);
+    } else {
+#pragma unroll
+        for (int l = 0; l < W; l++) cu_st(p, i + l, a.v[l]);
+    }
+}
+/* W values of a small per-channel array (read-only in the kernel) */
+template <int W>
+__device__ __forceinline__ cu_fv<W> cu_ldpv(const float *p, int64_t i) {
+    cu_fv<W> r;
+    if constexpr (W == 4) {
+        const float4 t = __ldg(reinterpret_cast<const float4 *>(p + i));
+        r.v[0] = t.x; r.v[1] = t.y; r.v[2] = t.z; r.v[3] = t.w;
+    } else {
+#pragma unroll
+        for (int l = 0; l < W; l++) r.v[l] = __ldg(p + i + l);
+    }
+    return r;
+}
+/* W copies of one value */
+template <int W>
+__device__ __forceinline__ cu_fv<W> cu_fill(float a) {
+    cu_fv<W> r;
+#pragma unroll
+    for (int l = 0; l < W; l++) r.v[l] = a;
+    return r;
+}
+
+/* Thread t of S (S a multiple of the row length in vectors, L = C / W)
+ * keeps column group t % L and walks rows t / L, t / L + S / L, ...:
+ *   col = f.prep(c)            once (c = first channel of the group)
+ *   f(col, e, n)               per vector, e = index of its first element,
+ *                              n = the sample (row / HW).
+ * nv: vectors in the tensor; IX: unsigned when every index fits (see
+ * cu_chan_run), int64_t otherwise. */
+template <typename IX, int W, class F>
+__global__ void __launch_bounds__(CU_THREADS)
+cu_k_chan(IX nv, IX S, IX rstep, IX L, cu_idiv<IX> hw, F f) {
+    const IX t = (IX)blockIdx.x * CU_THREADS + threadIdx.x;
+    if (t >= S) return;                      /* no __syncthreads in this kernel */
+    const IX row0 = t / L;                   /* one division per thread */
+    const int c = (int)(t - row0 * L) * W;
+    const auto col = f.prep(c);
+    IX row = row0;
+    for (IX v = t; v < nv; v += S, row += rstep) f(col, (int64_t)v * W, (int)hw.div(row));
+}
+
+/* Runs f over a tensor of `rows` rows of C channels, HW rows per sample;
+ * vec: 16-byte vectors allowed (C % 4 == 0 and every pointer f accesses
+ * per element or per channel 16-byte aligned; checked here for C). */
+template <class F4, class F1>
+static dcl_status cu_chan_run(cu_impl *I, const char *op, const char *kname, int64_t rows, int C, int64_t HW,
+                              int vec, F4 f4, F1 f1) {
+    if (rows <= 0 || C <= 0) return DCL_OK;
+    if (HW < 1) HW = 1;
+    const int W = vec && C % 4 == 0 ? 4 : 1;
+    const int64_t L = C / W;                       /* vectors per row */
+    const int64_t nv = rows * L;
+    const int64_t sms = I->sm_count > 0 ? I->sm_count : 80;
+    int64_t k = sms * 2048 / L;                    /* rows per grid stride: about one full wave */
+    if (k < 1) k = 1;
+    if (k > rows) k = rows;
+    const int64_t S = k * L;                       /* threads */
+    const int64_t blocks = (S + CU_THREADS - 1) / CU_THREADS;
+    if (blocks > 0x7fffffff) return dcl_fail(DCL_ERR_UNSUPPORTED, "cuda %s: %d channels are too many", op, C);
+    if (HW > rows) HW = rows;
+    /* 32-bit indices: v < nv <= rows * C and S <= rows * C, so v + S stays
+     * below 2^31; rows (divided by HW) too */
+    const int small = cu_small(2 * rows * C);
+    if (small) {
+        const cu_idiv<unsigned> hw = cu_idiv<unsigned>::make(HW);
+        if (W == 4)
+            cu_k_chan<unsigned, 4, F4><<<(unsigned)blocks, CU_THREADS, 0, I->stream>>>(
+                (unsigned)nv, (unsigned)S, (unsigned)k, (unsigned)L, hw, f4);
+        else
+            cu_k_chan<unsigned, 1, F1><<<(unsigned)blocks, CU_THREADS, 0, I->stream>>>(
+                (unsigned)nv, (unsigned)S, (unsigned)k, (unsigned)L, hw, f1);
+    } else {
+        const cu_idiv<int64_t> hw = cu_idiv<int64_t>::make(HW);
+        if (W == 4)
+            cu_k_chan<int64_t, 4, F4><<<(unsigned)blocks, CU_THREADS, 0, I->stream>>>(nv, S, k, L, hw, f4);
+        else
+            cu_k_chan<int64_t, 1, F1><<<(unsigned)blocks, CU_THREADS, 0, I->stream>>>(nv, S, k, L, hw, f1);
+    }
+    CU_LAUNCHED(op, kname);
+    return DCL_OK;
+}
+
+/* 16-byte aligned (NULL counts as aligned: not accessed) */
+static inline int cu_al16(const void *p) { return ((uintptr_t)p & 15) == 0; }
 
 #endif
