@@ -37,7 +37,9 @@ CU_OBJ  := $(CU_SRC:%.cu=$(BUILD)/%.o)
 CFLAGS  += -DDCL_HAVE_CUDA=1 -I$(CUDA_HOME)/include
 LDLIBS  += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudnn -lcublas -lcudart
 NVFLAGS ?= -O3 -std=c++17 -Iinclude -Isrc -Xcompiler -fPIC -gencode arch=compute_90,code=sm_90 -gencode arch=compute_80,code=compute_80
-ifneq ($(wildcard $(CUDA_HOME)/include/nccl.h),)
+# NCCL (multi-GPU all-reduce) when its header is there; DCL_NCCL=0 leaves it out
+DCL_NCCL ?= $(if $(wildcard $(CUDA_HOME)/include/nccl.h),1,0)
+ifeq ($(DCL_NCCL),1)
 CFLAGS  += -DDCL_HAVE_NCCL
 LDLIBS  += -lnccl
 endif

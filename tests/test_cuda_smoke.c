@@ -187,6 +187,10 @@ static void test_conv(void) {
         {"asym pad t2 b0 l0 r1 g2", conv_d(1, 6, 9, 11, 10, 3, 2, 1, 2, 1, 0, 0)},
         {"dw 1x3", conv_d(2, 12, 8, 8, 12, 3, 1, 1, 12, 0, 0, 0)},
         {"dw 3x3 s2 asym t2 b0", conv_d(2, 8, 9, 10, 8, 3, 2, 1, 8, 1, 0, 0)},
+        {"dw 3x3 C6 (scalar path)", conv_d(2, 6, 9, 9, 6, 3, 1, 1, 6, 1, 0, 1)},
+        {"SE 1x1 on 1x1 96->24 bias", conv_d(4, 96, 1, 1, 24, 1, 1, 1, 1, 1, 0, 0)},
+        {"SE 1x1 on 1x1 24->96 bias", conv_d(4, 24, 1, 1, 96, 1, 1, 1, 1, 1, 0, 0)},
+        {"SE 1x1 on 1x1 n1 40->10", conv_d(1, 40, 1, 1, 10, 1, 1, 1, 1, 0, 0, 0)},
     };
     const int nc = (int)(sizeof cs / sizeof cs[0]);
     cs[14].d.pt = 2; cs[14].d.pb = 0; cs[14].d.pl = 0; cs[14].d.pr = 1;   /* top-heavy asymmetric padding */
@@ -215,6 +219,19 @@ static void test_conv(void) {
             snprintf(name, sizeof name, "%s [depthwise=%d]", cs[i].name, mode);
             conv_case(name, cs[i].d);
         }
+    }
+    /* the other path of each own-kernel choice: depthwise one channel per
+     * thread, squeeze-excitation convolutions through cuDNN */
+    o = o0;
+    o.dw_vector = !o0.dw_vector;
+    o.gemm_1x1 = !o0.gemm_1x1;
+    CHECK_OK(dcl_cuda_set_options(G, &o));
+    for (int i = 0; i < nc; i++) {
+        const dcl_conv_desc *d = &cs[i].d;
+        if (!is_depthwise(d) && !(d->hi == 1 && d->wi == 1)) continue;
+        char name[128];
+        snprintf(name, sizeof name, "%s [dw_vector=%d gemm_1x1=%d]", cs[i].name, o.dw_vector, o.gemm_1x1);
+        conv_case(name, cs[i].d);
     }
     CHECK_OK(dcl_cuda_set_options(G, &o0));
     o = o0;
@@ -696,10 +713,18 @@ static void timing(void) {
 }
 
 int main(void) {
+#ifdef DCL_HAVE_CUDA
+    {   /* the depthwise kernels' per-element code, on the CPU (no GPU needed) */
+        char msg[256];
+        int bad = dcl_cuda_dw_host_selftest(msg, sizeof msg);
+        CHECK(bad == 0, "depthwise host self-test: %d mismatches, first: %s", bad, msg);
+        printf("cuda depthwise kernels on the host: %s\n", bad ? "FAIL" : "match the direct convolution");
+    }
+#endif
     G = dcl_backend_cuda(0);
     if (!G) {
         printf("cuda: skipped: %s\n", dcl_last_error());
-        return 0;
+        CHECK_DONE();
     }
     R = dcl_backend_ref();
     if (!R) {

@@ -192,8 +192,12 @@ static void options_from_env(dcl_cuda_options *o) {
     o->filter_layout = DCL_CUDA_FILTER_OIHW;
     o->workspace_limit = (size_t)2048 << 20;
     o->depthwise = 1;
+    o->dw_vector = 1;
+    o->gemm_1x1 = 1;
     if ((s = getenv("DCL_CUDA_TF32")) && *s) o->tf32 = atoi(s) != 0;
     if ((s = getenv("DCL_CUDA_CONV_SEARCH")) && *s) o->conv_search = atoi(s) != 0;
+    if ((s = getenv("DCL_CUDA_DW_VECTOR")) && *s) o->dw_vector = atoi(s) != 0;
+    if ((s = getenv("DCL_CUDA_GEMM_1X1")) && *s) o->gemm_1x1 = atoi(s) != 0;
     if ((s = getenv("DCL_CUDA_DEPTHWISE")) && *s) {
         const int v = atoi(s);
         if (v >= 0 && v <= 2) o->depthwise = v;
@@ -240,6 +244,8 @@ extern "C" dcl_status dcl_cuda_set_options(dcl_backend *be, const dcl_cuda_optio
     I->opt = *opt;
     I->opt.tf32 = opt->tf32 != 0;
     I->opt.conv_search = opt->conv_search != 0;
+    I->opt.dw_vector = opt->dw_vector != 0;
+    I->opt.gemm_1x1 = opt->gemm_1x1 != 0;
     return apply_math(I, "set_options");
 }
 

@@ -17,6 +17,8 @@
  *   DCL_CUDA_DEPTHWISE=0|1|2   depthwise convolutions: 0 cuDNN only, 1 own kernels
  *                              for forward and backward data (default), 2 own
  *                              kernels for backward filter too
+ *   DCL_CUDA_DW_VECTOR=0       own depthwise kernels one channel per thread
+ *   DCL_CUDA_GEMM_1X1=0        squeeze-excitation 1x1 convolutions through cuDNN
  */
 #ifndef DCL_CUDA_BACKEND_H
 #define DCL_CUDA_BACKEND_H
@@ -39,7 +41,18 @@ typedef struct dcl_cuda_options {
     int depthwise;             /* depthwise convs (groups == ci == co, at most 25 taps):
                                   0: cuDNN; 1: own kernels for forward and backward data
                                   (default); 2: own kernels for backward filter too */
+    int dw_vector;             /* 1: own depthwise kernels read 4 channels at once where
+                                  C % 4 == 0 (default); 0: one channel per thread */
+    int gemm_1x1;              /* 1: 1x1 convolutions on 1x1 maps (squeeze-excitation)
+                                  run as cuBLAS matrix products (default); 0: cuDNN */
 } dcl_cuda_options;
+
+/* Host-side check of the depthwise kernels' per-element code (index
+ * decomposition, taps, padding, stride, dilation, the 4-channel path)
+ * against a direct double-precision convolution; runs without a GPU.
+ * Returns the number of mismatches (0 = pass) and describes the first in
+ * msg. */
+int dcl_cuda_dw_host_selftest(char *msg, size_t n);
 
 /* 1 when be was made by dcl_backend_cuda. */
 int dcl_backend_is_cuda(const dcl_backend *be);

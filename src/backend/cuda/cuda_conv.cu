@@ -441,6 +441,16 @@ static dcl_status weights_for(cu_impl *I, cu_conv_plan *p, int ohwi, const float
 /* entries                                                                */
 /* ---------------------------------------------------------------------- */
 
+/* 1x1 convolutions on 1x1 maps (the squeeze-excitation's reduce and expand)
+ * are matrix products of N rows: cuDNN's fixed cost per call dominates
+ * there, so they go to cuBLAS like linear layers (cuda_linear.cu explains
+ * the row-major / column-major mapping).  OIHW weights (co, ci, 1, 1) are
+ * the (O, K) matrix of a linear layer. */
+static int gemm_applies(const cu_impl *I, const dcl_conv_desc *d) {
+    return I->opt.gemm_1x1 && d->hi == 1 && d->wi == 1 && d->ho == 1 && d->wo == 1 && d->kh == 1 && d->kw == 1 &&
+           d->groups == 1 && !d->pt && !d->pb && !d->pl && !d->pr;
+}
+
 /* y = act(conv(x, w) + b (+ y when accumulate)): cuDNN with beta = 1 for the
  * accumulation, then one pass for bias and activation (own kernels do it
  * all in one pass for depthwise convolutions). */
@@ -454,6 +464,12 @@ static dcl_status conv_fwd_common(dcl_backend *be, const char *op, const dcl_con
         return dcl_fail(DCL_ERR_ARG, "cuda %s: unknown activation %d", op, (int)act);
     const float *bias = d->has_bias ? b : NULL;
     if (cu_dw_applies(I, d, 0)) return cu_dw_fwd(I, d, y, x, w, bias, act, accumulate, op);
+    if (gemm_applies(I, d)) {
+        const float one = 1.f, beta = accumulate ? 1.f : 0.f;
+        CU_BLAS(op, cublasSgemm(I->cublas, CUBLAS_OP_T, CUBLAS_OP_N, d->co, d->n, d->ci, &one, w, d->ci, x, d->ci,
+                                &beta, y, d->co));
+        return bias_act(I, op, act, (int64_t)d->n * d->co, d->co, y, bias);
+    }
     cu_conv_plan *p;
     DCL_TRY(plan_get(I, d, op, &p));
     DCL_TRY(plan_dir(I, p, DIR_FWD, op));
@@ -492,6 +508,12 @@ static dcl_status cu_conv_bwd_data(dcl_backend *be, const dcl_conv_desc *d, floa
     DCL_TRY(conv_check(op, d));
     CU_NEED(op, dx); CU_NEED(op, dy); CU_NEED(op, w);
     if (cu_dw_applies(I, d, 0)) return cu_dw_bwd_data(I, d, dx, dy, w, op);
+    if (gemm_applies(I, d)) {
+        const float one = 1.f, zero = 0.f;
+        CU_BLAS(op, cublasSgemm(I->cublas, CUBLAS_OP_N, CUBLAS_OP_N, d->ci, d->n, d->co, &one, w, d->ci, dy, d->co,
+                                &zero, dx, d->ci));
+        return DCL_OK;
+    }
     cu_conv_plan *p;
     DCL_TRY(plan_get(I, d, op, &p));
     DCL_TRY(plan_dir(I, p, DIR_BWD_DATA, op));
@@ -534,6 +556,12 @@ static dcl_status cu_conv_bwd_weights(dcl_backend *be, const dcl_conv_desc *d, f
     if (!dw) return DCL_OK;
     CU_NEED(op, x);
     if (cu_dw_applies(I, d, 1)) return cu_dw_bwd_weights(I, d, dw, dy, x, op);
+    if (gemm_applies(I, d)) {
+        const float one = 1.f;
+        CU_BLAS(op, cublasSgemm(I->cublas, CUBLAS_OP_N, CUBLAS_OP_T, d->ci, d->co, d->n, &one, x, d->ci, dy, d->co,
+                                &one, dw, d->ci));
+        return DCL_OK;
+    }
     cu_conv_plan *p;
     DCL_TRY(plan_get(I, d, op, &p));
     DCL_TRY(plan_dir(I, p, DIR_BWD_FILTER, op));
@@ -568,6 +596,10 @@ extern "C" dcl_status dcl_cuda_conv_describe(dcl_backend *be, const dcl_conv_des
     if (!buf || !n) return dcl_fail(DCL_ERR_ARG, "cuda %s: empty buffer", op);
     CU_ENTER(be, op);
     DCL_TRY(conv_check(op, d));
+    if (gemm_applies(I, d)) {
+        snprintf(buf, n, "cuBLAS matrix products in all directions (1x1 on 1x1 maps)");
+        return DCL_OK;
+    }
     const int own[DIR_COUNT] = {cu_dw_applies(I, d, 0), cu_dw_applies(I, d, 0), cu_dw_applies(I, d, 1)};
     if (own[0] && own[2]) {
         snprintf(buf, n, "depthwise kernels in all directions, padding t%d b%d l%d r%d", d->pt, d->pb, d->pl, d->pr);

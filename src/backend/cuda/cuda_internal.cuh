@@ -134,16 +134,16 @@ template <typename IX> struct cu_idiv;
 template <> struct cu_idiv<unsigned> {
     cu_divmod v;
     static cu_idiv make(int64_t d) { cu_idiv r; r.v = cu_divmod_make((unsigned)d); return r; }
-    __device__ __forceinline__ unsigned div(unsigned n) const { return cu_div(v, n); }
-    __device__ __forceinline__ unsigned mod(unsigned n) const { return cu_mod(v, n); }
-    __device__ __forceinline__ unsigned v_d() const { return v.d; }
+    __host__ __device__ __forceinline__ unsigned div(unsigned n) const { return cu_div(v, n); }
+    __host__ __device__ __forceinline__ unsigned mod(unsigned n) const { return cu_mod(v, n); }
+    __host__ __device__ __forceinline__ unsigned v_d() const { return v.d; }
 };
 template <> struct cu_idiv<int64_t> {
     int64_t d;
     static cu_idiv make(int64_t dd) { cu_idiv r; r.d = dd; return r; }
-    __device__ __forceinline__ int64_t div(int64_t n) const { return n / d; }
-    __device__ __forceinline__ int64_t mod(int64_t n) const { return n % d; }
-    __device__ __forceinline__ int64_t v_d() const { return d; }
+    __host__ __device__ __forceinline__ int64_t div(int64_t n) const { return n / d; }
+    __host__ __device__ __forceinline__ int64_t mod(int64_t n) const { return n % d; }
+    __host__ __device__ __forceinline__ int64_t v_d() const { return d; }
 };
 #define CU_FORI(IX, i, n) for (IX i = (IX)blockIdx.x * blockDim.x + threadIdx.x; i < (IX)(n); \
                                i += (IX)gridDim.x * blockDim.x)
