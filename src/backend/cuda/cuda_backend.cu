@@ -117,11 +117,45 @@ static void cu_mem_free(dcl_backend *be, void *p) {
     (void)cudaGetLastError();
 }
 
+/* Host to device.  The caller may reuse its buffer at once, and a pageable
+ * cudaMemcpyAsync would first wait for all queued work.  Copies up to
+ * CU_STAGE_MAX bytes instead go through one of two pinned staging buffers
+ * (used in turn): the data is copied there on the host and the transfer is
+ * queued behind the work already on the stream, so a batch or a dropout
+ * mask uploaded while the GPU computes does not stall it.  A staging buffer
+ * is refilled only after its previous transfer has completed (its event). */
+#define CU_STAGE_MAX ((size_t)128 << 20)
+
 static dcl_status cu_to_device(dcl_backend *be, void *dst, const void *src, size_t bytes) {
     const char *op = "to_device";
     CU_ENTER(be, op);
     if (!bytes) return DCL_OK;
     CU_NEED(op, dst); CU_NEED(op, src);
+    if (bytes <= CU_STAGE_MAX) {
+        cu_stage *S = &I->stage[I->stage_next];
+        if (S->pending) {
+            CU_RT(op, cudaEventSynchronize(S->ev));
+            S->pending = 0;
+        }
+        if (!S->ev) CU_RT(op, cudaEventCreateWithFlags(&S->ev, cudaEventDisableTiming));
+        if (S->size < bytes) {
+            if (S->p) cudaFreeHost(S->p);
+            S->p = NULL;
+            S->size = 0;
+            size_t want = bytes < ((size_t)1 << 20) ? ((size_t)1 << 20) : bytes + bytes / 8;
+            if (want > CU_STAGE_MAX) want = CU_STAGE_MAX;
+            if (cudaHostAlloc(&S->p, want, cudaHostAllocDefault) == cudaSuccess) S->size = want;
+            else { S->p = NULL; (void)cudaGetLastError(); }
+        }
+        if (S->p) {
+            memcpy(S->p, src, bytes);
+            CU_RT(op, cudaMemcpyAsync(dst, S->p, bytes, cudaMemcpyHostToDevice, I->stream));
+            CU_RT(op, cudaEventRecord(S->ev, I->stream));
+            S->pending = 1;
+            I->stage_next ^= 1;
+            return DCL_OK;
+        }
+    }
     CU_RT(op, cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, I->stream));
     /* the host buffer may be reused as soon as we return */
     CU_RT(op, cudaStreamSynchronize(I->stream));
@@ -169,6 +203,10 @@ static void cu_destroy(dcl_backend *be) {
             if (I->stream) cudaStreamSynchronize(I->stream);
             cu_conv_plans_free(I);
             for (int i = 0; i < CU_SCR_COUNT; i++) if (I->scratch[i].p) cudaFree(I->scratch[i].p);
+            for (int i = 0; i < 2; i++) {
+                if (I->stage[i].p) cudaFreeHost(I->stage[i].p);
+                if (I->stage[i].ev) cudaEventDestroy(I->stage[i].ev);
+            }
             if (I->ws.p) cudaFree(I->ws.p);
             if (I->cublas) cublasDestroy(I->cublas);
             if (I->cudnn) cudnnDestroy(I->cudnn);

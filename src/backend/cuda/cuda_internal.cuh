@@ -33,6 +33,9 @@ typedef struct cu_buf { void *p; size_t size; } cu_buf;
 
 struct cu_conv_plan;
 
+/* pinned host staging buffer of to_device (two, used in turn) */
+typedef struct cu_stage { void *p; size_t size; cudaEvent_t ev; int pending; } cu_stage;
+
 typedef struct cu_impl {
     int device;
     int sm_count;
@@ -45,6 +48,8 @@ typedef struct cu_impl {
     struct cu_conv_plan **plans;    /* hash buckets */
     int nbuckets, nplans;
     double plan_seconds;            /* time spent choosing conv algorithms */
+    cu_stage stage[2];              /* to_device staging (cuda_backend.cu) */
+    int stage_next;
     char name[32];
 } cu_impl;
 
