@@ -10,7 +10,7 @@ LOG=${OUT:-build-gpu/logs}; mkdir -p "$LOG"
 DCL_GPU_PREBUILT=1 DCL_TEST_ONLY_CUDA=1 bench/gpu_check.sh 2>&1 | tee "$LOG/check.txt"
 tmp=$(mktemp -d) && tar xzf build-gpu/hostlibs.tgz -C "$tmp" && export LD_LIBRARY_PATH="$tmp/hostlibs:/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 PY=$(command -v python3)
-B="--size 299 --batch 32 --steps ${DCL_GPU_STEPS:-10} --warmup 3"
+B="--size 299 --batch 32 --steps ${DCL_GPU_STEPS:-30} --warmup 5"
 nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv,noheader | tee "$LOG/bench.txt"
 # dcl: both modes on one backend (shared conv plans), then the profiled steps
 timeout 240 build-gpu/dcl bench --device cuda --arch efficientnet_b4 $B --mode infer,train --profile \
