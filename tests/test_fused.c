@@ -1,25 +1,40 @@
 /* The executor's fusions (docs/SPEED.md) and the backend entries behind them.
- *  1. The cpu backend's fused entries against the reference backend's
- *     unfused ops composed the same way: bn_stats against bn_fwd_train's
- *     statistics; bn_act_fwd against bn -> act -> mul / gap; the fused
- *     backward (bn_act_bwd_reduce + bn_act_bwd_dx, bn_act_dot) against
- *     mul_bcast_bwd + gap_bwd + act_bwd + bn_bwd; every activation, with and
- *     without the squeeze-excitation terms (also bn_act_se_sums' one-pass
- *     sums), channel counts with and without
- *     a vector tail, sizes below and above the threading threshold, with
- *     sentinels after every output, also with streaming stores forced on.
+ *  1. The fused entries of the cpu backend, and of the cuda backend when a
+ *     GPU is present, against the reference backend's unfused ops composed
+ *     the same way: bn_stats against bn_fwd_train's statistics (also with a
+ *     mean far from zero and a small spread); bn_act_fwd against bn -> act
+ *     -> mul / gap; the fused backward (bn_act_bwd_reduce + bn_act_bwd_dx,
+ *     bn_act_dot) against mul_bcast_bwd + gap_bwd + act_bwd + bn_bwd; every
+ *     activation, with and without the squeeze-excitation terms (also
+ *     bn_act_se_sums' one-pass sums), channel counts with and without a
+ *     vector tail (and, for cuda, counts that divide 32, one channel, more
+ *     than 32 channels, one row per sample), sizes below and above the
+ *     threading threshold, with sentinels after every output; for the cpu
+ *     also with streaming stores forced on, for cuda also with every device
+ *     pointer 4 bytes off 16-byte alignment (no vector accesses).  Device
+ *     buffers are copies of the host buffers, sentinels included, made at
+ *     their first use and read back after the call.  Tolerances, the same
+ *     for both backends (float partial sums, double totals): statistics
+ *     1e-5 relative (1e-6 absolute); forward values 1e-5; backward values
+ *     and sums 1e-4 relative to max(1, rms of the reference).  A failure
+ *     names the backend, the entry, the activation and the sizes.
  *  2. Whole networks (a narrow tf_efficientnet_b0 with dropout and
  *     drop-path): evaluation logits with the batch norms folded into the
  *     convolutions against the unfolded plan (cpu and ref backends) and
  *     against the ref backend; a training step (logits, features, every
  *     parameter gradient, running statistics) and a second step after an
  *     Adam update with fused batch norm + activation and squeeze-excitation
- *     against the unfused plan; the key encoder's no-gradient plan; a
- *     fused-away value is refused by dcl_net_value_to_host; the fused
- *     training plan needs less activation memory.
+ *     against the unfused plan, on the cpu backend and on cuda; the key
+ *     encoder's no-gradient plan; a fused-away value is refused by
+ *     dcl_net_value_to_host; the fused training plan needs less activation
+ *     memory.
  *  3. Synchronised batch norm on the fused path: two nets on the halves of
  *     a batch, run by two threads that exchange statistics, give the whole
  *     batch's logits, averaged gradients and running statistics.
+ * With a GPU, informational timings of the cuda entries at
+ * EfficientNet-b4 shapes follow section 1 (DCL_TEST_NO_TIMING=1 skips
+ * them).  Without a GPU (or without CUDA in the build) the cuda parts print
+ * "cuda: skipped (no GPU): <reason>".
  */
 #include "check.h"
 #include "dcl/model.h"
@@ -27,16 +42,83 @@
 #include "dcl/optim.h"
 #include "backend/backend.h"
 #include <pthread.h>
+#include <time.h>
 
 static dcl_rng RNG;
 static dcl_backend *CPU, *REF;
 #define SENT 16
 static const float SENTV = -9876.5f;
 
+/* The backend under test in section 1 and its name for messages. */
+static dcl_backend *T;
+static const char *TN = "cpu";
+
+/* Host buffers made by rnd() / outbuf() (n floats + SENT sentinels) and,
+ * for a device backend, their device copies: made and filled from the host
+ * buffer at the first D(p), read back by GET(p). */
+typedef struct mirror { float *h, *d; size_t n; } mirror;
+#define NMIRROR 256
+static mirror MIR[NMIRROR];
+static int NMIR;
+static int DEV_OFF;   /* floats added to every device pointer (1: not 16-byte aligned) */
+
+static void mir_drop(int i) {
+    if (MIR[i].d && T && T->mem_free) T->mem_free(T, MIR[i].d);
+    MIR[i] = MIR[--NMIR];
+}
+static void reg(float *p, size_t n) {
+    if (!T || T->is_host) return;   /* host backends use the host buffers */
+    for (int i = 0; i < NMIR; i++)
+        if (MIR[i].h == p) { mir_drop(i); break; }   /* an address malloc gave out again */
+    if (NMIR == NMIRROR) { fprintf(stderr, "test_fused: too many buffers\n"); exit(2); }
+    MIR[NMIR++] = (mirror){p, NULL, n};
+}
+/* frees every device copy (the host buffers stay) */
+static void mir_reset(void) {
+    while (NMIR > 0) mir_drop(NMIR - 1);
+}
+static mirror *mir_find(const float *p) {
+    for (int i = 0; i < NMIR; i++)
+        if (MIR[i].h == p) return &MIR[i];
+    fprintf(stderr, "test_fused: buffer %p was not made by rnd/outbuf\n", (const void *)p);
+    exit(2);
+}
+/* the pointer the backend under test gets for host buffer p (NULL stays NULL) */
+static float *D(float *p) {
+    if (!p || T->is_host) return p;
+    mirror *m = mir_find(p);
+    if (!m->d) {
+        size_t bytes = sizeof(float) * (m->n + SENT + DEV_OFF);
+        m->d = T->mem_alloc(T, bytes);
+        if (!m->d) { fprintf(stderr, "test_fused: %s mem_alloc: %s\n", TN, dcl_last_error()); exit(2); }
+        if (T->to_device(T, m->d + DEV_OFF, m->h, sizeof(float) * (m->n + SENT)) != DCL_OK) {
+            fprintf(stderr, "test_fused: %s to_device: %s\n", TN, dcl_last_error());
+            exit(2);
+        }
+    }
+    return m->d + DEV_OFF;
+}
+/* the backend's result into host buffer p, sentinels included; what: the
+ * call, for the message when the device reports an error */
+static void GET(float *p, const char *what) {
+    if (T->is_host) return;
+    mirror *m = mir_find(p);
+    if (!m->d) return;
+    if (T->sync) {
+        dcl_status s = T->sync(T);
+        CHECK(s == DCL_OK, "%s: the device reported an error after the calls: %s", what, dcl_last_error());
+    }
+    if (T->to_host(T, m->h, m->d + DEV_OFF, sizeof(float) * (m->n + SENT)) != DCL_OK) {
+        fprintf(stderr, "test_fused: %s: %s to_host: %s\n", what, TN, dcl_last_error());
+        exit(2);
+    }
+}
+
 static float *rnd(size_t n, float lo, float hi) {
     float *p = malloc(sizeof(float) * (n + SENT));
     for (size_t i = 0; i < n; i++) p[i] = lo + (hi - lo) * (float)dcl_rng_uniform(&RNG);
     for (int i = 0; i < SENT; i++) p[n + i] = SENTV;
+    reg(p, n);
     return p;
 }
 /* output buffer: garbage inside, sentinels after */
@@ -44,6 +126,7 @@ static float *outbuf(size_t n) {
     float *p = malloc(sizeof(float) * (n + SENT));
     for (size_t i = 0; i < n; i++) p[i] = 12345.0f;
     for (int i = 0; i < SENT; i++) p[n + i] = SENTV;
+    reg(p, n);
     return p;
 }
 static int sent_ok(const float *p, size_t n) {
@@ -63,7 +146,7 @@ static double rms(const float *p, size_t n) {
 static const char *ACTN[] = {"none", "relu", "silu", "sigmoid"};
 
 static void check_ops(int N, int HW, int C, dcl_act act, int se) {
-    char what[160];
+    char what[200];
     int64_t M = (int64_t)N * HW;
     size_t nx = (size_t)M * C, nc = (size_t)N * C;
     float *x = rnd(nx, -2.0f, 3.0f), *gamma = rnd(C, 0.5f, 1.5f), *beta = rnd(C, -0.5f, 0.5f);
@@ -78,42 +161,52 @@ static void check_ops(int N, int HW, int C, dcl_act act, int se) {
     CHECK_OK(REF->gap_fwd(REF, N, HW, C, rg, ra));
     /* statistics */
     float *mean = outbuf(C), *var = outbuf(C), *is = outbuf(C);
-    CHECK_OK(CPU->bn_stats(CPU, M, C, mean, var, is, x, eps));
-    snprintf(what, sizeof what, "bn_stats N=%d HW=%d C=%d", N, HW, C);
+    snprintf(what, sizeof what, "%s bn_stats N=%d HW=%d C=%d", TN, N, HW, C);
+    CHECK_OK(T->bn_stats(T, M, C, D(mean), D(var), D(is), D(x), eps));
+    GET(mean, what); GET(var, what); GET(is, what);
     CHECK_CLOSE(what, mean, rmean, C, 1e-6, 1e-5);
     CHECK_CLOSE(what, var, rvar, C, 1e-6, 1e-5);
     CHECK_CLOSE(what, is, ris, C, 1e-6, 1e-5);
     CHECK(sent_ok(mean, C) && sent_ok(var, C) && sent_ok(is, C), "%s: write past the end", what);
     /* forward with the reference statistics */
     float *y = outbuf(nx), *gm = outbuf(nc);
-    CHECK_OK(CPU->bn_act_fwd(CPU, N, HW, C, act, y, se ? gm : NULL, x, rmean, ris, gamma, beta, se ? s : NULL));
-    snprintf(what, sizeof what, "bn_act_fwd %s%s N=%d HW=%d C=%d", ACTN[act], se ? "+se" : "", N, HW, C);
+    snprintf(what, sizeof what, "%s bn_act_fwd %s%s N=%d HW=%d C=%d", TN, ACTN[act], se ? "+se" : "", N, HW, C);
+    CHECK_OK(T->bn_act_fwd(T, N, HW, C, act, D(y), se ? D(gm) : NULL, D(x), D(rmean), D(ris), D(gamma), D(beta),
+                           se ? D(s) : NULL));
+    GET(y, what); GET(gm, what);
     CHECK_CLOSE(what, y, se ? rm : ra, nx, 1e-5, 1e-5);
     if (se) CHECK_CLOSE(what, gm, rg, nc, 1e-5, 1e-5);
     CHECK(sent_ok(y, nx) && sent_ok(gm, nc), "%s: write past the end", what);
     if (se) {  /* pooled means alone */
         float *gm2 = outbuf(nc);
-        CHECK_OK(CPU->bn_act_fwd(CPU, N, HW, C, act, NULL, gm2, x, rmean, ris, gamma, beta, NULL));
+        snprintf(what, sizeof what, "%s bn_act_fwd %s pooled means only (y NULL) N=%d HW=%d C=%d", TN, ACTN[act], N, HW, C);
+        CHECK_OK(T->bn_act_fwd(T, N, HW, C, act, NULL, D(gm2), D(x), D(rmean), D(ris), D(gamma), D(beta), NULL));
+        GET(gm2, what);
         CHECK_CLOSE(what, gm2, rg, nc, 1e-5, 1e-5);
+        CHECK(sent_ok(gm2, nc), "%s: write past the end", what);
         free(gm2);
     }
-    {   /* without normalisation: act(x) (* s), pooled act(x) */
-        float *ax = outbuf(nx), *axs = outbuf(nx), *gx = outbuf(nc), *y2 = outbuf(nx), *g2 = outbuf(nc);
+    {   /* without normalisation: act(x) (* s), pooled act(x); with and without the pooled means */
+        float *ax = outbuf(nx), *axs = outbuf(nx), *gx = outbuf(nc), *y2 = outbuf(nx), *g2 = outbuf(nc), *y3 = outbuf(nx);
         CHECK_OK(REF->act_fwd(REF, act, nx, ax, x));
         CHECK_OK(REF->mul_bcast_fwd(REF, N, HW, C, axs, ax, s));
         CHECK_OK(REF->gap_fwd(REF, N, HW, C, gx, ax));
-        CHECK_OK(CPU->bn_act_fwd(CPU, N, HW, C, act, y2, g2, x, NULL, NULL, NULL, NULL, se ? s : NULL));
-        snprintf(what, sizeof what, "bn_act_fwd %s%s without normalisation N=%d HW=%d C=%d", ACTN[act], se ? "+se" : "", N, HW, C);
+        snprintf(what, sizeof what, "%s bn_act_fwd %s%s without normalisation N=%d HW=%d C=%d", TN, ACTN[act], se ? "+se" : "",
+                 N, HW, C);
+        CHECK_OK(T->bn_act_fwd(T, N, HW, C, act, D(y2), D(g2), D(x), NULL, NULL, NULL, NULL, se ? D(s) : NULL));
+        CHECK_OK(T->bn_act_fwd(T, N, HW, C, act, D(y3), NULL, D(x), NULL, NULL, NULL, NULL, se ? D(s) : NULL));
+        GET(y2, what); GET(g2, what); GET(y3, what);
         CHECK_CLOSE(what, y2, se ? axs : ax, nx, 1e-5, 1e-5);
         CHECK_CLOSE(what, g2, gx, nc, 1e-5, 1e-5);
-        CHECK(sent_ok(y2, nx) && sent_ok(g2, nc), "%s: write past the end", what);
-        free(ax); free(axs); free(gx); free(y2); free(g2);
+        CHECK_CLOSE(what, y3, se ? axs : ax, nx, 1e-5, 1e-5);
+        CHECK(sent_ok(y2, nx) && sent_ok(g2, nc) && sent_ok(y3, nx), "%s: write past the end", what);
+        free(ax); free(axs); free(gx); free(y2); free(g2); free(y3);
     }
     /* backward.  reference: dm = dy;  da = dm * s (+ dg / HW);  ds = sum dm * a;
      * dz = act_bwd(da);  bn_bwd(dz) */
     float *rda = outbuf(nx), *rds = outbuf(nc), *rdz = outbuf(nx), *rdx = outbuf(nx), *tmp = outbuf(nx);
     float *rdgam = rnd(C, -1, 1), *rdbet = rnd(C, -1, 1);
-    float *dgam = malloc(C * sizeof(float)), *dbet = malloc(C * sizeof(float));
+    float *dgam = outbuf(C), *dbet = outbuf(C);
     memcpy(dgam, rdgam, C * sizeof(float));
     memcpy(dbet, rdbet, C * sizeof(float));
     if (se) {
@@ -126,31 +219,63 @@ static void check_ops(int N, int HW, int C, dcl_act act, int se) {
     CHECK_OK(REF->act_bwd(REF, act, nx, rdz, rda, ry, ra));
     CHECK_OK(REF->bn_bwd(REF, M, C, rdx, rdgam, rdbet, rdz, x, rmean, ris, gamma));
     float *sdy = outbuf(C), *sdyx = outbuf(C), *dx = outbuf(nx), *ds = outbuf(nc), *dx2 = outbuf(nx);
+    float *d3 = outbuf(nx), *dx3 = outbuf(nx), *sdy3 = outbuf(C), *sdyx3 = outbuf(C);
+    snprintf(what, sizeof what, "%s bn_act_bwd_reduce + bn_act_bwd_dx %s%s N=%d HW=%d C=%d", TN, ACTN[act],
+             se ? "+se" : "", N, HW, C);
     /* d left in dx by the reduce pass, finished in place ... */
-    CHECK_OK(CPU->bn_act_bwd_reduce(CPU, N, HW, C, act, sdy, sdyx, dgam, dbet, dx, dy, x, rmean, ris, gamma, beta,
-                                    se ? s : NULL, se ? dg : NULL));
-    CHECK_OK(CPU->bn_act_bwd_dx(CPU, N, HW, C, act, dx, dx, NULL, x, rmean, ris, gamma, NULL, NULL, NULL, sdy, sdyx, M));
-    /* ... or recomputed from dy */
-    CHECK_OK(CPU->bn_act_bwd_dx(CPU, N, HW, C, act, dx2, NULL, dy, x, rmean, ris, gamma, beta, se ? s : NULL,
-                                se ? dg : NULL, sdy, sdyx, M));
-    snprintf(what, sizeof what, "bn_act_bwd %s%s N=%d HW=%d C=%d", ACTN[act], se ? "+se" : "", N, HW, C);
-    CLOSE_RMS(what, dx, rdx, nx, 1e-4);
-    CLOSE_RMS(what, dx2, rdx, nx, 1e-4);
-    CHECK(sent_ok(dx2, nx), "%s: write past the end", what);
-    CLOSE_RMS(what, dgam, rdgam, C, 1e-4);
-    CLOSE_RMS(what, dbet, rdbet, C, 1e-4);
-    CHECK(sent_ok(dx, nx) && sent_ok(sdy, C) && sent_ok(sdyx, C), "%s: write past the end", what);
-    /* the sums themselves: sdy = dbeta increment */
+    CHECK_OK(T->bn_act_bwd_reduce(T, N, HW, C, act, D(sdy), D(sdyx), D(dgam), D(dbet), D(dx), D(dy), D(x), D(rmean),
+                                  D(ris), D(gamma), D(beta), se ? D(s) : NULL, se ? D(dg) : NULL));
+    CHECK_OK(T->bn_act_bwd_dx(T, N, HW, C, act, D(dx), D(dx), NULL, D(x), D(rmean), D(ris), D(gamma), NULL, NULL, NULL,
+                              D(sdy), D(sdyx), M));
+    /* ... or recomputed from dy ... */
+    CHECK_OK(T->bn_act_bwd_dx(T, N, HW, C, act, D(dx2), NULL, D(dy), D(x), D(rmean), D(ris), D(gamma), D(beta),
+                              se ? D(s) : NULL, se ? D(dg) : NULL, D(sdy), D(sdyx), M));
+    /* ... or d in its own buffer (the reduce without parameter gradients) */
+    CHECK_OK(T->bn_act_bwd_reduce(T, N, HW, C, act, D(sdy3), D(sdyx3), NULL, NULL, D(d3), D(dy), D(x), D(rmean),
+                                  D(ris), D(gamma), D(beta), se ? D(s) : NULL, se ? D(dg) : NULL));
+    CHECK_OK(T->bn_act_bwd_dx(T, N, HW, C, act, D(dx3), D(d3), NULL, D(x), D(rmean), D(ris), D(gamma), NULL, NULL,
+                              NULL, D(sdy3), D(sdyx3), M));
+    GET(sdy, what); GET(sdyx, what); GET(dgam, what); GET(dbet, what); GET(dx, what); GET(dx2, what);
+    GET(d3, what); GET(dx3, what); GET(sdy3, what); GET(sdyx3, what);
+    char w2[240];
+    snprintf(w2, sizeof w2, "%s: dx (d in dx, in place)", what);
+    CLOSE_RMS(w2, dx, rdx, nx, 1e-4);
+    snprintf(w2, sizeof w2, "%s: dx (d recomputed from dy)", what);
+    CLOSE_RMS(w2, dx2, rdx, nx, 1e-4);
+    snprintf(w2, sizeof w2, "%s: dx (d in its own buffer)", what);
+    CLOSE_RMS(w2, dx3, rdx, nx, 1e-4);
+    snprintf(w2, sizeof w2, "%s: d (the activation's gradient)", what);
+    CLOSE_RMS(w2, d3, rdz, nx, 1e-4);
+    snprintf(w2, sizeof w2, "%s: dgamma (accumulated)", what);
+    CLOSE_RMS(w2, dgam, rdgam, C, 1e-4);
+    snprintf(w2, sizeof w2, "%s: dbeta (accumulated)", what);
+    CLOSE_RMS(w2, dbet, rdbet, C, 1e-4);
+    CHECK(sent_ok(dx, nx) && sent_ok(dx2, nx) && sent_ok(dx3, nx) && sent_ok(d3, nx) && sent_ok(sdy, C) &&
+          sent_ok(sdyx, C) && sent_ok(dgam, C) && sent_ok(dbet, C) && sent_ok(sdy3, C) && sent_ok(sdyx3, C),
+          "%s: write past the end", what);
+    /* the sums themselves: sdy = dbeta increment, sdyx * invstd = dgamma increment */
     for (int c = 0; c < C; c++) tmp[c] = rdbet[c] - dbet[c] + sdy[c];
-    CLOSE_RMS(what, sdy, tmp, C, 1e-4);
+    snprintf(w2, sizeof w2, "%s: sdy", what);
+    CLOSE_RMS(w2, sdy, tmp, C, 1e-4);
+    for (int c = 0; c < C; c++) tmp[c] = (float)((rdgam[c] - dgam[c] + (double)sdyx[c] * ris[c]) / ris[c]);
+    snprintf(w2, sizeof w2, "%s: sdyx", what);
+    CLOSE_RMS(w2, sdyx, tmp, C, 1e-4);
+    snprintf(w2, sizeof w2, "%s: sums without parameter gradients", what);
+    CLOSE_RMS(w2, sdy3, sdy, C, 1e-5);
+    CLOSE_RMS(w2, sdyx3, sdyx, C, 1e-5);
     if (se) {
-        CHECK_OK(CPU->bn_act_dot(CPU, N, HW, C, act, ds, dy, x, rmean, ris, gamma, beta));
-        snprintf(what, sizeof what, "bn_act_dot %s N=%d HW=%d C=%d", ACTN[act], N, HW, C);
+        snprintf(what, sizeof what, "%s bn_act_dot %s N=%d HW=%d C=%d", TN, ACTN[act], N, HW, C);
+        CHECK_OK(T->bn_act_dot(T, N, HW, C, act, D(ds), D(dy), D(x), D(rmean), D(ris), D(gamma), D(beta)));
+        GET(ds, what);
         CLOSE_RMS(what, ds, rds, nc, 1e-4);
         CHECK(sent_ok(ds, nc), "%s: write past the end", what);
         /* the one-pass sums: ds, and the reduce's sums once s and dgap are applied */
-        float *ds2 = outbuf(nc), *t = outbuf(4 * nc), *s2 = malloc(C * sizeof(float)), *q2 = malloc(C * sizeof(float));
-        CHECK_OK(CPU->bn_act_se_sums(CPU, N, HW, C, act, ds2, t, dy, x, rmean, ris, gamma, beta));
+        float *ds2 = outbuf(nc), *t = outbuf(4 * nc), *t2 = outbuf(4 * nc), *s2 = malloc(C * sizeof(float)),
+              *q2 = malloc(C * sizeof(float));
+        snprintf(what, sizeof what, "%s bn_act_se_sums %s N=%d HW=%d C=%d", TN, ACTN[act], N, HW, C);
+        CHECK_OK(T->bn_act_se_sums(T, N, HW, C, act, D(ds2), D(t), D(dy), D(x), D(rmean), D(ris), D(gamma), D(beta)));
+        CHECK_OK(T->bn_act_se_sums(T, N, HW, C, act, NULL, D(t2), D(dy), D(x), D(rmean), D(ris), D(gamma), D(beta)));
+        GET(ds2, what); GET(t, what); GET(t2, what);
         for (int c = 0; c < C; c++) {
             double a = 0, q = 0;
             for (int n = 0; n < N; n++) {
@@ -161,16 +286,101 @@ static void check_ops(int N, int HW, int C, dcl_act act, int se) {
             s2[c] = (float)a;
             q2[c] = (float)q;
         }
-        snprintf(what, sizeof what, "bn_act_se_sums %s N=%d HW=%d C=%d", ACTN[act], N, HW, C);
-        CLOSE_RMS(what, ds2, rds, nc, 1e-4);
-        CLOSE_RMS(what, s2, sdy, C, 1e-4);
-        CLOSE_RMS(what, q2, sdyx, C, 1e-4);
-        CHECK(sent_ok(ds2, nc) && sent_ok(t, 4 * nc), "%s: write past the end", what);
-        free(ds2); free(t); free(s2); free(q2);
+        snprintf(w2, sizeof w2, "%s: ds", what);
+        CLOSE_RMS(w2, ds2, rds, nc, 1e-4);
+        snprintf(w2, sizeof w2, "%s: sdy from t[0], t[1]", what);
+        CLOSE_RMS(w2, s2, sdy, C, 1e-4);
+        snprintf(w2, sizeof w2, "%s: sdyx from t[2], t[3]", what);
+        CLOSE_RMS(w2, q2, sdyx, C, 1e-4);
+        snprintf(w2, sizeof w2, "%s: t with ds NULL", what);
+        CLOSE_RMS(w2, t2, t, 4 * nc, 1e-5);
+        CHECK(sent_ok(ds2, nc) && sent_ok(t, 4 * nc) && sent_ok(t2, 4 * nc), "%s: write past the end", what);
+        free(ds2); free(t); free(t2); free(s2); free(q2);
     }
+    mir_reset();
     float *bufs[] = {x, gamma, beta, s, dy, dg, ry, rmean, rvar, ris, ra, rm, rg, mean, var, is, y, gm, rda, rds,
-                     rdz, rdx, tmp, rdgam, rdbet, dgam, dbet, sdy, sdyx, dx, ds, dx2};
+                     rdz, rdx, tmp, rdgam, rdbet, dgam, dbet, sdy, sdyx, dx, ds, dx2, d3, dx3, sdy3, sdyx3};
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) free(bufs[i]);
+}
+
+/* bn_stats with a mean far from zero and a small spread: the variance
+ * must not be lost to cancellation (against the reference's two-pass
+ * double-precision statistics). */
+static void check_stats_offset(int64_t M, int C, float offset, float spread) {
+    char what[160];
+    size_t n = (size_t)M * C;
+    float *x = rnd(n, -spread, spread);
+    for (size_t i = 0; i < n; i++) x[i] += offset + (float)(i % C) * 0.25f * spread;
+    float *g = rnd(C, 1, 1), *b = rnd(C, 0, 0), *ry = outbuf(n), *rmean = outbuf(C), *rvar = outbuf(C), *ris = outbuf(C);
+    float *mean = outbuf(C), *var = outbuf(C), *is = outbuf(C);
+    CHECK_OK(REF->bn_fwd_train(REF, M, C, ry, rmean, rvar, ris, x, g, b, 1e-5f));
+    snprintf(what, sizeof what, "%s bn_stats with mean %g and spread %g, M=%lld C=%d", TN, offset, spread, (long long)M, C);
+    CHECK_OK(T->bn_stats(T, M, C, D(mean), D(var), D(is), D(x), 1e-5f));
+    GET(mean, what); GET(var, what); GET(is, what);
+    CHECK_CLOSE(what, mean, rmean, C, 0, 1e-6);
+    CHECK_CLOSE(what, var, rvar, C, 0, 1e-4);
+    CHECK_CLOSE(what, is, ris, C, 0, 1e-4);
+    CHECK(sent_ok(mean, C) && sent_ok(var, C) && sent_ok(is, C), "%s: write past the end", what);
+    mir_reset();
+    float *bufs[] = {x, g, b, ry, rmean, rvar, ris, mean, var, is};
+    for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) free(bufs[i]);
+}
+
+/* Bad arguments are refused with a message, not a crash. */
+static void check_refusals(void) {
+    float *a = outbuf(64), *b = outbuf(64), *c = outbuf(64);
+    float *da = D(a), *db = D(b), *dc = D(c);
+    CHECK(T->bn_act_fwd(T, 0, 4, 4, DCL_ACT_RELU, da, NULL, db, NULL, NULL, NULL, NULL, NULL) != DCL_OK,
+          "%s bn_act_fwd with N=0 accepted", TN);
+    CHECK(T->bn_act_fwd(T, 1, 4, 4, DCL_ACT_RELU, NULL, NULL, db, NULL, NULL, NULL, NULL, NULL) != DCL_OK,
+          "%s bn_act_fwd without y and gmean accepted", TN);
+    CHECK(T->bn_act_fwd(T, 1, 4, 4, DCL_ACT_RELU, da, NULL, db, dc, NULL, NULL, NULL, NULL) != DCL_OK,
+          "%s bn_act_fwd with mean but no invstd accepted", TN);
+    CHECK(T->bn_act_fwd(T, 1, 4, 4, (dcl_act)17, da, NULL, db, NULL, NULL, NULL, NULL, NULL) != DCL_OK,
+          "%s bn_act_fwd with an unknown activation accepted", TN);
+    CHECK(T->bn_stats(T, 0, 4, da, db, dc, da, 1e-5f) != DCL_OK, "%s bn_stats with M=0 accepted", TN);
+    CHECK(T->bn_act_bwd_dx(T, 1, 4, 4, DCL_ACT_RELU, da, NULL, NULL, db, dc, dc, dc, dc, NULL, NULL, dc, dc, 4) != DCL_OK,
+          "%s bn_act_bwd_dx without d and dy accepted", TN);
+    CHECK(T->bn_act_bwd_dx(T, 1, 4, 4, DCL_ACT_RELU, da, da, NULL, db, dc, dc, dc, NULL, NULL, NULL, dc, dc, 0) != DCL_OK,
+          "%s bn_act_bwd_dx with Mt=0 accepted", TN);
+    CHECK(T->bn_act_bwd_reduce(T, 1, 4, 4, DCL_ACT_RELU, NULL, da, NULL, NULL, NULL, db, db, dc, dc, dc, dc, NULL, NULL) != DCL_OK,
+          "%s bn_act_bwd_reduce without sdy accepted", TN);
+    CHECK(T->bn_act_dot(T, 1, 4, 4, DCL_ACT_RELU, da, db, db, dc, dc, dc, NULL) != DCL_OK,
+          "%s bn_act_dot without beta accepted", TN);
+    CHECK(T->bn_act_se_sums(T, 1, 4, 4, DCL_ACT_RELU, da, NULL, db, db, dc, dc, dc, dc) != DCL_OK,
+          "%s bn_act_se_sums without t accepted", TN);
+    CHECK(strlen(dcl_last_error()) > 0, "%s: no message for a refused call", TN);
+    mir_reset();
+    free(a); free(b); free(c);
+}
+
+/* Section 1 on backend be. */
+static void check_entries(dcl_backend *be, const char *name, int extra) {
+    T = be;
+    TN = name;
+    int before = check_failed_;
+    CHECK(be->bn_stats && be->bn_act_fwd && be->bn_act_bwd_reduce && be->bn_act_bwd_dx && be->bn_act_dot &&
+          be->bn_act_se_sums, "the %s backend fills the fused training entries", name);
+    if (!(be->bn_stats && be->bn_act_fwd && be->bn_act_bwd_reduce && be->bn_act_bwd_dx && be->bn_act_dot &&
+          be->bn_act_se_sums))
+        return;
+    int shapes[][3] = {{2, 37, 24}, {3, 1000, 24}, {2, 50, 20}, {1, 7, 3}, {2, 2000, 36}};
+    /* folded reductions (C divides 32), one channel, more than 32 channels
+     * with and without a multiple of 4, one row per sample, many chunks */
+    int more[][3] = {{2, 300, 16}, {3, 129, 8}, {2, 64, 1}, {1, 50, 2}, {4, 49, 160}, {2, 45, 37},
+                     {5, 1, 40}, {2, 9000, 12}};
+    for (size_t k = 0; k < sizeof shapes / sizeof *shapes; k++)
+        for (int a = 0; a < 4; a++)
+            for (int se = 0; se < 2; se++) check_ops(shapes[k][0], shapes[k][1], shapes[k][2], (dcl_act)a, se);
+    if (extra)
+        for (size_t k = 0; k < sizeof more / sizeof *more; k++)
+            for (int a = 0; a < 4; a++)
+                for (int se = 0; se < 2; se++) check_ops(more[k][0], more[k][1], more[k][2], (dcl_act)a, se);
+    check_stats_offset(20000, 24, 1000.0f, 0.01f);
+    check_stats_offset(3001, 13, -300.0f, 0.5f);
+    check_stats_offset(4096, 16, 50.0f, 1e-3f);
+    check_refusals();
+    printf("%s: fused entries %s\n", name, check_failed_ == before ? "match ref" : "MISMATCHES");
 }
 
 static void check_conv_fwd_act(void) {
@@ -313,6 +523,25 @@ static void check_eval_fold(const float *x) {
     dcl_model_free(f); dcl_model_free(u); dcl_model_free(r); dcl_model_free(rf);
 }
 
+/* n floats of backend memory p into a new host array */
+static float *host_copy(dcl_backend *be, const float *p, size_t n) {
+    float *h = malloc((n ? n : 1) * sizeof(float));
+    if (be->is_host) {
+        memcpy(h, p, n * sizeof(float));
+    } else {
+        CHECK_OK(be->sync ? be->sync(be) : DCL_OK);
+        CHECK_OK(be->to_host(be, h, p, n * sizeof(float)));
+    }
+    return h;
+}
+/* dst = src, n floats of backend memory */
+static void be_copy(dcl_backend *be, float *dst, const float *src, size_t n) {
+    if (be->is_host) { memcpy(dst, src, n * sizeof(float)); return; }
+    float *h = host_copy(be, src, n);
+    CHECK_OK(be->to_device(be, dst, h, n * sizeof(float)));
+    free(h);
+}
+
 static void train_step(dcl_model *m, const float *x, const int *tg, dcl_rng *rng, float *logits, float *feat,
                        float *grads) {
     float dl[NB * K], loss;
@@ -325,57 +554,63 @@ static void train_step(dcl_model *m, const float *x, const int *tg, dcl_rng *rng
     CHECK_OK(dcl_net_seed_from_host(m->net, m->logits, dl));
     CHECK_OK(dcl_net_zero_grad(m->net));
     CHECK_OK(dcl_net_backward(m->net));
-    memcpy(grads, dcl_net_grad_data(m->net), dcl_net_params(m->net)->total * sizeof(float));
+    size_t n = dcl_net_params(m->net)->total;
+    float *g = host_copy(dcl_net_backend(m->net), dcl_net_grad_data(m->net), n);
+    memcpy(grads, g, n * sizeof(float));
+    free(g);
 }
 
-static void check_train(const float *x) {
-    dcl_model *f = make_model(CPU, DCL_FUSE_ALL, 1), *u = make_model(CPU, 0, 1);
-    CHECK(f && u, "building the models: %s", dcl_last_error());
-    if (!f || !u) return;
+/* Fused against unfused training plan on backend be (named tn in messages). */
+static void check_train(dcl_backend *be, const char *tn, const float *x) {
+    dcl_model *f = make_model(be, DCL_FUSE_ALL, 1), *u = make_model(be, 0, 1);
+    CHECK(f && u, "%s: building the models: %s", tn, dcl_last_error());
+    if (!f || !u) { dcl_model_free(f); dcl_model_free(u); return; }
     int tg[NB] = {0, 2, 1};
     const dcl_table *P = dcl_net_params(f->net), *B = dcl_net_buffers(f->net);
     size_t nf = (size_t)NB * 1280 * 2 * 2;  /* upper bound of the feature map at 48x40 */
     float lf[NB * K], lu[NB * K], *ff = malloc(nf * 4 * sizeof(float)), *fu = malloc(nf * 4 * sizeof(float));
     float *gf = malloc(P->total * sizeof(float)), *gu = malloc(P->total * sizeof(float));
+    char what[256];
     CHECK_OK(dcl_net_mark_output(f->net, f->logits));
     CHECK_OK(dcl_net_mark_output(u->net, u->logits));
     CHECK_OK(dcl_net_plan(f->net, NB, HH, WW, DCL_PLAN_TRAIN));
     CHECK_OK(dcl_net_plan(u->net, NB, HH, WW, DCL_PLAN_TRAIN));
-    CHECK(dcl_net_arena_bytes(f->net) < dcl_net_arena_bytes(u->net), "fused training arena %zu should be below the unfused %zu",
-          dcl_net_arena_bytes(f->net), dcl_net_arena_bytes(u->net));
+    CHECK(dcl_net_arena_bytes(f->net) < dcl_net_arena_bytes(u->net), "%s: fused training arena %zu should be below the unfused %zu",
+          tn, dcl_net_arena_bytes(f->net), dcl_net_arena_bytes(u->net));
     int shp[4];
     dcl_net_value_shape(f->net, f->features, shp);
     size_t nfe = (size_t)shp[0] * shp[1] * shp[2] * shp[3];
     dcl_optim_cfg oc = dcl_optim_defaults(DCL_OPT_ADAM);
     dcl_optim *ou = NULL;
-    CHECK_OK(dcl_optim_create(&ou, CPU, P->total, &oc));
+    CHECK_OK(dcl_optim_create(&ou, be, P->total, &oc));
     for (int step = 0; step < 2 && ou; step++) {
         dcl_rng r1, r2;
         dcl_rng_seed(&r1, 100 + step);
         dcl_rng_seed(&r2, 100 + step);
         train_step(f, x, tg, &r1, lf, ff, gf);
         train_step(u, x, tg, &r2, lu, fu, gu);
-        char what[256];
-        snprintf(what, sizeof what, "train step %d: logits fused vs unfused", step);
+        snprintf(what, sizeof what, "%s train step %d: logits fused vs unfused", tn, step);
         CHECK_CLOSE(what, lf, lu, NB * K, 1e-4, 1e-3);
-        snprintf(what, sizeof what, "train step %d: features fused vs unfused", step);
+        snprintf(what, sizeof what, "%s train step %d: features fused vs unfused", tn, step);
         CHECK_CLOSE(what, ff, fu, (long)nfe, 1e-4, 1e-3);
         double gmax = 0;
         for (size_t i = 0; i < P->total; i++) gmax = fmax(gmax, fabs(gu[i]));
-        CHECK(gmax > 1e-4, "gradients should not vanish (max %g)", gmax);
+        CHECK(gmax > 1e-4, "%s: gradients should not vanish (max %g)", tn, gmax);
         int nbad = 0;
         for (int i = 0; i < P->n; i++) {
-            snprintf(what, sizeof what, "train step %d: grad %s fused vs unfused", step, P->v[i].name);
+            snprintf(what, sizeof what, "%s train step %d: grad %s fused vs unfused", tn, step, P->v[i].name);
             if (!close_rel_max(what, gf + P->v[i].offset, gu + P->v[i].offset, P->v[i].numel, 2e-3, 1e-4 * gmax)) nbad++;
         }
-        CHECK(nbad == 0, "step %d: %d parameter gradients differ", step, nbad);
-        snprintf(what, sizeof what, "train step %d: running statistics fused vs unfused", step);
-        CHECK_CLOSE(what, dcl_net_buffer_data(f->net), dcl_net_buffer_data(u->net), (long)B->total, 1e-6, 1e-4);
+        CHECK(nbad == 0, "%s step %d: %d parameter gradients differ", tn, step, nbad);
+        snprintf(what, sizeof what, "%s train step %d: running statistics fused vs unfused", tn, step);
+        float *bf = host_copy(be, dcl_net_buffer_data(f->net), B->total), *bu = host_copy(be, dcl_net_buffer_data(u->net), B->total);
+        CHECK_CLOSE(what, bf, bu, (long)B->total, 1e-6, 1e-4);
+        free(bf); free(bu);
         /* Adam turns rounding-level differences of near-zero gradients
          * into whole steps: update one net and copy its state to the other */
         CHECK_OK(dcl_optim_step(ou, dcl_net_param_data(u->net), dcl_net_grad_data(u->net), 1e-3f));
-        memcpy(dcl_net_param_data(f->net), dcl_net_param_data(u->net), P->total * sizeof(float));
-        memcpy(dcl_net_buffer_data(f->net), dcl_net_buffer_data(u->net), B->total * sizeof(float));
+        be_copy(be, dcl_net_param_data(f->net), dcl_net_param_data(u->net), P->total);
+        be_copy(be, dcl_net_buffer_data(f->net), dcl_net_buffer_data(u->net), B->total);
     }
     /* the key encoder's plan: batch statistics, no backward */
     CHECK_OK(dcl_net_plan(f->net, NB, HH, WW, DCL_PLAN_TRAIN_NOGRAD));
@@ -389,9 +624,12 @@ static void check_train(const float *x) {
     CHECK_OK(dcl_net_set_input(u->net, x));
     CHECK_OK(dcl_net_forward(u->net, &r2));
     CHECK_OK(dcl_net_value_to_host(u->net, u->logits, lu));
-    CHECK_CLOSE("no-gradient plan: logits fused vs unfused", lf, lu, NB * K, 1e-4, 1e-3);
-    CHECK_CLOSE("no-gradient plan: running statistics fused vs unfused", dcl_net_buffer_data(f->net),
-                dcl_net_buffer_data(u->net), (long)B->total, 1e-6, 1e-4);
+    snprintf(what, sizeof what, "%s no-gradient plan: logits fused vs unfused", tn);
+    CHECK_CLOSE(what, lf, lu, NB * K, 1e-4, 1e-3);
+    float *bf = host_copy(be, dcl_net_buffer_data(f->net), B->total), *bu = host_copy(be, dcl_net_buffer_data(u->net), B->total);
+    snprintf(what, sizeof what, "%s no-gradient plan: running statistics fused vs unfused", tn);
+    CHECK_CLOSE(what, bf, bu, (long)B->total, 1e-6, 1e-4);
+    free(bf); free(bu);
     dcl_optim_free(ou);
     free(ff); free(fu); free(gf); free(gu);
     dcl_model_free(f);
@@ -491,6 +729,70 @@ out:
     dcl_model_free(half[1]);
 }
 
+/* Informational timings of the cuda entries at EfficientNet-b4 shapes
+ * (batch 8, 380x380 input): ms per call and the bytes each call must move
+ * at the least over the time.  Asserts only that the calls succeed. */
+static double now_s(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+static void time_cuda(dcl_backend *G) {
+    const struct { int N, HW, C; } shp[] = {{8, 190 * 190, 48}, {8, 95 * 95, 144}, {8, 24 * 24, 672}, {8, 12 * 12, 1632}};
+    enum { REPS = 20 };
+    for (size_t k = 0; k < sizeof shp / sizeof *shp; k++) {
+        const int N = shp[k].N, HW = shp[k].HW, C = shp[k].C;
+        const int64_t M = (int64_t)N * HW;
+        const size_t n = (size_t)M * C, nc = (size_t)N * C;
+        float *h = malloc(n * sizeof(float));
+        for (size_t i = 0; i < n; i++) h[i] = (float)dcl_rng_normal(&RNG);
+        float *x = G->mem_alloc(G, n * 4), *y = G->mem_alloc(G, n * 4), *dy = G->mem_alloc(G, n * 4), *dx = G->mem_alloc(G, n * 4);
+        float *pc = G->mem_alloc(G, 16 * (size_t)C * 4), *pn = G->mem_alloc(G, 8 * nc * 4);
+        if (!x || !y || !dy || !dx || !pc || !pn) {
+            printf("cuda timing: skipped (%s)\n", dcl_last_error());
+            G->mem_free(G, x); G->mem_free(G, y); G->mem_free(G, dy); G->mem_free(G, dx); G->mem_free(G, pc); G->mem_free(G, pn);
+            free(h);
+            return;
+        }
+        CHECK_OK(G->to_device(G, x, h, n * 4));
+        for (size_t i = 0; i < n; i++) h[i] *= 0.01f;
+        CHECK_OK(G->to_device(G, dy, h, n * 4));
+        for (int i = 0; i < 16 * C; i++) h[i] = 0.5f + 0.001f * (float)(i % 97);
+        CHECK_OK(G->to_device(G, pc, h, 16 * (size_t)C * 4));
+        CHECK_OK(G->to_device(G, pn, h, 8 * nc * 4 < n * 4 ? 8 * nc * 4 : n * 4));
+        float *mean = pc, *var = pc + C, *is = pc + 2 * C, *gam = pc + 3 * C, *bet = pc + 4 * C, *sdy = pc + 5 * C,
+              *sdyx = pc + 6 * C, *dgam = pc + 7 * C, *dbet = pc + 8 * C;
+        float *s = pn, *gm = pn + nc, *ds = pn + 2 * nc, *t = pn + 4 * nc;
+        printf("cuda timing N=%d HW=%d C=%d (%.1f MB per tensor):\n", N, HW, C, (double)n * 4 / 1e6);
+#define TIME_OP(name, bytes, CALL)                                                              \
+        do {                                                                                    \
+            CHECK_OK(CALL);                                                                     \
+            CHECK_OK(G->sync(G));                                                               \
+            double t0_ = now_s();                                                               \
+            for (int r_ = 0; r_ < REPS; r_++) CALL;                                             \
+            CHECK_OK(G->sync(G));                                                               \
+            double ms_ = (now_s() - t0_) / REPS * 1e3;                                          \
+            printf("  %-44s %8.3f ms  %7.0f GB/s\n", name, ms_, (double)(bytes) / (ms_ * 1e-3) / 1e9); \
+        } while (0)
+        TIME_OP("bn_fwd_train (stats + y)", 12.0 * n, G->bn_fwd_train(G, M, C, y, mean, var, is, x, gam, bet, 1e-3f));
+        TIME_OP("bn_bwd (sums + dx)", 20.0 * n, G->bn_bwd(G, M, C, dx, dgam, dbet, dy, x, mean, is, gam));
+        TIME_OP("bn_fwd_infer", 8.0 * n, G->bn_fwd_infer(G, M, C, y, x, gam, bet, mean, var, 1e-3f));
+        TIME_OP("act_fwd silu", 8.0 * n, G->act_fwd(G, DCL_ACT_SILU, (int64_t)n, y, x));
+        TIME_OP("bn_stats", 4.0 * n, G->bn_stats(G, M, C, mean, var, is, x, 1e-3f));
+        TIME_OP("bn_act_fwd silu", 8.0 * n, G->bn_act_fwd(G, N, HW, C, DCL_ACT_SILU, y, NULL, x, mean, is, gam, bet, NULL));
+        TIME_OP("bn_act_fwd silu + pooled means", 8.0 * n, G->bn_act_fwd(G, N, HW, C, DCL_ACT_SILU, y, gm, x, mean, is, gam, bet, NULL));
+        TIME_OP("bn_act_fwd silu * s (recompute)", 8.0 * n, G->bn_act_fwd(G, N, HW, C, DCL_ACT_SILU, y, NULL, x, mean, is, gam, bet, s));
+        TIME_OP("bn_act_bwd_reduce silu (d written)", 12.0 * n, G->bn_act_bwd_reduce(G, N, HW, C, DCL_ACT_SILU, sdy, sdyx, dgam, dbet, dx, dy, x, mean, is, gam, bet, NULL, NULL));
+        TIME_OP("bn_act_bwd_dx (d in dx)", 12.0 * n, G->bn_act_bwd_dx(G, N, HW, C, DCL_ACT_SILU, dx, dx, NULL, x, mean, is, gam, NULL, NULL, NULL, sdy, sdyx, M));
+        TIME_OP("bn_act_bwd_dx silu + se (recomputed d)", 12.0 * n, G->bn_act_bwd_dx(G, N, HW, C, DCL_ACT_SILU, dx, NULL, dy, x, mean, is, gam, bet, s, gm, sdy, sdyx, M));
+        TIME_OP("bn_act_dot silu", 8.0 * n, G->bn_act_dot(G, N, HW, C, DCL_ACT_SILU, ds, dy, x, mean, is, gam, bet));
+        TIME_OP("bn_act_se_sums silu", 8.0 * n, G->bn_act_se_sums(G, N, HW, C, DCL_ACT_SILU, ds, t, dy, x, mean, is, gam, bet));
+#undef TIME_OP
+        G->mem_free(G, x); G->mem_free(G, y); G->mem_free(G, dy); G->mem_free(G, dx); G->mem_free(G, pc); G->mem_free(G, pn);
+        free(h);
+    }
+}
+
 int main(void) {
     dcl_rng_seed(&RNG, 12345);
     REF = dcl_backend_ref();
@@ -499,29 +801,55 @@ int main(void) {
     CHECK(CPU->bn_stats && CPU->bn_act_fwd && CPU->bn_act_bwd_reduce && CPU->bn_act_bwd_dx && CPU->bn_act_dot &&
           CPU->bn_act_se_sums && CPU->conv_fwd_act && CPU->conv_fwd_add, "the cpu backend fills the fused entries");
     CHECK(!REF->bn_stats && !REF->conv_fwd_act && !REF->conv_fwd_add, "the ref backend leaves them NULL (the executor falls back)");
-    int shapes[][3] = {{2, 37, 24}, {3, 1000, 24}, {2, 50, 20}, {1, 7, 3}, {2, 2000, 36}};
-    for (size_t k = 0; k < sizeof shapes / sizeof *shapes; k++)
-        for (int a = 0; a < 4; a++)
-            for (int se = 0; se < 2; se++) check_ops(shapes[k][0], shapes[k][1], shapes[k][2], (dcl_act)a, se);
+    check_entries(CPU, "cpu", 1);
     /* the same with streaming stores forced on for every output */
     setenv("DCL_CPU_STREAM_MB", "0.0001", 1);
-    dcl_backend *plain = CPU;
-    CPU = dcl_backend_cpu(2);
+    dcl_backend *stream = dcl_backend_cpu(2);
     unsetenv("DCL_CPU_STREAM_MB");
-    if (CPU) {
+    if (stream) {
+        T = stream;
+        TN = "cpu(stream)";
         for (int a = 0; a < 4; a++)
             for (int se = 0; se < 2; se++) { check_ops(3, 1000, 24, (dcl_act)a, se); check_ops(2, 50, 20, (dcl_act)a, se); }
-        dcl_backend_destroy(CPU);
+        dcl_backend_destroy(stream);
     }
-    CPU = plain;
+    /* the cuda backend's entries, when a GPU is present */
+    dcl_backend *cuda = dcl_backend_create("cuda", 0);
+    if (cuda) {
+        check_entries(cuda, "cuda", 1);
+        /* every device pointer 4 bytes off 16-byte alignment: no vector accesses */
+        DEV_OFF = 1;
+        T = cuda;
+        TN = "cuda(unaligned)";
+        int before = check_failed_;
+        for (int a = 0; a < 4; a++)
+            for (int se = 0; se < 2; se++) {
+                check_ops(2, 50, 20, (dcl_act)a, se);
+                check_ops(4, 49, 160, (dcl_act)a, se);
+            }
+        check_refusals();
+        printf("cuda(unaligned): fused entries %s\n", check_failed_ == before ? "match ref" : "MISMATCHES");
+        DEV_OFF = 0;
+        if (!getenv("DCL_TEST_NO_TIMING")) time_cuda(cuda);
+    } else {
+        printf("cuda: skipped (no GPU): %s\n", dcl_last_error());
+    }
+    T = CPU;
+    TN = "cpu";
     check_conv_fwd_act();
     size_t px = (size_t)HH * WW * 3;
     float *x = malloc(NB * px * sizeof(float));
     for (size_t i = 0; i < NB * px; i++) x[i] = (float)dcl_rng_normal(&RNG);
     check_eval_fold(x);
-    check_train(x);
+    check_train(CPU, "cpu", x);
+    if (cuda) {
+        int before = check_failed_;
+        check_train(cuda, "cuda", x);
+        printf("cuda: fused training plan %s the unfused one\n", check_failed_ == before ? "matches" : "DIFFERS FROM");
+    }
     check_sync_bn();
     free(x);
+    if (cuda) dcl_backend_destroy(cuda);
     dcl_backend_destroy(CPU);
     CHECK_DONE();
 }

@@ -28,7 +28,8 @@
  * cu_colmoments: mean and biased variance per column of one (M, C) matrix in
  * one read, robust to a mean far from zero: each chunk sums x - K and
  * (x - K)^2 in float with K the chunk's first value of that column, and
- * pass 2 merges the chunks' (count, mean, M2) in double (Chan et al.).
+ * pass 2 moves the chunks' sums to a common value of the column in double
+ * and adds them.
  *
  * ---- per-channel elementwise passes (cu_chan_run) ----
  * A pass over a (rows, C) tensor where every thread keeps one channel (or
@@ -42,10 +43,28 @@
 #define DCL_CUDA_REDUCE_CUH
 #include "backend/cuda/cuda_internal.cuh"
 #include <stdint.h>
+#include <stdio.h>
 
 #define CU_RED_TX 32
 #define CU_RED_TY 8
 #define CU_RED_MAXZ 65535     /* gridDim.y / gridDim.z limit */
+
+/* Resident blocks of `threads` threads of kernel K per multiprocessor
+ * (asked once per kernel; 4 if the runtime cannot tell).  Grids of one
+ * full wave avoid a half-empty second wave. */
+template <auto K>
+static int cu_blocks_per_sm(int threads) {
+    static int v = 0;
+    if (v <= 0) {
+        int nb = 0;
+        if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&nb, K, threads, 0) != cudaSuccess || nb < 1) {
+            (void)cudaGetLastError();
+            nb = 4;
+        }
+        v = nb;
+    }
+    return v;
+}
 
 /* plain functor f(i, c, v) seen as a column functor */
 template <class F>
@@ -80,7 +99,7 @@ cu_k_colred_partial(int64_t Mr, int Cr, int C, int64_t rows_per_chunk, int nchun
         const auto p = f.prep(b, cr % C);
         const int64_t step = (int64_t)CU_RED_TY * Cr;
         int64_t i = ((int64_t)b * Mr + r0 + ty) * Cr + cr;
-#pragma unroll(NOUT <= 5 ? 4 : 1)
+#pragma unroll(NOUT <= 2 ? 8 : NOUT <= 5 ? 4 : 1)
         for (int64_t r = r0 + ty; r < r1; r += CU_RED_TY, i += step) {
             float v[NOUT];
             p(i, v);
@@ -119,20 +138,18 @@ cu_k_colred_final(int B, int C, int fold, int nchunks, int merge_b, const float 
     const int Cr = C * fold;
     const int Bout = merge_b ? 1 : B;
     const int nb = merge_b ? B : 1;                   /* samples summed per output */
-    const int64_t nseg = (int64_t)nb * nchunks * fold;
+    const int64_t nbc = (int64_t)nb * nchunks;       /* (sample, chunk) pairs per output */
     for (int b = blockIdx.y; b < Bout; b += gridDim.y) {      /* uniform in the block */
         double s[NOUT];
 #pragma unroll
         for (int k = 0; k < NOUT; k++) s[k] = 0;
         if (c < C) {
-            for (int64_t q = ty; q < nseg; q += TY) {
-                /* q = (bb * nchunks + ch) * fold + j */
-                const int j = (int)(q % fold);
-                const int64_t bc = q / fold;                    /* bb * nchunks + ch */
-                const int64_t row = (merge_b ? 0 : (int64_t)b * nchunks) + bc;
+            const int64_t row0 = merge_b ? 0 : (int64_t)b * nchunks;
+            for (int64_t bc = ty; bc < nbc; bc += TY) {   /* bc = bb * nchunks + chunk */
+                const float *p = part + (row0 + bc) * Cr + c;
+                for (int j = 0; j < fold; j++)
 #pragma unroll
-                for (int k = 0; k < NOUT; k++)
-                    s[k] += (double)part[((int64_t)k * B * nchunks + row) * Cr + (int64_t)j * C + c];
+                    for (int k = 0; k < NOUT; k++) s[k] += (double)p[(int64_t)k * B * nchunks * Cr + (int64_t)j * C];
             }
         }
         double tot[NOUT];
@@ -156,7 +173,8 @@ typedef struct cu_red_geom {
     int64_t Mr, rows;
 } cu_red_geom;
 
-static inline cu_red_geom cu_red_plan(const cu_impl *I, int B, int64_t M, int C) {
+/* blocks: the partial kernel's resident blocks per multiprocessor */
+static inline cu_red_geom cu_red_plan(const cu_impl *I, int B, int64_t M, int C, int blocks) {
     cu_red_geom q;
     q.fold = 1;
     if (C < CU_RED_TX && CU_RED_TX % C == 0) {
@@ -167,7 +185,7 @@ static inline cu_red_geom cu_red_plan(const cu_impl *I, int B, int64_t M, int C)
     q.Cr = C * q.fold;
     q.gx = (q.Cr + CU_RED_TX - 1) / CU_RED_TX;
     const int64_t sms = I->sm_count > 0 ? I->sm_count : 80;
-    int64_t want = (sms * 8 + (int64_t)q.gx * B - 1) / ((int64_t)q.gx * B);
+    int64_t want = (sms * blocks + (int64_t)q.gx * B - 1) / ((int64_t)q.gx * B);   /* chunks: one wave */
     int64_t maxchunks = (q.Mr + 63) / 64;          /* at least 64 rows (8 per thread) per chunk */
     if (want > maxchunks) want = maxchunks;
     if (want > CU_RED_MAXZ) want = CU_RED_MAXZ;
@@ -183,7 +201,7 @@ static inline cu_red_geom cu_red_plan(const cu_impl *I, int B, int64_t M, int C)
 template <int NOUT, class F, class G>
 static dcl_status cu_colreduce_cols(cu_impl *I, const char *op, int B, int64_t M, int C, F f, G g, int merge_b) {
     if (B <= 0 || C <= 0 || M <= 0) return DCL_OK;
-    const cu_red_geom q = cu_red_plan(I, B, M, C);
+    const cu_red_geom q = cu_red_plan(I, B, M, C, cu_blocks_per_sm<cu_k_colred_partial<NOUT, F>>(CU_RED_TX * CU_RED_TY));
     float *part;
     DCL_TRY(cu_scratch(I, CU_SCR_RED, (size_t)NOUT * B * q.nchunks * q.Cr * sizeof(float), (void **)&part, op));
     dim3 blk(CU_RED_TX, CU_RED_TY);
@@ -212,7 +230,7 @@ static dcl_status cu_colreduce(cu_impl *I, const char *op, int B, int64_t M, int
 
 /* Pass 1: per chunk and column, S = sum (x - K), Q = sum (x - K)^2 in float
  * with K = the chunk's first value of the column; writes S, Q, K. */
-__global__ void __launch_bounds__(CU_RED_TX * CU_RED_TY)
+static __global__ void __launch_bounds__(CU_RED_TX * CU_RED_TY)
 cu_k_colmom_partial(int64_t Mr, int Cr, int64_t rows_per_chunk, int nchunks, const float *x, float *part) {
     __shared__ float sh[2][CU_RED_TY][CU_RED_TX + 1];
     const int tx = threadIdx.x, ty = threadIdx.y;
@@ -225,7 +243,7 @@ cu_k_colmom_partial(int64_t Mr, int Cr, int64_t rows_per_chunk, int nchunks, con
         K = cu_ld(x, r0 * Cr + cr);
         const int64_t step = (int64_t)CU_RED_TY * Cr;
         int64_t i = (r0 + ty) * Cr + cr;
-#pragma unroll 4
+#pragma unroll 8
         for (int64_t r = r0 + ty; r < r1; r += CU_RED_TY, i += step) {
             const float t = cu_ld(x, i) - K;
             s += t;
@@ -247,52 +265,46 @@ cu_k_colmom_partial(int64_t Mr, int Cr, int64_t rows_per_chunk, int nchunks, con
     }
 }
 
-/* (n, mean, M2) += (nb, mb, M2b), Chan et al. */
-__device__ __forceinline__ void cu_chan_merge(double &n, double &m, double &m2, double nb, double mb, double m2b) {
-    if (nb <= 0) return;
-    const double t = n + nb, d = mb - m;
-    m += d * (nb / t);
-    m2 += m2b + d * d * (n * nb / t);
-    n = t;
-}
-
-/* Pass 2: per column, the chunks' (count, mean, M2) merged in double;
- * g(c, mean, biased variance). */
+/* Pass 2: per column, the chunks' sums moved to one reference R (the first
+ * chunk's K) in double: with d = K - R, sum (x - R) = S + n d and
+ * sum (x - R)^2 = Q + 2 d S + n d^2; then mean = R + S'/M and
+ * var = Q'/M - (S'/M)^2, where R is a value of the column (so the
+ * subtraction loses few of double's digits) and the float sums S, Q are
+ * relative to their own chunk's K.  g(c, mean, biased variance). */
 template <class G>
 __global__ void __launch_bounds__(CU_RED_TX * 32)
-cu_k_colmom_final(int C, int fold, int nchunks, int64_t Mr, int64_t rows_per_chunk, const float *part, G g) {
+cu_k_colmom_final(int C, int fold, int nchunks, int64_t M, int64_t Mr, int64_t rows_per_chunk, const float *part, G g) {
     enum { TY = 32 };
-    __shared__ double sh[3][TY][CU_RED_TX + 1];
+    __shared__ double sh[2][TY][CU_RED_TX + 1];
     const int tx = threadIdx.x, ty = threadIdx.y;
     const int c = blockIdx.x * CU_RED_TX + tx;
     const int Cr = C * fold;
     const int64_t plane = (int64_t)nchunks * Cr;
-    double n = 0, m = 0, m2 = 0;
+    double s1 = 0, s2 = 0, R = 0;
     if (c < C) {
-        const int64_t nseg = (int64_t)nchunks * fold;
-        for (int64_t q = ty; q < nseg; q += TY) {
-            const int j = (int)(q % fold);
-            const int64_t ch = q / fold;
+        R = part[2 * plane + c];
+        for (int64_t ch = ty; ch < nchunks; ch += TY) {
             const int64_t r0 = ch * rows_per_chunk;
-            const int64_t r1 = r0 + rows_per_chunk < Mr ? r0 + rows_per_chunk : Mr;
-            const double nb = (double)(r1 - r0);
-            const int64_t o = ch * Cr + (int64_t)j * C + c;
-            const double S = part[o], Q = part[plane + o], K = part[2 * plane + o];
-            double m2b = Q - S * S / nb;
-            if (m2b < 0) m2b = 0;
-            cu_chan_merge(n, m, m2, nb, K + S / nb, m2b);
+            const double n = (double)((r0 + rows_per_chunk < Mr ? r0 + rows_per_chunk : Mr) - r0);
+            const float *p = part + ch * Cr + c;
+            for (int j = 0; j < fold; j++) {
+                const double S = p[(int64_t)j * C], Q = p[plane + (int64_t)j * C];
+                const double d = (double)p[2 * plane + (int64_t)j * C] - R;
+                s1 += S + n * d;
+                s2 += Q + d * (2.0 * S + n * d);
+            }
         }
     }
-    sh[0][ty][tx] = n;
-    sh[1][ty][tx] = m;
-    sh[2][ty][tx] = m2;
+    sh[0][ty][tx] = s1;
+    sh[1][ty][tx] = s2;
     __syncthreads();
     if (ty == 0 && c < C) {
-        double tn = 0, tm = 0, tm2 = 0;
-        for (int j = 0; j < TY; j++) cu_chan_merge(tn, tm, tm2, sh[0][j][tx], sh[1][j][tx], sh[2][j][tx]);
-        double var = tn > 0 ? tm2 / tn : 0;
+        double t1 = 0, t2 = 0;
+        for (int j = 0; j < TY; j++) { t1 += sh[0][j][tx]; t2 += sh[1][j][tx]; }
+        const double m1 = t1 / (double)M;
+        double var = t2 / (double)M - m1 * m1;
         if (var < 0) var = 0;
-        g(c, tm, var);
+        g(c, R + m1, var);
     }
 }
 
@@ -301,17 +313,28 @@ cu_k_colmom_final(int C, int fold, int nchunks, int64_t Mr, int64_t rows_per_chu
 template <class G>
 static dcl_status cu_colmoments(cu_impl *I, const char *op, int64_t M, int C, const float *x, G g) {
     if (C <= 0 || M <= 0) return DCL_OK;
-    const cu_red_geom q = cu_red_plan(I, 1, M, C);
+    const cu_red_geom q = cu_red_plan(I, 1, M, C, cu_blocks_per_sm<cu_k_colmom_partial>(CU_RED_TX * CU_RED_TY));
     float *part;
     DCL_TRY(cu_scratch(I, CU_SCR_RED, (size_t)3 * q.nchunks * q.Cr * sizeof(float), (void **)&part, op));
     dim3 blk(CU_RED_TX, CU_RED_TY), grd(q.gx, q.nchunks, 1);
     cu_k_colmom_partial<<<grd, blk, 0, I->stream>>>(q.Mr, q.Cr, q.rows, q.nchunks, x, part);
     CU_LAUNCHED(op, "column moments");
     dim3 fblk(CU_RED_TX, 32), fgrd((C + CU_RED_TX - 1) / CU_RED_TX, 1);
-    cu_k_colmom_final<G><<<fgrd, fblk, 0, I->stream>>>(C, q.fold, q.nchunks, q.Mr, q.rows, part, g);
+    cu_k_colmom_final<G><<<fgrd, fblk, 0, I->stream>>>(C, q.fold, q.nchunks, M, q.Mr, q.rows, part, g);
     CU_LAUNCHED(op, "column moments (final)");
     return DCL_OK;
 }
+
+/* batch statistics from cu_colmoments: mean, biased var, 1/sqrt(var + eps) */
+struct cu_g_bnstats {
+    float *mean, *var, *invstd;
+    double eps;
+    __device__ void operator()(int c, double m, double v) const {
+        mean[c] = (float)m;
+        var[c] = (float)v;
+        invstd[c] = (float)(1.0 / sqrt(v + eps));
+    }
+};
 
 /* common element functors */
 struct cu_f_value {                 /* x[i] */
@@ -375,9 +398,9 @@ __device__ __forceinline__ cu_fv<W> cu_fill(float a) {
 
 /* Thread t of S (S a multiple of the row length in vectors, L = C / W)
  * keeps column group t % L and walks rows t / L, t / L + S / L, ...:
- *   col = f.prep(c)            once (c = first channel of the group)
- *   f(col, e, n)               per vector, e = index of its first element,
- *                              n = the sample (row / HW).
+ *   col = f.prep<W>(c)         once (c = first channel of the group)
+ *   f.run<W>(col, e, n)        per vector, e = index of its first element,
+ *                              n = its sample (row / HW).
  * nv: vectors in the tensor; IX: unsigned when every index fits (see
  * cu_chan_run), int64_t otherwise. */
 template <typename IX, int W, class F>
@@ -387,49 +410,58 @@ cu_k_chan(IX nv, IX S, IX rstep, IX L, cu_idiv<IX> hw, F f) {
     if (t >= S) return;                      /* no __syncthreads in this kernel */
     const IX row0 = t / L;                   /* one division per thread */
     const int c = (int)(t - row0 * L) * W;
-    const auto col = f.prep(c);
+    const auto col = f.template prep<W>(c);
     IX row = row0;
-    for (IX v = t; v < nv; v += S, row += rstep) f(col, (int64_t)v * W, (int)hw.div(row));
+    for (IX v = t; v < nv; v += S, row += rstep) f.template run<W>(col, (int64_t)v * W, (int)hw.div(row));
 }
 
 /* Runs f over a tensor of `rows` rows of C channels, HW rows per sample;
- * vec: 16-byte vectors allowed (C % 4 == 0 and every pointer f accesses
- * per element or per channel 16-byte aligned; checked here for C). */
-template <class F4, class F1>
+ * vec: 16-byte vectors allowed (every pointer f accesses per element or per
+ * channel is 16-byte aligned; C % 4 == 0 is checked here). */
+template <class F>
 static dcl_status cu_chan_run(cu_impl *I, const char *op, const char *kname, int64_t rows, int C, int64_t HW,
-                              int vec, F4 f4, F1 f1) {
+                              int vec, F f) {
     if (rows <= 0 || C <= 0) return DCL_OK;
     if (HW < 1) HW = 1;
+    if (HW > rows) HW = rows;
     const int W = vec && C % 4 == 0 ? 4 : 1;
     const int64_t L = C / W;                       /* vectors per row */
     const int64_t nv = rows * L;
     const int64_t sms = I->sm_count > 0 ? I->sm_count : 80;
-    int64_t k = sms * 2048 / L;                    /* rows per grid stride: about one full wave */
+    /* 32-bit indices: v < nv <= rows * C and S <= rows * C, so v + S stays
+     * below 2^31, and so does every row index (divided by HW) */
+    const int small = cu_small(2 * rows * C);
+    const int bps = small ? (W == 4 ? cu_blocks_per_sm<cu_k_chan<unsigned, 4, F>>(CU_THREADS)
+                                    : cu_blocks_per_sm<cu_k_chan<unsigned, 1, F>>(CU_THREADS))
+                          : (W == 4 ? cu_blocks_per_sm<cu_k_chan<int64_t, 4, F>>(CU_THREADS)
+                                    : cu_blocks_per_sm<cu_k_chan<int64_t, 1, F>>(CU_THREADS));
+    int64_t k = sms * bps * CU_THREADS / L;        /* rows per grid stride: one full wave of threads */
     if (k < 1) k = 1;
     if (k > rows) k = rows;
     const int64_t S = k * L;                       /* threads */
     const int64_t blocks = (S + CU_THREADS - 1) / CU_THREADS;
     if (blocks > 0x7fffffff) return dcl_fail(DCL_ERR_UNSUPPORTED, "cuda %s: %d channels are too many", op, C);
-    if (HW > rows) HW = rows;
-    /* 32-bit indices: v < nv <= rows * C and S <= rows * C, so v + S stays
-     * below 2^31; rows (divided by HW) too */
-    const int small = cu_small(2 * rows * C);
     if (small) {
         const cu_idiv<unsigned> hw = cu_idiv<unsigned>::make(HW);
         if (W == 4)
-            cu_k_chan<unsigned, 4, F4><<<(unsigned)blocks, CU_THREADS, 0, I->stream>>>(
-                (unsigned)nv, (unsigned)S, (unsigned)k, (unsigned)L, hw, f4);
+            cu_k_chan<unsigned, 4, F><<<(unsigned)blocks, CU_THREADS, 0, I->stream>>>(
+                (unsigned)nv, (unsigned)S, (unsigned)k, (unsigned)L, hw, f);
         else
-            cu_k_chan<unsigned, 1, F1><<<(unsigned)blocks, CU_THREADS, 0, I->stream>>>(
-                (unsigned)nv, (unsigned)S, (unsigned)k, (unsigned)L, hw, f1);
+            cu_k_chan<unsigned, 1, F><<<(unsigned)blocks, CU_THREADS, 0, I->stream>>>(
+                (unsigned)nv, (unsigned)S, (unsigned)k, (unsigned)L, hw, f);
     } else {
         const cu_idiv<int64_t> hw = cu_idiv<int64_t>::make(HW);
         if (W == 4)
-            cu_k_chan<int64_t, 4, F4><<<(unsigned)blocks, CU_THREADS, 0, I->stream>>>(nv, S, k, L, hw, f4);
+            cu_k_chan<int64_t, 4, F><<<(unsigned)blocks, CU_THREADS, 0, I->stream>>>(nv, S, k, L, hw, f);
         else
-            cu_k_chan<int64_t, 1, F1><<<(unsigned)blocks, CU_THREADS, 0, I->stream>>>(nv, S, k, L, hw, f1);
+            cu_k_chan<int64_t, 1, F><<<(unsigned)blocks, CU_THREADS, 0, I->stream>>>(nv, S, k, L, hw, f);
     }
-    CU_LAUNCHED(op, kname);
+    const cudaError_t e = cudaGetLastError();
+    if (e != cudaSuccess) {
+        char call[96];
+        snprintf(call, sizeof call, "%s launch", kname);
+        return cu_fail_rt(op, call, e);
+    }
     return DCL_OK;
 }
 
