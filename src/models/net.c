@@ -642,8 +642,11 @@ static void plan_fuse(dcl_net *net, int mode) {
     }
     if (mode == DCL_PLAN_EVAL && (net->fuse & DCL_FUSE_FOLD_BN) && (be->is_host || be->bn_fold)) {
         /* squeeze-excitation on an activation: the activation's pass only
-         * pools (FU_ACTSE), the mul recomputes the activation from its input */
-        for (int a = 0; a < T && (net->fuse & DCL_FUSE_SE) && be->bn_act_fwd; a++) {
+         * pools (FU_ACTSE), the mul recomputes the activation from its input.
+         * Host backends only: on a GPU the activation done in the
+         * convolution's pass, a pooling pass and the multiply are faster
+         * (H200, b4 at 299 batch 32: 2887 against 2664 images/s). */
+        for (int a = 0; a < T && (net->fuse & DCL_FUSE_SE) && be->bn_act_fwd && be->is_host; a++) {
             node *d = &net->nodes[a];
             int gi, ui;
             if (d->kind != NK_ACT || !se_pattern(net, d->out, &gi, &ui)) continue;
