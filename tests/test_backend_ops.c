@@ -4,9 +4,13 @@
  * Outputs live in buffers with sentinel floats on both sides (out-of-bounds
  * writes are caught) and are pre-filled with garbage (so every element must
  * be written).  The cpu backend's convolutions are also run with each layout
- * forced: oneDNN on NHWC, oneDNN on blocked layouts, own depthwise kernels;
- * and its fused convolution + activation against ref conv followed by ref act;
- * its other kernels once more with streaming stores forced on.
+ * forced: oneDNN on NHWC, oneDNN on blocked layouts, own depthwise kernels,
+ * pointwise convolutions as oneDNN sgemm products in every direction
+ * (DCL_CPU_1X1=gemm; the automatic rule picks them for some directions and
+ * shapes, checked too); its fused convolution + activation against ref conv
+ * followed by ref act and its accumulating forward (conv_fwd_add) against
+ * ref conv + add; its other kernels once more with streaming stores forced
+ * on.
  *
  * Tolerances: |got - want| <= atol + rtol*|want| with rtol = 1e-4 and
  * atol = 1e-4 * max(1, rms(want)) for convolutions, linear layers, batch-norm
@@ -162,7 +166,15 @@ static void test_conv(dcl_backend *be, const conv_case *cc) {
             close_rel(what, tb_get(&tya, what), ya, ny, 1e-4);
             tb_free(&tya);
         }
-        free(ya);
+        /* y += conv(x) + b onto a random y */
+        float *y0 = rnd(ny, -1, 1), *ysum = filled(ny, 0);
+        for (size_t i = 0; i < ny; i++) ysum[i] = y0[i] + y_ref[i];
+        tbuf tys = tb_new(be, ny, y0);
+        CHECK_OK(be->conv_fwd_add(be, &d, P(&tys), P(&tx), P(&tw), cc->bias ? P(&tb) : NULL));
+        snprintf(what, sizeof what, "conv %s fwd_add", cc->name);
+        close_rel(what, tb_get(&tys, what), ysum, ny, 1e-4);
+        tb_free(&tys);
+        free(ya); free(y0); free(ysum);
     }
 
     /* backward data (assigned) */
@@ -211,6 +223,9 @@ static const conv_case CONVS[] = {
     {"1x1",                  2, 16,  9,  9, 24, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0},
     {"1x1+bias",             2, 16,  9,  9, 24, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0},
     {"1x1 wide",             2, 64,  7,  7, 96, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0},
+    {"1x1 112->120",         2, 112, 5,  6, 120, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0},
+    {"1x1 120->112 odd",     3, 120, 3,  5, 113, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0},
+    {"1x1 40->48+bias big",  2, 40, 30, 31, 48, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0},
     {"1x1 s2",               2, 16, 10, 10, 32, 1, 1, 2, 2, 1, 1, 1, 0, 0, 0, 0, 0, 0},
     {"3x3 s1",               2,  8, 10, 10, 16, 3, 3, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1, 1},
     {"3x3 s2",               2,  8, 11, 11, 16, 3, 3, 2, 2, 1, 1, 1, 0, 0, 1, 1, 1, 1},
@@ -542,10 +557,39 @@ int main(void) {
 
     test_exp_accuracy();
 
-    static const struct { const char *env, *label; } modes[] = {
-        {"auto", "cpu"}, {"nhwc", "cpu(nhwc)"}, {"blocked", "cpu(blocked)"}, {"direct", "cpu(direct)"}};
-    for (int m = 0; m < 4; m++) {
+    /* the automatic rule: pointwise backward weights (>= 32 input channels)
+     * and backward data (many channels, small maps) as sgemm products, the
+     * forward, biased and other convolutions through oneDNN's convolution */
+    {
+        dcl_backend *be = dcl_backend_cpu(2);
+        CHECK(be != NULL, "cpu backend: %s", dcl_last_error());
+        if (be) {
+            dcl_conv_desc pw = {0};
+            pw.n = 8; pw.ci = 272; pw.hi = pw.wi = 10; pw.co = 1632; pw.kh = pw.kw = 1;
+            pw.sh = pw.sw = pw.dh = pw.dw = 1; pw.groups = 1;
+            CHECK_OK(dcl_conv_desc_finish(&pw));
+            const cpu_impl *ci = cpu_of(be);
+            CHECK(cpu_conv_pw_impl(ci, &pw, CPU_CONV_BWD_W, 0) == CPU_PW_GEMM, "1x1 272->1632 bwd_w: sgemm expected");
+            CHECK(cpu_conv_pw_impl(ci, &pw, CPU_CONV_BWD_DATA, 0) == CPU_PW_GEMM, "1x1 272->1632 bwd_data: sgemm expected");
+            CHECK(cpu_conv_pw_impl(ci, &pw, CPU_CONV_FWD, 0) == CPU_PW_CONV, "1x1 272->1632 fwd: convolution expected");
+            CHECK(cpu_conv_pw_impl(ci, &pw, CPU_CONV_BWD_W, 1) == CPU_PW_CONV, "1x1 with bias: convolution expected");
+            pw.ci = 24; pw.co = 144; pw.hi = pw.wi = 150;
+            CHECK_OK(dcl_conv_desc_finish(&pw));
+            CHECK(cpu_conv_pw_impl(ci, &pw, CPU_CONV_BWD_W, 0) == CPU_PW_CONV, "1x1 24->144 bwd_w: convolution expected");
+            CHECK(cpu_conv_pw_impl(ci, &pw, CPU_CONV_BWD_DATA, 0) == CPU_PW_CONV, "1x1 24->144 bwd_data: convolution expected");
+            pw.ci = 64; pw.sh = pw.sw = 2;
+            CHECK_OK(dcl_conv_desc_finish(&pw));
+            CHECK(cpu_conv_pw_impl(ci, &pw, CPU_CONV_BWD_W, 0) == CPU_PW_CONV, "1x1 stride 2: convolution expected");
+            dcl_backend_destroy(be);
+        }
+    }
+
+    static const struct { const char *env, *pw, *label; } modes[] = {
+        {"auto", "auto", "cpu"}, {"nhwc", "auto", "cpu(nhwc)"}, {"blocked", "auto", "cpu(blocked)"},
+        {"direct", "auto", "cpu(direct)"}, {"auto", "gemm", "cpu(1x1 gemm)"}};
+    for (int m = 0; m < 5; m++) {
         setenv("DCL_CPU_CONV_LAYOUT", modes[m].env, 1);
+        setenv("DCL_CPU_1X1", modes[m].pw, 1);
         dcl_backend *be = dcl_backend_cpu(2);
         CHECK(be != NULL, "cpu backend: %s", dcl_last_error());
         if (!be) continue;
@@ -561,6 +605,7 @@ int main(void) {
         dcl_backend_destroy(be);
     }
     unsetenv("DCL_CPU_CONV_LAYOUT");
+    unsetenv("DCL_CPU_1X1");
 
     /* streaming (non-temporal) stores, normally only for outputs beyond the
      * cache size, forced on for every output */

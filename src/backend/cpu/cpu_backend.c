@@ -59,6 +59,15 @@ static cpu_layout layout_from_env(void) {
     return CPU_LAYOUT_AUTO;
 }
 
+static int pw_from_env(void) {
+    const char *s = getenv("DCL_CPU_1X1");
+    if (!s || !*s || strcasecmp(s, "auto") == 0) return CPU_PW_AUTO;
+    if (strcasecmp(s, "conv") == 0) return CPU_PW_CONV;
+    if (strcasecmp(s, "gemm") == 0) return CPU_PW_GEMM;
+    dcl_log(1, "DCL_CPU_1X1='%s' not understood (expected auto, conv or gemm); using auto", s);
+    return CPU_PW_AUTO;
+}
+
 dcl_backend *dcl_backend_cpu(int threads) {
     dcl_backend *be = calloc(1, sizeof *be);
     cpu_impl *c = calloc(1, sizeof *c);
@@ -79,6 +88,7 @@ dcl_backend *dcl_backend_cpu(int threads) {
     if (c->nt < 1) c->nt = 1;
     openblas_set_num_threads(c->nt);
     c->layout_force = layout_from_env();
+    c->pw_force = pw_from_env();
     /* Outputs of at least DCL_CPU_STREAM_MB MB are written with streaming
      * stores (default 0: never).  Streaming saves memory traffic for a
      * kernel alone, but in a network the next layer reads the output right

@@ -17,6 +17,11 @@ typedef enum cpu_layout {
 
 enum { CPU_CONV_FWD = 0, CPU_CONV_BWD_DATA = 1, CPU_CONV_BWD_W = 2 };
 
+/* How a pointwise convolution (1x1, stride 1, no padding, one group) runs:
+ * the rule of cpu_conv.c (AUTO), always oneDNN's convolution, or always a
+ * matrix product on the NHWC data (oneDNN's sgemm). */
+enum { CPU_PW_AUTO = 0, CPU_PW_CONV = 1, CPU_PW_GEMM = 2 };
+
 typedef struct cpu_conv_plan cpu_conv_plan;
 
 typedef struct cpu_impl {
@@ -24,6 +29,7 @@ typedef struct cpu_impl {
     dnnl_engine_t eng;
     dnnl_stream_t strm;
     cpu_layout layout_force;      /* DCL_CPU_CONV_LAYOUT override, AUTO = table */
+    int pw_force;                 /* DCL_CPU_1X1 override: CPU_PW_AUTO, _CONV or _GEMM */
     size_t stream_min;            /* outputs of at least this many bytes use streaming stores (0: never) */
     pthread_mutex_t lock;         /* serialises convolutions (shared caches) */
     cpu_conv_plan *buckets[256];  /* primitive cache, hashed by descriptor */
@@ -49,6 +55,11 @@ void cpu_conv_cache_free(cpu_impl *c);
 /* Name of the oneDNN implementation and the chosen layouts for a descriptor
  * and direction (creates the plan when needed); for benchmarks and logs. */
 const char *cpu_conv_plan_info(dcl_backend *be, const dcl_conv_desc *d, int dir);
+/* How a convolution in direction dir runs: CPU_PW_GEMM (a pointwise one
+ * as oneDNN's sgemm on the NHWC data) or CPU_PW_CONV (oneDNN's convolution
+ * or the other kernels of cpu_conv.c): its rule or the DCL_CPU_1X1
+ * override. */
+int cpu_conv_pw_impl(const cpu_impl *c, const dcl_conv_desc *d, int dir, int bias);
 /* Layout chosen for a descriptor and direction (after the override); may
  * build the oneDNN plan to see which implementation it gets. */
 cpu_layout cpu_conv_layout(cpu_impl *c, const dcl_conv_desc *d, int dir);
