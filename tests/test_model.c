@@ -150,6 +150,25 @@ static void check_golden(const char *arch, dcl_backend *be, const char *bename) 
     CHECK_OK(dcl_net_value_to_host(m->net, m->logits, logits));
     snprintf(what, sizeof what, "%s/%s eval logits", arch, bename);
     CHECK_CLOSE(what, logits, want_eval, nl, 1e-4, 1e-3);
+    /* the same batch handed over in the backend's memory */
+    {
+        size_t nx = (size_t)n * h * w * 3;
+        float *xd = be->mem_alloc ? be->mem_alloc(be, nx * sizeof(float)) : malloc(nx * sizeof(float));
+        CHECK(xd != NULL, "%s: input buffer", bename);
+        if (xd) {
+            if (be->to_device) CHECK_OK(be->to_device(be, xd, x, nx * sizeof(float)));
+            else memcpy(xd, x, nx * sizeof(float));
+            for (size_t i = 0; i < nl; i++) logits[i] = -1e9f;
+            CHECK_OK(dcl_net_set_input_device(m->net, xd));
+            CHECK_OK(dcl_net_forward(m->net, NULL));
+            CHECK_OK(dcl_net_value_to_host(m->net, m->logits, logits));
+            snprintf(what, sizeof what, "%s/%s eval logits (input in backend memory)", arch, bename);
+            CHECK_CLOSE(what, logits, want_eval, nl, 1e-4, 1e-3);
+            CHECK(dcl_net_set_input_device(m->net, NULL) == DCL_ERR_ARG, "set_input_device(NULL) must be refused");
+            if (be->mem_free) be->mem_free(be, xd);
+            else free(xd);
+        }
+    }
 
     /* train mode: forward, loss, backward */
     CHECK_OK(dcl_net_mark_output(m->net, m->logits));
