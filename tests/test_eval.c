@@ -106,7 +106,7 @@ static void test_modelfile(const char *dir) {
     dcl_optim *opt = NULL;
     CHECK_OK(dcl_optim_create(&opt, be, dcl_net_params(d->q->net)->total, &oc));
     CHECK_OK(dcl_detector_plan(d, 2, S, S, DCL_PLAN_TRAIN));
-    dcl_train_state ts = {12, 2, 0.8, 1};
+    dcl_train_state ts = {.step = 12, .epoch = 2, .best_auc = 0.8, .best_epoch = 1};
     CHECK_OK(dcl_checkpoint_save(ck, d, opt, &ts, NULL));
     const char *cfg = "model:\n  arch: efficientnet_b0\n  width: 0.25\n  depth: 0.34\n  size: 64\n";
     CHECK_OK(dcl_checkpoint_save(ckc, d, opt, &ts, cfg));
