@@ -1,6 +1,7 @@
 /* The training loader: class-balanced batches, the same batches whatever the
  * number of workers (content of batch i depends on (seed, i) only), frame
- * shift takes the key view from another frame of the same video, and an
+ * shift takes the key view from another frame of the same video (and a fake
+ * key blends with the real crop of that frame under corresponding mixup), and an
  * unreadable crop is replaced and reported instead of stopping training. */
 #include "check.h"
 #include "synthcache.h"
@@ -25,6 +26,30 @@ static float *norm_crop(const dcl_cache *c, int e, int S) {
     for (int i = 0; i < S * S * 3; i++) v[i] = (im.data[i] / 255.0f - 0.5f) / 0.25f;
     dcl_image_free(&im);
     return v;
+}
+
+/* normalised pixels of a cache image given by its relative path */
+static float *norm_path(const dcl_cache *c, const char *rel, int S) {
+    char p[4096];
+    dcl_image im = {0};
+    if (dcl_image_load(&im, dcl_cache_path(c, rel, p, sizeof p))) return NULL;
+    float *v = malloc((size_t)S * S * 3 * sizeof(float));
+    for (int i = 0; i < S * S * 3; i++) v[i] = (im.data[i] / 255.0f - 0.5f) / 0.25f;
+    dcl_image_free(&im);
+    return v;
+}
+
+/* largest |v - (lam x + (1 - lam) p)| with lam fitted by least squares */
+static double blend_residual(const float *v, const float *x, const float *p, int n, double *lam_out) {
+    double num = 0, den = 0, worst = 0;
+    for (int i = 0; i < n; i++) { double d = x[i] - p[i]; num += (v[i] - p[i]) * d; den += d * d; }
+    double lam = den > 0 ? num / den : 1.0;
+    for (int i = 0; i < n; i++) {
+        double e = fabs(v[i] - (lam * x[i] + (1 - lam) * p[i]));
+        if (e > worst) worst = e;
+    }
+    *lam_out = lam;
+    return worst;
 }
 
 static int same(const float *a, const float *b, int n) {
@@ -95,6 +120,39 @@ int main(void) {
         }
     }
     CHECK(checked == 2 * B, "checked %d slots", checked);
+    dcl_loader_free(l);
+
+    /* 2b. frame shift with corresponding mixup: a fake key view is its
+     * shifted frame blended with the real crop of that same frame */
+    lc = base_cfg();
+    lc.views.p_frame_shift = 1.0f;
+    lc.views.p_mixup = 1.0f;
+    lc.views.mixup_min = 0.3f;
+    l = NULL;
+    CHECK_OK(dcl_loader_create(&l, c, idx, n, &lc));
+    int fakes_checked = 0;
+    for (int bi = 0; l && bi < 2; bi++) {
+        dcl_batch *b = NULL;
+        CHECK_OK(dcl_loader_next(l, &b));
+        for (int j = 0; b && j < B; j++) {
+            int e = b->entry[j];
+            if (!c->e[e].label) continue;
+            const float *v2 = b->v2 + (size_t)j * px;
+            int found = -1;
+            double lam = 0;
+            for (int k = 0; k < n && found < 0; k++) {
+                int o = idx[k];
+                if (o == e || strcmp(c->e[o].video, c->e[e].video)) continue;
+                float *xo = norm_crop(c, o, S), *po = norm_path(c, c->e[o].pair, S);
+                if (xo && po && blend_residual(v2, xo, po, px, &lam) < 1e-3) found = o;
+                free(xo); free(po);
+            }
+            CHECK(found >= 0, "mixup + frame shift: v2 of fake slot %d is no blend of another frame with that frame's real crop", j);
+            if (found >= 0) CHECK(lam >= 0.3 - 1e-3 && lam <= 1 + 1e-3, "mixup weight %g outside [0.3, 1]", lam);
+            fakes_checked++;
+        }
+    }
+    CHECK(fakes_checked == B, "checked %d fake slots", fakes_checked);
     dcl_loader_free(l);
 
     /* 3. an unreadable crop: replaced by another image of its class, counted */

@@ -172,7 +172,7 @@ static void fill_item(dcl_loader *l, dcl_batch *b, int j) {
     }
     dcl_rng r;
     dcl_rng_seed(&r, mix64(l->cfg.seed ^ mix64((uint64_t)b->index * 7919ULL + (uint64_t)(j * l->shards + l->srank) + 1)));
-    dcl_sample s = {0}, pair = {0}, s2 = {0};
+    dcl_sample s = {0}, pair = {0}, s2 = {0}, pair2 = {0};
     int want_pair = l->cfg.train && l->cfg.views.p_mixup > 0;
     dcl_status st = DCL_ERR_IO;
     for (int attempt = 0; attempt < 8; attempt++) {
@@ -199,6 +199,7 @@ static void fill_item(dcl_loader *l, dcl_batch *b, int j) {
     }
     dcl_views_cfg none = dcl_views_none();
     const dcl_views_cfg *vc = l->cfg.train ? &l->cfg.views : &none;
+    int key_shifted = 0;
     if (v2) {
         /* key view: another frame of the same video (frame shift), else the same image */
         int other = -1;
@@ -208,7 +209,13 @@ static void fill_item(dcl_loader *l, dcl_batch *b, int j) {
             other = l->idx[l->vid_start[vi] + k];
             if (other == e) other = l->idx[l->vid_start[vi] + l->vid_items[vi] - 1];
         }
-        if (other < 0 || load_sample(l, other, &s2, NULL)) {
+        /* the key's corresponding mixup blends with the real crop of the
+         * key's own frame (pair2), not of the query's */
+        if (other >= 0 && !load_sample(l, other, &s2, want_pair ? &pair2 : NULL)) {
+            key_shifted = 1;
+        } else {
+            dcl_sample_free(&s2);
+            dcl_sample_free(&pair2);
             s2.w = s.w; s2.h = s.h;
             s2.rgb = malloc(px * 3 * sizeof(float));
             s2.mask = malloc(px * sizeof(float));
@@ -219,7 +226,8 @@ static void fill_item(dcl_loader *l, dcl_batch *b, int j) {
     dcl_view_finish(v1, &s, l->cfg.mean, l->cfg.std, vc, &r);
     memcpy(mask, s.mask, px * sizeof(float));
     if (v2 && s2.rgb && s2.mask) {
-        dcl_view_apply(&s2, pair.rgb ? &pair : NULL, ce->label, 1, vc, &r);
+        const dcl_sample *kpair = key_shifted ? (pair2.rgb ? &pair2 : NULL) : (pair.rgb ? &pair : NULL);
+        dcl_view_apply(&s2, kpair, ce->label, 1, vc, &r);
         dcl_view_finish(v2, &s2, l->cfg.mean, l->cfg.std, vc, &r);
     } else if (v2) {
         memcpy(v2, v1, px * 3 * sizeof(float));
@@ -227,6 +235,7 @@ static void fill_item(dcl_loader *l, dcl_batch *b, int j) {
     dcl_sample_free(&s);
     dcl_sample_free(&s2);
     dcl_sample_free(&pair);
+    dcl_sample_free(&pair2);
 }
 
 static int plan_next_locked(dcl_loader *l) {
