@@ -17,17 +17,6 @@ static dcl_loader_cfg base_cfg(void) {
     return c;
 }
 
-/* normalised pixels of a crop, as the loader would give them without views */
-static float *norm_crop(const dcl_cache *c, int e, int S) {
-    char p[4096];
-    dcl_image im = {0};
-    if (dcl_image_load(&im, dcl_cache_path(c, c->e[e].crop, p, sizeof p))) return NULL;
-    float *v = malloc((size_t)S * S * 3 * sizeof(float));
-    for (int i = 0; i < S * S * 3; i++) v[i] = (im.data[i] / 255.0f - 0.5f) / 0.25f;
-    dcl_image_free(&im);
-    return v;
-}
-
 /* normalised pixels of a cache image given by its relative path */
 static float *norm_path(const dcl_cache *c, const char *rel, int S) {
     char p[4096];
@@ -38,6 +27,9 @@ static float *norm_path(const dcl_cache *c, const char *rel, int S) {
     dcl_image_free(&im);
     return v;
 }
+
+/* normalised pixels of a crop, as the loader would give them without views */
+static float *norm_crop(const dcl_cache *c, int e, int S) { return norm_path(c, c->e[e].crop, S); }
 
 /* largest |v - (lam x + (1 - lam) p)| with lam fitted by least squares */
 static double blend_residual(const float *v, const float *x, const float *p, int n, double *lam_out) {
