@@ -313,6 +313,71 @@ static void test_trajectory(dcl_backend *be, const char *bename) {
     dcl_st_close(sp);
 }
 
+/* no_keys (the trainer's setting when dcl.inter is off): the query trains
+ * exactly as with keys when w.inter = 0, the key encoder and the queues are
+ * left alone, and an inter weight is refused */
+static void test_no_keys(void) {
+    dcl_backend *be = dcl_backend_cpu(0);
+    if (!be) { CHECK(0, "cpu backend: %s", dcl_last_error()); return; }
+    dcl_effnet_cfg e;
+    dcl_effnet_config(&e, "efficientnet_b0");
+    dcl_effnet_set_scale(&e, 0.25f, 0.34f);
+    e.drop_rate = 0;
+    dcl_detector *d[2] = {NULL, NULL};
+    dcl_optim *opt[2] = {NULL, NULL};
+    const int B = 4, S = 64;
+    for (int k = 0; k < 2; k++) {
+        dcl_method_cfg m = dcl_method_defaults();
+        m.queue_size = 16;
+        m.no_keys = k;
+        CHECK_OK(dcl_detector_create(&d[k], be, &e, &m, 1));
+        if (!d[k]) { dcl_backend_destroy(be); return; }
+        dcl_rng r;
+        dcl_rng_seed(&r, 5);
+        CHECK_OK(dcl_net_init_params(d[k]->q->net, &r));
+        CHECK_OK(dcl_detector_sync_key(d[k]));
+        CHECK_OK(dcl_detector_plan(d[k], B, S, S, DCL_PLAN_TRAIN));
+        dcl_optim_cfg oc = dcl_optim_defaults(DCL_OPT_ADAM);
+        CHECK_OK(dcl_optim_create(&opt[k], be, dcl_net_params(d[k]->q->net)->total, &oc));
+    }
+    size_t np = dcl_net_params(d[0]->q->net)->total;
+    float *key0 = malloc(np * sizeof(float)), *pa = malloc(np * sizeof(float)), *pb = malloc(np * sizeof(float));
+    memcpy(key0, dcl_net_param_data(d[1]->k->net), np * sizeof(float));
+    float *x = malloc((size_t)B * S * S * 3 * sizeof(float)), *x2 = malloc((size_t)B * S * S * 3 * sizeof(float));
+    dcl_rng r;
+    dcl_rng_seed(&r, 11);
+    int y[4] = {0, 1, 0, 1};
+    uint8_t cell[4 * 4] = {0};
+    for (int b = 0; b < B; b++) if (y[b]) cell[b * 4] = cell[b * 4 + 3] = 1;
+    for (int step = 0; step < 3; step++) {
+        for (size_t i = 0; i < (size_t)B * S * S * 3; i++) { x[i] = (float)dcl_rng_normal(&r); x2[i] = (float)dcl_rng_normal(&r); }
+        dcl_step_weights w = {0.6f, 0.0f, 0.4f};
+        dcl_step_stats st[2];
+        for (int k = 0; k < 2; k++) {
+            dcl_rng rs;
+            dcl_rng_seed(&rs, 100 + step);
+            CHECK_OK(dcl_detector_step(d[k], x, x2, y, cell, w, opt[k], 1e-3f, &rs, &st[k]));
+        }
+        CHECK(st[0].loss == st[1].loss && st[0].intra == st[1].intra, "step %d: losses %.9g / %.9g differ without keys",
+              step, st[0].loss, st[1].loss);
+        CHECK(st[1].enqueued_real == 0 && st[1].enqueued_fake == 0, "no_keys enqueued %d/%d keys", st[1].enqueued_real,
+              st[1].enqueued_fake);
+    }
+    memcpy(pa, dcl_net_param_data(d[0]->q->net), np * sizeof(float));
+    memcpy(pb, dcl_net_param_data(d[1]->q->net), np * sizeof(float));
+    CHECK(!memcmp(pa, pb, np * sizeof(float)), "query parameters differ after 3 steps without keys");
+    CHECK(!memcmp(key0, dcl_net_param_data(d[1]->k->net), np * sizeof(float)), "no_keys moved the key encoder");
+    CHECK(d[1]->mr.count == 0 && d[1]->mf.count == 0, "no_keys filled the queues (%d/%d)", d[1]->mr.count, d[1]->mf.count);
+    CHECK(d[0]->mr.count + d[0]->mf.count > 0, "with keys the queues fill");
+    dcl_step_weights wi = {0.5f, 0.5f, 0.0f};
+    dcl_step_stats st;
+    CHECK(dcl_detector_step(d[1], x, x2, y, cell, wi, opt[1], 1e-3f, &r, &st) == DCL_ERR_ARG,
+          "an inter weight without keys must be refused");
+    free(key0); free(pa); free(pb); free(x); free(x2);
+    for (int k = 0; k < 2; k++) { dcl_optim_free(opt[k]); dcl_detector_free(d[k]); }
+    dcl_backend_destroy(be);
+}
+
 static void test_views(void) {
     /* RandomPatch moves image and mask patches identically */
     dcl_sample s = {0};
@@ -363,16 +428,19 @@ static void test_views(void) {
 
 int main(void) {
     dcl_backend *cuda = dcl_backend_create("cuda", 0);
+    char why[256];
+    snprintf(why, sizeof why, "%s", cuda ? "" : dcl_last_error());
     if (!getenv("DCL_TEST_ONLY_CUDA")) {
         test_views();
         test_step();
+        test_no_keys();
         test_trajectory(dcl_backend_ref(), "ref");
         dcl_backend *cpu = dcl_backend_cpu(0);
         if (cpu) test_trajectory(cpu, "cpu");
         dcl_backend_destroy(cpu);
     }
     if (cuda) test_trajectory(cuda, "cuda");
-    else printf("cuda: skipped: %s\n", dcl_last_error());
+    else printf("cuda: skipped: %s\n", why);
     dcl_backend_destroy(cuda);
     CHECK_DONE();
 }

@@ -32,6 +32,8 @@ typedef struct dcl_method_cfg {
     float pix_thr, cell_thr; /* mask binarisation 0.1, cell fraction 0.5 */
     int intra_sum;        /* 0: mean over the batch (paper), 1: sum (official) */
     int softmax_head;     /* 0: one logit + BCE (eq. 2); 1: two logits + softmax CE */
+    int no_keys;          /* 1: no key forward, momentum update or queue update in a step
+                             (nothing reads them when the inter loss is off for the whole run) */
     dcl_dist_cfg dist;    /* data-parallel training (zero: one process) */
 } dcl_method_cfg;
 dcl_method_cfg dcl_method_defaults(void);

@@ -235,12 +235,17 @@ dcl_status dcl_detector_step(dcl_detector *d, const float *v1, const float *v2, 
     DCL_TRY(dcl_net_set_input(qn, v1));
     DCL_TRY(dcl_net_forward(qn, rng));
     DCL_TRY(dcl_net_value_to_host(qn, d->q->logits, d->h_logits));
+    if (d->cfg.no_keys && w.inter > 0)
+        return dcl_fail(DCL_ERR_ARG, "dcl: the inter loss needs the key encoder (no_keys is set)");
     /* 2-3. momentum update of the key encoder, key forward (keys feed the
      * inter loss and the queues / prototypes) */
-    DCL_TRY(dcl_ema_update(d->be, dcl_net_params(qn)->total, dcl_net_param_data(kn), dcl_net_param_data(qn), d->cfg.beta));
+    if (!d->cfg.no_keys)
+        DCL_TRY(dcl_ema_update(d->be, dcl_net_params(qn)->total, dcl_net_param_data(kn), dcl_net_param_data(qn), d->cfg.beta));
     const float *kloc = d->h_k, *kall = d->h_k;
     const int *yall = y;
-    if (d->dist) {
+    if (d->cfg.no_keys) {
+        /* no keys: the inter loss is off and the queues are not read */
+    } else if (d->dist) {
         struct dcl_detector_dist *x = d->dd;
         DCL_TRY(key_forward_dist(d, v2, shuffle, (uint64_t)(opt ? opt->step : x->steps), rng));
         DCL_TRY(dcl_dist_allgather(d->dist, x->yg, y, (size_t)B * sizeof(int)));
@@ -328,6 +333,7 @@ dcl_status dcl_detector_step(dcl_detector *d, const float *v1, const float *v2, 
         DCL_TRY(dcl_dist_allreduce_mean(d->dist, d->be, dcl_net_buffer_data(kn), dcl_net_buffers(kn)->total));
     }
     /* 6. prototypes and queues, with the keys of the whole batch in slot order */
+    if (d->cfg.no_keys) return DCL_OK;
     uint8_t *enq = d->dist ? d->dd->enq : calloc(B, 1);
     if (!enq) return dcl_fail(DCL_ERR_NOMEM, "queue update");
     dcl_status s = dcl_queue_update(&d->mr, &d->mf, &d->protos, kall, yall, G, d->cfg.alpha, d->cfg.theta,

@@ -664,7 +664,10 @@ static dcl_status train_run(const dcl_train_cfg *t, int resume, const char *conf
         be = dcl_backend_create(devspec, t->threads);
         if (!be) s = DCL_ERR_UNSUPPORTED;
     }
-    if (!s) s = dcl_detector_create(&d, be, &ecfg, &t->method, 1);
+    /* without the inter loss nothing reads the keys or the queues */
+    dcl_method_cfg mcfg = t->method;
+    mcfg.no_keys = !t->use_inter;
+    if (!s) s = dcl_detector_create(&d, be, &ecfg, &mcfg, 1);
     dcl_rng rng;
     dcl_rng_seed(&rng, t->seed);
     if (!s) s = dcl_net_init_params(d->q->net, &rng);
