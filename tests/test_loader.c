@@ -56,6 +56,46 @@ int main(void) {
     dcl_cache *c = NULL;
     CHECK_OK(dcl_cache_open(&c, dir));
     if (!c) CHECK_DONE();
+    /* 0. the entries do not depend on the order of the index lines (workers
+     * append them in the order they finish) */
+    {
+        char ip[4200], bak[4200];
+        snprintf(ip, sizeof ip, "%s/index.jsonl", dir);
+        snprintf(bak, sizeof bak, "%s/index.orig", dir);
+        void *buf = NULL;
+        size_t len = 0;
+        CHECK_OK(dcl_read_file(&buf, &len, ip, 0));
+        CHECK(rename(ip, bak) == 0, "rename index");
+        /* the lines in reverse order */
+        char *txt = buf, **ln = malloc((len + 1) * sizeof(char *));
+        int nl = 0;
+        for (char *q = txt; q < txt + len;) {
+            char *e = memchr(q, '\n', txt + len - q);
+            if (!e) break;
+            *e = 0;
+            ln[nl++] = q;
+            q = e + 1;
+        }
+        FILE *f = fopen(ip, "w");
+        for (int i = nl - 1; f && i >= 0; i--) fprintf(f, "%s\n", ln[i]);
+        if (f) fclose(f);
+        dcl_cache *r = NULL;
+        CHECK_OK(dcl_cache_open(&r, dir));
+        CHECK(r && r->n == c->n && r->nvideos == c->nvideos, "reversed index: %d entries / %d videos vs %d / %d",
+              r ? r->n : -1, r ? r->nvideos : -1, c->n, c->nvideos);
+        for (int i = 0; r && i < c->n && i < r->n; i++)
+            if (strcmp(r->e[i].crop, c->e[i].crop) || r->e[i].video_idx != c->e[i].video_idx) {
+                CHECK(0, "reversed index: entry %d is %s (video %d), expected %s (video %d)", i, r->e[i].crop,
+                      r->e[i].video_idx, c->e[i].crop, c->e[i].video_idx);
+                break;
+            }
+        for (int i = 1; i < c->n; i++)
+            if (strcmp(c->e[i - 1].crop, c->e[i].crop) > 0) { CHECK(0, "entries not in crop order at %d", i); break; }
+        dcl_cache_free(r);
+        free(ln);
+        free(buf);
+        CHECK(rename(bak, ip) == 0, "restore index");
+    }
     int *idx, n;
     CHECK_OK(dcl_cache_select(c, "train", &idx, &n));
     const int S = 32, B = 8, px = S * S * 3;

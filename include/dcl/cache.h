@@ -36,7 +36,8 @@ typedef struct dcl_cache {
 } dcl_cache;
 
 /* Reads CACHE/index.jsonl.  A torn last line (interrupted write) is ignored;
- * other bad lines are counted in bad_lines and reported through dcl_log. */
+ * other bad lines are counted in bad_lines and reported through dcl_log.
+ * Entries are in crop-path order, whatever the order of the lines. */
 dcl_status dcl_cache_open(dcl_cache **out, const char *root);
 void dcl_cache_free(dcl_cache *c);
 /* Absolute path of a relative cache path into buf. */

@@ -72,6 +72,12 @@ static int vmap_get(vmap *m, const char *key) {
     return m->n++;
 }
 
+static int cmp_entry(const void *a, const void *b) {
+    const dcl_cache_entry *x = a, *y = b;
+    int c = strcmp(x->crop, y->crop);
+    return c ? c : (x->face > y->face) - (x->face < y->face);
+}
+
 dcl_status dcl_cache_open(dcl_cache **out, const char *root) {
     char path[4096];
     snprintf(path, sizeof path, "%s/index.jsonl", root);
@@ -120,13 +126,19 @@ dcl_status dcl_cache_open(dcl_cache **out, const char *root) {
                 e->score = cJSON_IsNumber(sc) ? (float)sc->valuedouble : 0.0f;
                 jfloats(o, "box", e->box, 4);
                 jfloats(o, "landmarks", e->landmarks, 10);
-                e->video_idx = vmap_get(&vm, e->video);
-                if (e->video_idx < 0) { cJSON_Delete(o); s = dcl_fail(DCL_ERR_NOMEM, "cache index"); break; }
                 c->n++;
             }
             cJSON_Delete(o);
         }
         p = nl + 1;
+    }
+    /* Extraction workers append to index.jsonl in the order they finish, so
+     * the entries are put in crop-path order: everything downstream (splits,
+     * batches, scores) is then the same whatever order the lines have. */
+    if (!s && c->n > 1) qsort(c->e, c->n, sizeof *c->e, cmp_entry);
+    for (int i = 0; i < c->n && !s; i++) {
+        c->e[i].video_idx = vmap_get(&vm, c->e[i].video);
+        if (c->e[i].video_idx < 0) s = dcl_fail(DCL_ERR_NOMEM, "cache index");
     }
     c->nvideos = vm.n;
     free(vm.keys);
