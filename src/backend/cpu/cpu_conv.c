@@ -569,6 +569,27 @@ static dcl_status check_desc(const dcl_conv_desc *d, const char *what) {
     return DCL_OK;
 }
 
+/* The forward oneDNN plan (activation post-op, or accumulating into y with
+ * a sum post-op) bound to the caller's buffers and run; a destination kept
+ * in another layout is reordered back to y. */
+static dcl_status fwd_plan_run(cpu_impl *c, const dcl_conv_desc *d, int bias, dcl_act act, int accumulate,
+                               float *y, const float *x, const float *w, const float *b) {
+    pthread_mutex_lock(&c->lock);
+    cpu_conv_plan *p;
+    dcl_status s = plan_get_act(c, d, CPU_CONV_FWD, bias, act, accumulate, &p);
+    if (s == DCL_OK) s = ws_ensure(c, p->ws_bytes);
+    if (s == DCL_OK) s = io_bind_in(c, &p->io[IO_SRC], x);
+    if (s == DCL_OK) s = io_bind_in(c, &p->io[IO_WEI], w);
+    if (s == DCL_OK && bias) s = io_bind_in(c, &p->io[IO_BIAS], b);
+    if (s == DCL_OK) {
+        io_bind_out(c, &p->io[IO_DST], y);
+        s = run_plan(c, p);
+    }
+    if (s == DCL_OK && p->io[IO_DST].reorder) s = reorder_exec(c, &p->io[IO_DST], 1);
+    pthread_mutex_unlock(&c->lock);
+    return s;
+}
+
 dcl_status cpu_conv_fwd_act(dcl_backend *be, const dcl_conv_desc *d, dcl_act act, float *y, const float *x,
                             const float *w, const float *b) {
     DCL_TRY(check_desc(d, "conv_fwd"));
@@ -597,20 +618,7 @@ dcl_status cpu_conv_fwd_act(dcl_backend *be, const dcl_conv_desc *d, dcl_act act
         DCL_TRY(cpu_dw_fwd(c->nt, d, y, x, w, bias ? b : NULL));
         return act == DCL_ACT_NONE ? DCL_OK : cpu_act_fwd(be, act, ny, y, y);
     }
-    pthread_mutex_lock(&c->lock);
-    cpu_conv_plan *p;
-    dcl_status s = plan_get_act(c, d, CPU_CONV_FWD, bias, act, 0, &p);
-    if (s == DCL_OK) s = ws_ensure(c, p->ws_bytes);
-    if (s == DCL_OK) s = io_bind_in(c, &p->io[IO_SRC], x);
-    if (s == DCL_OK) s = io_bind_in(c, &p->io[IO_WEI], w);
-    if (s == DCL_OK && bias) s = io_bind_in(c, &p->io[IO_BIAS], b);
-    if (s == DCL_OK) {
-        io_bind_out(c, &p->io[IO_DST], y);
-        s = run_plan(c, p);
-    }
-    if (s == DCL_OK && p->io[IO_DST].reorder) s = reorder_exec(c, &p->io[IO_DST], 1);
-    pthread_mutex_unlock(&c->lock);
-    return s;
+    return fwd_plan_run(c, d, bias, act, 0, y, x, w, b);
 }
 
 dcl_status cpu_conv_fwd(dcl_backend *be, const dcl_conv_desc *d, float *y, const float *x, const float *w,
@@ -639,19 +647,7 @@ dcl_status cpu_conv_fwd_add(dcl_backend *be, const dcl_conv_desc *d, float *y, c
         dcl_free(t);
         return s;
     }
-    pthread_mutex_lock(&c->lock);
-    cpu_conv_plan *p;
-    dcl_status s = plan_get_act(c, d, CPU_CONV_FWD, bias, DCL_ACT_NONE, 1, &p);
-    if (s == DCL_OK) s = ws_ensure(c, p->ws_bytes);
-    if (s == DCL_OK) s = io_bind_in(c, &p->io[IO_SRC], x);
-    if (s == DCL_OK) s = io_bind_in(c, &p->io[IO_WEI], w);
-    if (s == DCL_OK && bias) s = io_bind_in(c, &p->io[IO_BIAS], b);
-    if (s == DCL_OK) {
-        io_bind_out(c, &p->io[IO_DST], y);
-        s = run_plan(c, p);
-    }
-    pthread_mutex_unlock(&c->lock);
-    return s;
+    return fwd_plan_run(c, d, bias, DCL_ACT_NONE, 1, y, x, w, b);
 }
 
 dcl_status cpu_conv_bwd_data(dcl_backend *be, const dcl_conv_desc *d, float *dx, const float *dy,
