@@ -15,6 +15,9 @@ nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv,noheader |
 # dcl: both modes on one backend (shared conv plans), then the profiled steps
 timeout 240 build-gpu/dcl bench --device cuda --arch efficientnet_b4 $B --mode infer,train --profile \
   2> "$LOG/profile.txt" | tee -a "$LOG/bench.txt"
+# bf16 activation storage (SPEC,bf16): same command, for the memory and the speed of that mode
+timeout 150 build-gpu/dcl bench --device cuda,bf16 --arch efficientnet_b4 $B --mode infer,train \
+  2>> "$LOG/profile.txt" | sed 's/$/ (bf16 storage)/' | tee -a "$LOG/bench.txt"
 for mode in infer train; do
   timeout 90 $PY bench/torch_bench.py --device cuda --amp bf16 --variant b4 $B --mode $mode --threads 8 2>&1 | tail -1 | sed 's/$/ (AMP bf16)/' | tee -a "$LOG/bench.txt"
   timeout 90 $PY bench/torch_bench.py --device cuda --variant b4 $B --mode $mode --threads 8 2>&1 | tail -1 | sed 's/$/ (fp32, TF32 convs)/' | tee -a "$LOG/bench.txt"

@@ -719,6 +719,9 @@ int main(void) {
         int bad = dcl_cuda_dw_host_selftest(msg, sizeof msg);
         CHECK(bad == 0, "depthwise host self-test: %d mismatches, first: %s", bad, msg);
         printf("cuda depthwise kernels on the host: %s\n", bad ? "FAIL" : "match the direct convolution");
+        bad = dcl_cuda_bf16_host_selftest(msg, sizeof msg);
+        CHECK(bad == 0, "bf16 conversion host self-test: %d mismatches, first: %s", bad, msg);
+        printf("cuda bf16 conversion on the host: %s\n", bad ? "FAIL" : "matches dcl_f32_to_bf16");
     }
 #endif
     G = dcl_backend_cuda(0);

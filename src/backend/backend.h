@@ -57,6 +57,14 @@ struct dcl_backend {
     const char *name;
     void *impl;
     int is_host;   /* 1: pointers are ordinary host memory */
+    /* Bytes per element of activations and their gradients: 4 (fp32; 0 is
+     * read as 4) or 2 (bf16, a backend made by dcl_backend_bf16).  With 2,
+     * every pointer this header marks [A] holds bf16 values (uint16, the
+     * upper half of an fp32) although it is typed float*; parameters, their
+     * gradients, optimiser state, statistics and other [P] arguments stay
+     * fp32.  Unmarked float pointers are [P]. */
+    int act_bytes;
+    dcl_backend *inner;   /* an adapter (dcl_backend_bf16): the backend it wraps; else NULL */
     /* desc: dcl_conv_desc* for CONV, dcl_pool_desc* for POOL, NULL otherwise */
     int (*supports)(dcl_backend *be, dcl_op op, const void *desc);
     void (*destroy)(dcl_backend *be);
@@ -68,6 +76,14 @@ struct dcl_backend {
     dcl_status (*to_host)(dcl_backend *be, void *dst, const void *src, size_t bytes);
     dcl_status (*mem_zero)(dcl_backend *be, void *p, size_t bytes);
     dcl_status (*sync)(dcl_backend *be);
+    /* Optional (NULL: memcpy on host backends): copy bytes within the
+     * backend's memory. */
+    dcl_status (*mem_copy)(dcl_backend *be, void *dst, const void *src, size_t bytes);
+    /* Optional (NULL: done on the host, host backends only): conversions in
+     * the backend's memory between fp32 and bf16 (round to nearest even,
+     * NaN stays NaN). */
+    dcl_status (*cvt_f32_bf16)(dcl_backend *be, int64_t n, uint16_t *dst, const float *src);
+    dcl_status (*cvt_bf16_f32)(dcl_backend *be, int64_t n, float *dst, const uint16_t *src);
 
     /* convolution (any kernel, stride, dilation, padding, groups incl. depthwise) */
     dcl_status (*conv_fwd)(dcl_backend *be, const dcl_conv_desc *d,
@@ -226,6 +242,20 @@ struct dcl_backend {
                           float eps);
 };
 
+/* Argument classes for act_bytes == 2 ([A]: activation storage, bf16):
+ *   conv_fwd, conv_fwd_act: y, x.   conv_fwd_add: y (read and written), x.
+ *   conv_bwd_data: dx, dy.          conv_bwd_weights: dy, x.
+ *   bn_fwd_train, bn_fwd_infer: y, x.   bn_bwd: dx, dy, x.   bn_stats: x.
+ *   act_fwd: y, x.  act_bwd: dx, dy, x, y.  prelu_fwd: y, x.  prelu_bwd: dx, dy, x.
+ *   pool_fwd: y, x.  pool_bwd: dx, dy, x, y.  gap_fwd: y, x.  gap_bwd: dx, dy.
+ *   linear_fwd: y, x.  linear_bwd: dx, dy, x.
+ *   mul_bcast_fwd: y, x, s.  mul_bcast_bwd: dx, ds, dy, x, s.  add: y, a, b.
+ *   scale_mask: y, x (the mask is fp32).
+ *   bn_act_fwd: y, gmean, x, s.  bn_act_bwd_reduce: d, dy, x, s, dgap.
+ *   bn_act_bwd_dx: dx, d, dy, x, s, dgap.  bn_act_dot: out, dy, x.
+ *   bn_act_se_sums: ds, dy, x.
+ * axpby, adam, sgd and bn_fold take only [P] arguments. */
+
 /* Constructors. */
 dcl_backend *dcl_backend_ref(void);                 /* plain C */
 dcl_backend *dcl_backend_cpu(int threads);          /* oneDNN + vectorised kernels; NULL if unavailable */
@@ -233,6 +263,18 @@ dcl_backend *dcl_backend_cuda(int device);          /* NULL (error set) without 
 /* "ref", "cpu", "cuda", "cuda:N"; NULL with error set */
 dcl_backend *dcl_backend_create(const char *spec, int threads);
 void dcl_backend_destroy(dcl_backend *be);
+/* bf16 storage of activations on any backend (act_bytes 2): every entry
+ * widens its [A] inputs to fp32, runs inner's entry, and rounds its [A]
+ * outputs to bf16 (round to nearest even); [P] arguments pass through.
+ * Arithmetic stays fp32 and so do parameters, gradients of parameters and
+ * optimiser state (fp32 master weights).  Takes ownership of inner (also on
+ * failure); NULL with error set when inner is NULL or already bf16.
+ * dcl_backend_create accepts "SPEC,bf16" for it (e.g. "cuda:0,bf16"). */
+dcl_backend *dcl_backend_bf16(dcl_backend *inner);
+/* The backend under any adapters (be itself when none). */
+static inline dcl_backend *dcl_backend_base(dcl_backend *be) { while (be && be->inner) be = be->inner; return be; }
+/* Bytes per activation element of be (4 or 2). */
+static inline int dcl_backend_act_bytes(const dcl_backend *be) { return be && be->act_bytes == 2 ? 2 : 4; }
 
 #ifdef __cplusplus
 }

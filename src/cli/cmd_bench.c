@@ -14,7 +14,7 @@
 
 static void usage(FILE *f) {
     fprintf(f, "usage: dcl bench [--arch efficientnet_b0] [--size 224] [--batch 16] [--mode train|infer|infer,train]\n"
-               "                 [--steps 5] [--warmup 2] [--threads N] [--device cpu|ref|cuda] [--summary]\n"
+               "                 [--steps 5] [--warmup 2] [--threads N] [--device cpu|ref|cuda[:N][,bf16]] [--summary]\n"
                "                 [--fuse all|none|fold,bnact,se] [--profile]\n");
 }
 

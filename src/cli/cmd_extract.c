@@ -32,7 +32,7 @@ static void usage(FILE *f) {
             "  --min-face N      smallest face searched for, pixels (40)\n"
             "  --workers N       worker threads, each with its own detector (2)\n"
             "  --threads N       compute threads per worker (available threads / workers)\n"
-            "  --device D        cpu | ref | cuda[:N] (cpu)\n"
+            "  --device D        cpu | ref | cuda[:N], optionally ,bf16 (cpu)\n"
             "  --weights FILE    MTCNN weights (models/mtcnn.safetensors)\n"
             "  --limit N         only the first N entries of the dataset\n"
             "  --retry-skipped   process again the entries an earlier run skipped\n"

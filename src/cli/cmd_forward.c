@@ -9,7 +9,7 @@
 static void usage(FILE *f) {
     fprintf(f,
             "usage: dcl forward --arch NAME --weights FILE [--mean a,b,c] [--std a,b,c] [--size N]\n"
-            "                   [--device ref|cpu|cuda[:N]] [--threads N] [--width W --depth D] IMAGE\n"
+            "                   [--device ref|cpu|cuda[:N][,bf16]] [--threads N] [--width W --depth D] IMAGE\n"
             "Runs the network in evaluation mode on IMAGE (PNG or JPEG) and prints {\"logits\": [...]}.\n"
             "The image is fed at its own size unless --size N resizes it to NxN (bilinear).\n"
             "NAME: efficientnet_b0..b7, tf_efficientnet_b0..b7 (timm); weights with timm or\n"

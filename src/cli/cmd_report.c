@@ -14,7 +14,7 @@ static void usage(FILE *f) {
             "usage: dcl report RUN_DIR [--data CACHE] [--split test] [--out FILE.html]\n"
             "                  [--baseline OTHER_RUN_DIR] [--max-images N] [--gradcam N]\n"
             "                  [--theta-low T] [--theta-high T] [--tsne-iters N] [--seed S]\n"
-            "                  [--batch B] [--workers W] [--device cpu|ref|cuda[:N]] [--threads T]\n"
+            "                  [--batch B] [--workers W] [--device cpu|ref|cuda[:N][,bf16]] [--threads T]\n"
             "Writes one self-contained HTML page (every image inline) about a training run:\n"
             "its model, training curves (log.jsonl), configuration, and the metrics.json, score\n"
             "tables (*.csv with label and score columns, with ROC curves) and table.md files found\n"

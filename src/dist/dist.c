@@ -313,15 +313,18 @@ const char *dcl_dist_backend_name(const dcl_dist *d) {
 dcl_status dcl_dist_device_spec(dcl_dist *d, char *out, size_t n, const char *spec) {
     if (!spec) spec = "";
     d->device = 0;
+    /* a precision suffix (",bf16") stays on the spec */
+    const char *suffix = strchr(spec, ',');
+    if (!suffix) suffix = "";
     if (!strncmp(spec, "cuda", 4) && spec[4] == ':') d->device = atoi(spec + 5);
-    if (!strcmp(spec, "cuda") && d->world > 1) {
+    if (!strncmp(spec, "cuda", 4) && (spec[4] == 0 || spec[4] == ',') && d->world > 1) {
         int ndev = 1;
 #ifdef DCL_HAVE_CUDA
         if (cudaGetDeviceCount(&ndev) != cudaSuccess || ndev < 1)
             return dcl_fail(DCL_ERR_UNSUPPORTED, "rank %d/%d: no CUDA device visible", d->rank, d->world);
 #endif
         d->device = d->local_rank % ndev;
-        if ((size_t)snprintf(out, n, "cuda:%d", d->device) >= n) return dcl_fail(DCL_ERR_ARG, "device spec buffer too small");
+        if ((size_t)snprintf(out, n, "cuda:%d%s", d->device, suffix) >= n) return dcl_fail(DCL_ERR_ARG, "device spec buffer too small");
         return DCL_OK;
     }
     if ((size_t)snprintf(out, n, "%s", spec) >= n) return dcl_fail(DCL_ERR_ARG, "device spec '%s' too long", spec);

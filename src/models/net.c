@@ -1,5 +1,6 @@
 /* Static graph executor: build, plan (shapes + memory), forward, backward. */
 #include "dcl/net.h"
+#include "dcl/io.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -84,6 +85,7 @@ struct dcl_net {
     int planned, training, pn, ph, pw;
     uint8_t *arena;
     size_t arena_bytes;
+    int esz;                   /* bytes per activation element: 4, or 2 on a bf16 backend */
     float *scratch, *scratch2; /* accumulation scratch */
     /* sync BN (dcl_net_set_bn_sync): cross-process statistics */
     dcl_net_gather_fn bn_gather;
@@ -108,6 +110,7 @@ dcl_status dcl_net_create(dcl_net **out, dcl_backend *be) {
     dcl_net *n = calloc(1, sizeof *n);
     if (!n) return dcl_fail(DCL_ERR_NOMEM, "net: out of memory");
     n->be = be;
+    n->esz = dcl_backend_act_bytes(be);
     n->input = -1;
     n->fuse = DCL_FUSE_ALL;
     dcl_table_init(&n->params);
@@ -159,6 +162,48 @@ static dcl_status to_host(dcl_backend *be, void *dst, const void *src, size_t by
     if (be->to_host) return be->to_host(be, dst, src, bytes);
     memcpy(dst, src, bytes);
     return DCL_OK;
+}
+
+/* y += x over n fp32 values (parameter gradients): axpby, whose arguments
+ * stay fp32 on every backend (add's are activations). */
+static dcl_status p_acc(dcl_backend *be, int64_t n, float *y, const float *x) {
+    return be->axpby(be, n, y, 1.0f, x, 1.0f);
+}
+
+/* Copy of n activation elements within the backend's memory. */
+static dcl_status act_copy(dcl_net *net, float *dst, const float *src, int64_t n) {
+    dcl_backend *be = net->be;
+    if (dst == src) return DCL_OK;
+    if (be->mem_copy) return be->mem_copy(be, dst, src, (size_t)n * net->esz);
+    if (be->is_host) { memcpy(dst, src, (size_t)n * net->esz); return DCL_OK; }
+    if (net->esz == 4) return be->axpby(be, n, dst, 1.0f, src, 0.0f);
+    return dcl_fail(DCL_ERR_UNSUPPORTED, "net: backend %s cannot copy bf16 activations", be->name);
+}
+
+/* Activations between host fp32 and the backend's storage (converted on the
+ * host when the storage is bf16, so half the bytes cross the bus). */
+static dcl_status act_from_host(dcl_net *net, float *dst, const float *src, int64_t n) {
+    if (net->esz == 4) return to_dev(net->be, dst, src, (size_t)n * sizeof(float));
+    uint16_t *h = malloc((size_t)n * sizeof(uint16_t) + 1);
+    if (!h) return dcl_fail(DCL_ERR_NOMEM, "net: out of memory converting %lld values", (long long)n);
+#pragma omp parallel for simd if (n > 65536) schedule(static)
+    for (int64_t i = 0; i < n; i++) h[i] = dcl_f32_to_bf16(src[i]);
+    dcl_status s = to_dev(net->be, dst, h, (size_t)n * sizeof(uint16_t));
+    free(h);
+    return s;
+}
+
+static dcl_status act_to_host(dcl_net *net, float *dst, const float *src, int64_t n) {
+    if (net->esz == 4) return to_host(net->be, dst, src, (size_t)n * sizeof(float));
+    uint16_t *h = malloc((size_t)n * sizeof(uint16_t) + 1);
+    if (!h) return dcl_fail(DCL_ERR_NOMEM, "net: out of memory converting %lld values", (long long)n);
+    dcl_status s = to_host(net->be, h, src, (size_t)n * sizeof(uint16_t));
+    if (!s) {
+#pragma omp parallel for simd if (n > 65536) schedule(static)
+        for (int64_t i = 0; i < n; i++) dst[i] = dcl_bf16_to_f32(h[i]);
+    }
+    free(h);
+    return s;
 }
 
 void dcl_net_free(dcl_net *net) {
@@ -833,7 +878,7 @@ dcl_status dcl_net_plan(dcl_net *net, int n, int h, int w, int training) {
     }
     for (int v = 0; v < net->nv; v++) {
         value *x = &net->vals[v];
-        size_t bytes = dcl_align_up((size_t)x->numel * sizeof(float));
+        size_t bytes = dcl_align_up((size_t)x->numel * net->esz);
         x->off = x->goff = x->boff = 0;
         if (x->c > maxc) maxc = x->c;
         int64_t lc = x->last_consumer >= 0 ? x->last_consumer : x->producer;
@@ -866,14 +911,14 @@ dcl_status dcl_net_plan(dcl_net *net, int n, int h, int w, int training) {
         /* scratch for ops that write a gradient nobody needs, and for the
          * scale gradient of a mul; the synchronised batch norm of the
          * unfused path takes the second half as an input-sized buffer */
-        size_t xb = dcl_align_up((size_t)net->vals[d->in0].numel * sizeof(float));
+        size_t xb = dcl_align_up((size_t)net->vals[d->in0].numel * net->esz);
         int xg = net->vals[d->in0].needs_grad;
         if ((d->kind == NK_BN && d->fu != FU_BNX) || d->kind == NK_PRELU || d->kind == NK_MUL) {
             if (!xg) acc_max = xb > acc_max ? xb : acc_max;
             if (d->kind == NK_BN) acc2_max = xb > acc2_max ? xb : acc2_max;
         }
         if (d->kind == NK_MUL) {
-            size_t sb = dcl_align_up((size_t)net->vals[d->in1].numel * sizeof(float));
+            size_t sb = dcl_align_up((size_t)net->vals[d->in1].numel * net->esz);
             acc2_max = sb > acc2_max ? sb : acc2_max;
         }
     }
@@ -946,13 +991,17 @@ dcl_status dcl_net_plan(dcl_net *net, int n, int h, int w, int training) {
 dcl_status dcl_net_set_input(dcl_net *net, const float *x) {
     if (!net->planned) return dcl_fail(DCL_ERR_ARG, "net: set_input before plan");
     value *v = &net->vals[net->input];
-    return to_dev(net->be, v->data, x, v->numel * sizeof(float));
+    return act_from_host(net, v->data, x, v->numel);
 }
 
 dcl_status dcl_net_set_input_device(dcl_net *net, const float *x) {
     if (!net->planned) return dcl_fail(DCL_ERR_ARG, "net: set_input_device before plan");
     if (!x) return dcl_fail(DCL_ERR_ARG, "net: set_input_device: x is NULL");
     value *v = &net->vals[net->input];
+    if (net->esz == 2) {
+        if (!net->be->cvt_f32_bf16) return dcl_fail(DCL_ERR_UNSUPPORTED, "net: backend %s cannot convert to bf16", net->be->name);
+        return net->be->cvt_f32_bf16(net->be, v->numel, (uint16_t *)v->data, x);
+    }
     if (v->data == x) return DCL_OK;
     return net->be->axpby(net->be, v->numel, v->data, 1.0f, x, 0.0f);
 }
@@ -1051,8 +1100,8 @@ static dcl_status bn_sync_bwd(dcl_net *net, node *d, value *x, value *o, int64_t
     double *all = NULL;
     dcl_status s = mem_zero(be, t, 2 * (size_t)C * sizeof(float));
     if (!s) s = be->bn_bwd(be, M, C, dx, t, t + C, o->grad, x->data, d->save[0], d->save[2], PP(d->pw));
-    if (!s) s = be->add(be, C, GG(d->pw), GG(d->pw), t);
-    if (!s) s = be->add(be, C, GG(d->pb), GG(d->pb), t + C);
+    if (!s) s = p_acc(be, C, GG(d->pw), t);
+    if (!s) s = p_acc(be, C, GG(d->pb), t + C);
     if (!s) s = to_host(be, f, t, 2 * (size_t)C * sizeof(float));   /* sdyx_l, sdy_l */
     if (!s) s = bn_gather3(net, &all, M, C, f + C, f);              /* (M, sdy, sdyx) */
     if (s || !xg) { free(f); free(all); return s; }
@@ -1230,7 +1279,10 @@ static dcl_status fold_fwd(dcl_net *net, node *d) {
             s = to_dev(be, fs, g, O * sizeof(float));
             if (!s) s = to_dev(be, fb, bt, O * sizeof(float));
         }
-        if (!s) s = be->scale_mask(be, O, wn / O, fw, w, fs, 1, 1.0f);
+        /* the weights are parameters (fp32 on every backend): scaled by the
+         * backend under any bf16 adapter, whose scale_mask takes activations */
+        dcl_backend *pb = dcl_backend_base(be);
+        if (!s) s = pb->scale_mask(pb, O, wn / O, fw, w, fs, 1, 1.0f);
         if (s) return s;
         w = fw;
         bias = fb;
@@ -1388,7 +1440,7 @@ dcl_status dcl_net_forward(dcl_net *net, dcl_rng *rng) {
                 s = fill_mask(net, d, rng, per_row ? rows : x->numel);
                 if (!s) s = be->scale_mask(be, rows, cols, o->data, x->data, d->save[0], per_row, 1.0f / (1.0f - d->p));
             } else {
-                s = be->axpby(be, x->numel, o->data, 1.0f, x->data, 0.0f);
+                s = act_copy(net, o->data, x->data, x->numel);
             }
             break;
         case NK_LINEAR:
@@ -1414,19 +1466,19 @@ dcl_status dcl_net_value_to_host(dcl_net *net, int v, float *dst) {
     if (net->vals[v].elided || net->vals[v].recomp)
         return dcl_fail(DCL_ERR_ARG, "net: value %d (output of layer %d) is fused away in this plan; mark it as an output before planning to read it",
                         v, net->vals[v].producer);
-    return to_host(net->be, dst, net->vals[v].data, net->vals[v].numel * sizeof(float));
+    return act_to_host(net, dst, net->vals[v].data, net->vals[v].numel);
 }
 
 dcl_status dcl_net_value_grad_to_host(dcl_net *net, int v, float *dst) {
     if (v < 0 || v >= net->nv || !net->vals[v].is_output || !net->vals[v].grad)
         return dcl_fail(DCL_ERR_ARG, "net: value %d is not a planned training output", v);
-    return to_host(net->be, dst, net->vals[v].grad, net->vals[v].numel * sizeof(float));
+    return act_to_host(net, dst, net->vals[v].grad, net->vals[v].numel);
 }
 
 dcl_status dcl_net_seed_from_host(dcl_net *net, int v, const float *src) {
     if (v < 0 || v >= net->nv || !net->vals[v].is_output || !net->vals[v].grad)
         return dcl_fail(DCL_ERR_ARG, "net: value %d is not a planned training output", v);
-    return to_dev(net->be, net->vals[v].grad, src, net->vals[v].numel * sizeof(float));
+    return act_from_host(net, net->vals[v].grad, src, net->vals[v].numel);
 }
 
 /* Where to write dx for value v: its grad buffer, or scratch when it already holds a gradient. */
@@ -1460,7 +1512,7 @@ static dcl_status bnx_bwd(dcl_net *net, node *d) {
         value *m = &net->vals[u->out], *g = &net->vals[net->nodes[d->fu_gap].out];
         int mr = m->needs_grad && m->grad_ready, gr = g->needs_grad && g->grad_ready;
         if (!mr && !gr) return DCL_OK;
-        if (!mr) DCL_TRY(mem_zero(be, m->grad, m->numel * sizeof(float)));
+        if (!mr) DCL_TRY(mem_zero(be, m->grad, (size_t)m->numel * net->esz));
         dy = m->grad;
         sv = net->vals[u->in1].data;
         dg = gr ? g->grad : NULL;
@@ -1537,8 +1589,8 @@ static dcl_status se_combine(dcl_net *net, node *d, int N, int HW, int C, const 
     if (!h) return dcl_fail(DCL_ERR_NOMEM, "net: fused backward");
     float *t = h, *s = t + 4 * NC, *g = s + NC, *is = g + NC, *o = is + C;
     dcl_status st = to_host(be, t, net->se_t, 4 * NC * sizeof(float));
-    if (!st) st = to_host(be, s, sv, NC * sizeof(float));
-    if (!st && dg) st = to_host(be, g, dg, NC * sizeof(float));
+    if (!st) st = act_to_host(net, s, sv, (int64_t)NC);
+    if (!st && dg) st = act_to_host(net, g, dg, (int64_t)NC);
     if (!st) st = to_host(be, is, d->save[2], C * sizeof(float));
     if (!st) {
         for (int c = 0; c < C; c++) {
@@ -1557,8 +1609,8 @@ static dcl_status se_combine(dcl_net *net, node *d, int N, int HW, int C, const 
         st = to_dev(be, sdy, o, C * sizeof(float));
         if (!st) st = to_dev(be, sdyx, o + C, C * sizeof(float));
         if (!st) st = to_dev(be, net->csum + 2 * C, o + 2 * C, 2 * (size_t)C * sizeof(float));
-        if (!st) st = be->add(be, C, GG(d->pw), GG(d->pw), net->csum + 2 * C);
-        if (!st) st = be->add(be, C, GG(d->pb), GG(d->pb), net->csum + 3 * C);
+        if (!st) st = p_acc(be, C, GG(d->pw), net->csum + 2 * C);
+        if (!st) st = p_acc(be, C, GG(d->pb), net->csum + 3 * C);
     }
     free(h);
     return st;
@@ -1669,7 +1721,7 @@ dcl_status dcl_net_backward(dcl_net *net) {
                 else if (in[j]->grad_ready) s = be->add(be, o->numel, in[j]->grad, in[j]->grad, o->grad);
                 else {
                     in[j]->grad_ready = 1;
-                    s = be->axpby(be, o->numel, in[j]->grad, 1.0f, o->grad, 0.0f);
+                    s = act_copy(net, in[j]->grad, o->grad, o->numel);
                 }
             }
             break;
@@ -1683,7 +1735,7 @@ dcl_status dcl_net_backward(dcl_net *net) {
                     int64_t rows = per_row ? x->n : 1, cols = per_row ? x->numel / x->n : x->numel;
                     s = be->scale_mask(be, rows, cols, dx, o->grad, d->save[0], per_row, 1.0f / (1.0f - d->p));
                 } else {
-                    s = be->axpby(be, x->numel, dx, 1.0f, o->grad, 0.0f);
+                    s = act_copy(net, dx, o->grad, x->numel);
                 }
                 if (!s) s = grad_finish(net, x, acc);
             }

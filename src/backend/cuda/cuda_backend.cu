@@ -257,11 +257,17 @@ static dcl_status apply_math(cu_impl *I, const char *op) {
     return DCL_OK;
 }
 
+static int is_cuda_base(const dcl_backend *be) {
+    return be && be->name && strncmp(be->name, "cuda", 4) == 0 && be->impl && !be->is_host && !be->inner;
+}
+
 extern "C" int dcl_backend_is_cuda(const dcl_backend *be) {
-    return be && be->name && strncmp(be->name, "cuda", 4) == 0 && be->impl && !be->is_host;
+    while (be && be->inner) be = be->inner;
+    return is_cuda_base(be);
 }
 
 extern "C" dcl_status dcl_cuda_get_options(dcl_backend *be, dcl_cuda_options *opt) {
+    be = dcl_backend_base(be);
     if (!dcl_backend_is_cuda(be)) return dcl_fail(DCL_ERR_ARG, "cuda options: backend is not a CUDA backend");
     if (!opt) return dcl_fail(DCL_ERR_ARG, "cuda options: opt is NULL");
     *opt = cu_of(be)->opt;
@@ -269,6 +275,7 @@ extern "C" dcl_status dcl_cuda_get_options(dcl_backend *be, dcl_cuda_options *op
 }
 
 extern "C" dcl_status dcl_cuda_set_options(dcl_backend *be, const dcl_cuda_options *opt) {
+    be = dcl_backend_base(be);
     if (!dcl_backend_is_cuda(be)) return dcl_fail(DCL_ERR_ARG, "cuda options: backend is not a CUDA backend");
     if (!opt) return dcl_fail(DCL_ERR_ARG, "cuda options: opt is NULL");
     if (opt->filter_layout != DCL_CUDA_FILTER_OIHW && opt->filter_layout != DCL_CUDA_FILTER_OHWI)
@@ -288,6 +295,7 @@ extern "C" dcl_status dcl_cuda_set_options(dcl_backend *be, const dcl_cuda_optio
 }
 
 extern "C" dcl_status dcl_cuda_get_stats(dcl_backend *be, dcl_cuda_stats *st) {
+    be = dcl_backend_base(be);
     if (!dcl_backend_is_cuda(be)) return dcl_fail(DCL_ERR_ARG, "cuda stats: backend is not a CUDA backend");
     if (!st) return dcl_fail(DCL_ERR_ARG, "cuda stats: st is NULL");
     cu_impl *I = cu_of(be);

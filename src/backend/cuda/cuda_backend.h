@@ -54,7 +54,13 @@ typedef struct dcl_cuda_options {
  * msg. */
 int dcl_cuda_dw_host_selftest(char *msg, size_t n);
 
-/* 1 when be was made by dcl_backend_cuda. */
+/* Host-side check of the bf16 conversion used by the device kernels
+ * (cvt_f32_bf16) against dcl_f32_to_bf16 over every 13th fp32 bit pattern;
+ * runs without a GPU.  Returns the number of mismatches (0 = pass). */
+int dcl_cuda_bf16_host_selftest(char *msg, size_t n);
+
+/* 1 when be was made by dcl_backend_cuda, or is an adapter over one
+ * (dcl_backend_bf16); the dcl_cuda_* functions below accept both. */
 int dcl_backend_is_cuda(const dcl_backend *be);
 dcl_status dcl_cuda_get_options(dcl_backend *be, dcl_cuda_options *opt);
 /* Changes the options; forgets every cached convolution plan. */

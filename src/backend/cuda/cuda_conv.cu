@@ -592,6 +592,7 @@ static dcl_status cu_conv_bwd_weights(dcl_backend *be, const dcl_conv_desc *d, f
 
 extern "C" dcl_status dcl_cuda_conv_describe(dcl_backend *be, const dcl_conv_desc *d, char *buf, size_t n) {
     const char *op = "conv_describe";
+    be = dcl_backend_base(be);
     if (!dcl_backend_is_cuda(be)) return dcl_fail(DCL_ERR_ARG, "cuda %s: backend is not a CUDA backend", op);
     if (!buf || !n) return dcl_fail(DCL_ERR_ARG, "cuda %s: empty buffer", op);
     CU_ENTER(be, op);

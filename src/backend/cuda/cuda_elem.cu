@@ -3,6 +3,9 @@
  * updates (axpby, Adam, SGD).  Own kernels, grid-stride loops. */
 #include "backend/cuda/cuda_reduce.cuh"
 #include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include "dcl/io.h"
 
 __device__ __forceinline__ float sigmoidf_(float x) { return 1.f / (1.f + expf(-x)); }
 
@@ -406,7 +409,71 @@ static dcl_status cu_bn_fold(dcl_backend *be, int C, float *scale, float *shift,
     return DCL_OK;
 }
 
+/* ---------------------------------------------------------------------- */
+/* fp32 <-> bf16 storage conversions, copies                              */
+/* ---------------------------------------------------------------------- */
+
+__global__ void k_cvt_f32_bf16(int64_t n, unsigned short *dst, const float *src) {
+    CU_FOR(i, n) dst[i] = cu_f32_bf16_bits(__float_as_uint(src[i]));
+}
+
+__global__ void k_cvt_bf16_f32(int64_t n, float *dst, const unsigned short *src) {
+    CU_FOR(i, n) dst[i] = __uint_as_float((unsigned)src[i] << 16);
+}
+
+static dcl_status cu_cvt_f32_bf16(dcl_backend *be, int64_t n, uint16_t *dst, const float *src) {
+    const char *op = "cvt_f32_bf16";
+    CU_ENTER(be, op);
+    CU_NONNEG(op, n);
+    if (n == 0) return DCL_OK;
+    CU_NEED(op, dst); CU_NEED(op, src);
+    k_cvt_f32_bf16<<<cu_grid(I, n), CU_THREADS, 0, I->stream>>>(n, (unsigned short *)dst, src);
+    CU_LAUNCHED(op, "k_cvt_f32_bf16");
+    return DCL_OK;
+}
+
+static dcl_status cu_cvt_bf16_f32(dcl_backend *be, int64_t n, float *dst, const uint16_t *src) {
+    const char *op = "cvt_bf16_f32";
+    CU_ENTER(be, op);
+    CU_NONNEG(op, n);
+    if (n == 0) return DCL_OK;
+    CU_NEED(op, dst); CU_NEED(op, src);
+    k_cvt_bf16_f32<<<cu_grid(I, n), CU_THREADS, 0, I->stream>>>(n, dst, (const unsigned short *)src);
+    CU_LAUNCHED(op, "k_cvt_bf16_f32");
+    return DCL_OK;
+}
+
+static dcl_status cu_mem_copy(dcl_backend *be, void *dst, const void *src, size_t bytes) {
+    const char *op = "mem_copy";
+    CU_ENTER(be, op);
+    if (!bytes || dst == src) return DCL_OK;
+    CU_NEED(op, dst); CU_NEED(op, src);
+    CU_RT(op, cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, I->stream));
+    return DCL_OK;
+}
+
+extern "C" int dcl_cuda_bf16_host_selftest(char *msg, size_t msgn) {
+    /* every 13th bit pattern (all exponents, both signs, NaNs, infinities,
+     * the rounding ties) against io.h's converter */
+    int bad = 0;
+    for (uint64_t k = 0; k <= 0xffffffffull; k += 13) {
+        const unsigned u = (unsigned)k;
+        float f;
+        memcpy(&f, &u, 4);
+        const unsigned short a = cu_f32_bf16_bits(u), b = dcl_f32_to_bf16(f);
+        if (a != b) {
+            if (!bad && msg && msgn) snprintf(msg, msgn, "0x%08x -> 0x%04x, expected 0x%04x", u, a, b);
+            bad++;
+        }
+    }
+    if (!bad && msg && msgn) snprintf(msg, msgn, "ok");
+    return bad;
+}
+
 void cu_install_elem(dcl_backend *be) {
+    be->cvt_f32_bf16 = cu_cvt_f32_bf16;
+    be->cvt_bf16_f32 = cu_cvt_bf16_f32;
+    be->mem_copy = cu_mem_copy;
     be->bn_fold = cu_bn_fold;
     be->act_fwd = cu_act_fwd;
     be->act_bwd = cu_act_bwd;

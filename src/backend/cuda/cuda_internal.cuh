@@ -157,6 +157,15 @@ template <> struct cu_idiv<int64_t> {
 __device__ __forceinline__ float cu_ld(const float *p, int64_t i) { return p[i]; }
 __device__ __forceinline__ void cu_st(float *p, int64_t i, float v) { p[i] = v; }
 
+/* bf16 bits of an fp32 value, round to nearest even, NaN stays NaN (quiet):
+ * the same function as dcl_f32_to_bf16 (io.h), callable on both sides so
+ * that dcl_cuda_bf16_host_selftest checks the device code on the CPU. */
+__host__ __device__ __forceinline__ unsigned short cu_f32_bf16_bits(unsigned u) {
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (unsigned short)((u >> 16) | 0x40u);
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return (unsigned short)(u >> 16);
+}
+
 /* ---- op groups (one .cu file each) ---- */
 void cu_install_conv(dcl_backend *be);
 void cu_install_norm(dcl_backend *be);    /* batch norm */
