@@ -12,7 +12,7 @@
 set -o pipefail
 cd "$(dirname "$0")/.." || exit 2
 PRE=build-gpu
-TESTS="test_cuda_smoke test_backend_ops test_fused test_model test_dcl test_precision"
+TESTS="test_cuda_smoke test_backend_ops test_fused test_model test_dcl test_precision test_bf16"
 
 if [ "${1:-}" = --prepare ]; then
   obj=build-gpu-obj

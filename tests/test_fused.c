@@ -519,6 +519,44 @@ static void check_eval_fold(const float *x) {
     eval_logits(f, x, lf);
     eval_logits(r, x, lr);
     CHECK_CLOSE("eval logits after a parameter change: cpu folded vs ref", lf, lr, NB * K, 1e-4, 1e-3);
+    /* the folded copies are kept between evaluation forwards: the same result again */
+    float l2[NB * K];
+    eval_logits(f, x, l2);
+    CHECK(!memcmp(l2, lf, sizeof l2), "a second evaluation forward (folded weights kept) differs");
+    /* a write through dcl_net_param_data, then through a pointer kept across
+     * a forward with dcl_net_params_changed, then running statistics moved by
+     * a training forward: each seen by the next evaluation */
+    for (int step = 0; step < 3; step++) {
+        float *pf = dcl_net_param_data(f->net), *pr = dcl_net_param_data(r->net);
+        if (step == 1) {
+            eval_logits(f, x, l2);                 /* folds, after the pointer was taken */
+            for (int64_t j = 0; j < P->total; j++) { pf[j] *= 0.9f; pr[j] *= 0.9f; }
+            dcl_net_params_changed(f->net);
+        } else if (step == 0) {
+            for (int64_t j = 0; j < P->total; j++) { pf[j] *= 1.1f; pr[j] *= 1.1f; }
+        } else {
+            float tl[NB * K];
+            dcl_rng r1, r2;
+            dcl_rng_seed(&r1, 3);
+            dcl_rng_seed(&r2, 3);
+            dcl_model *mm[2] = {f, r};
+            dcl_rng *rr[2] = {&r1, &r2};
+            for (int k = 0; k < 2; k++) {
+                CHECK_OK(dcl_net_plan(mm[k]->net, NB, HH, WW, DCL_PLAN_TRAIN_NOGRAD));
+                CHECK_OK(dcl_net_set_input(mm[k]->net, x));
+                CHECK_OK(dcl_net_forward(mm[k]->net, rr[k]));
+                CHECK_OK(dcl_net_value_to_host(mm[k]->net, mm[k]->logits, tl));
+            }
+        }
+        eval_logits(f, x, lf);
+        eval_logits(r, x, lr);
+        CHECK_CLOSE(step == 0 ? "eval logits after writing through dcl_net_param_data"
+                    : step == 1 ? "eval logits after dcl_net_params_changed"
+                                : "eval logits after a training forward moved the running statistics",
+                    lf, lr, NB * K, 1e-4, 1e-3);
+        CHECK(memcmp(lf, l2, sizeof lf) != 0, "step %d: the logits did not move", step);
+        memcpy(l2, lf, sizeof l2);
+    }
     free(buf);
     dcl_model_free(f); dcl_model_free(u); dcl_model_free(r); dcl_model_free(rf);
 }

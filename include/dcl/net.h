@@ -84,9 +84,17 @@ dcl_status dcl_net_zero_grad(dcl_net *net);
 /* ---- parameters ---- */
 const dcl_table *dcl_net_params(const dcl_net *net);
 const dcl_table *dcl_net_buffers(const dcl_net *net);
-float *dcl_net_param_data(dcl_net *net);    /* device, table->total floats */
+/* Device pointers (table->total floats).  Evaluation plans keep the batch
+ * norms folded into copies of the weights between forwards; taking
+ * param_data or buffer_data marks those copies stale, so write through a
+ * pointer taken after the last evaluation forward, or call
+ * dcl_net_params_changed after writing. */
+float *dcl_net_param_data(dcl_net *net);
 float *dcl_net_grad_data(dcl_net *net);
 float *dcl_net_buffer_data(dcl_net *net);
+/* The parameters or buffers were written behind the net's back: the next
+ * evaluation forward folds the batch norms again. */
+void dcl_net_params_changed(dcl_net *net);
 /* Copy a named tensor to/from host (params first, then buffers). */
 dcl_status dcl_net_get_tensor(dcl_net *net, const char *name, float *dst, int64_t numel);
 dcl_status dcl_net_set_tensor(dcl_net *net, const char *name, const float *src, int64_t numel);

@@ -98,6 +98,7 @@ struct dcl_net {
     float *fold;               /* device: folded weights, biases and scales of the evaluation plan */
     float *fold_host;          /* host: per-channel scratch of the folding (5 * fold_c floats) */
     int fold_c;
+    int fold_valid;            /* net->fold matches the parameters and running statistics */
     float *csum;               /* device: per-channel sums of the fused batch-norm backward (4 * max C) */
     float *se_t;               /* device: squeeze-excitation backward sums (bn_act_se_sums) */
     double *prof;              /* dcl_net_profile: seconds per node, forward then backward (2 * nn) */
@@ -975,6 +976,7 @@ dcl_status dcl_net_plan(dcl_net *net, int n, int h, int w, int training) {
     }
     mem_free(net->be, net->fold);
     free(net->fold_host);
+    net->fold_valid = 0;
     net->fold = fold_n ? big_alloc(net->be, fold_n * sizeof(float)) : NULL;
     net->fold_host = fold_c ? malloc(5 * (size_t)fold_c * sizeof(float)) : NULL;
     net->fold_c = fold_c;
@@ -1246,9 +1248,12 @@ static dcl_status actse_fwd(dcl_net *net, node *a) {
                                net->vals[net->nodes[a->fu_gap].out].data, x->data, NULL, NULL, NULL, NULL, NULL);
 }
 
-/* FU_FOLD forward: the batch norm folded into a copy of the weights (done at
- * every forward, so parameters may change between forwards) and the
- * activation applied in the convolution's pass. */
+/* FU_FOLD forward: the batch norm folded into a copy of the weights and the
+ * activation applied in the convolution's pass.  The folded copy is made
+ * again only when the parameters or running statistics may have changed
+ * since the last evaluation forward (net->fold_valid: cleared by every
+ * training-mode forward, dcl_net_set_tensor, dcl_net_init_params, loading,
+ * dcl_net_param_data / dcl_net_buffer_data and dcl_net_params_changed). */
 static dcl_status fold_fwd(dcl_net *net, node *d) {
     dcl_backend *be = net->be;
     value *x = &net->vals[d->in0], *y = &net->vals[d->fu_out];
@@ -1260,6 +1265,7 @@ static dcl_status fold_fwd(dcl_net *net, node *d) {
         int O = d->out_ch;
         int64_t wn = net->params.v[d->pw].numel;
         float *fw = net->fold + d->fold_off, *fb = fw + (wn + 15) / 16 * 16, *fs = fb + (O + 15) / 16 * 16;
+        if (net->fold_valid) goto folded;
         float *h = net->fold_host, *g = h, *bt = h + O, *rm = h + 2 * O, *rv = h + 3 * O, *cb = h + 4 * O;
         if (be->bn_fold) {      /* on the device: no round trip through the host */
             s = be->bn_fold(be, O, fs, fb, PP(bn->pw), PP(bn->pb), BB(bn->brm), BB(bn->brv), bias, bn->eps);
@@ -1284,6 +1290,7 @@ static dcl_status fold_fwd(dcl_net *net, node *d) {
         dcl_backend *pb = dcl_backend_base(be);
         if (!s) s = pb->scale_mask(pb, O, wn / O, fw, w, fs, 1, 1.0f);
         if (s) return s;
+    folded:
         w = fw;
         bias = fb;
     }
@@ -1374,6 +1381,8 @@ dcl_status dcl_net_forward(dcl_net *net, dcl_rng *rng) {
     if (!net->planned) return dcl_fail(DCL_ERR_ARG, "net: forward before plan");
     dcl_backend *be = net->be;
     int train = net->training;
+    /* training forwards update running statistics; parameters change between them */
+    if (train) net->fold_valid = 0;
     for (int v = 0; v < net->nv; v++)   /* recomputed values: their forward copy */
         if (net->vals[v].recomp) net->vals[v].data = (float *)(net->arena + net->vals[v].off);
     for (int i = 0; i < net->nn; i++) {
@@ -1450,6 +1459,7 @@ dcl_status dcl_net_forward(dcl_net *net, dcl_rng *rng) {
         if (net->prof) net->prof[i] += prof_now(net) - t0;
         if (s) return dcl_fail_ctx(s, "forward %s%s%s (layer %d)", g_kind_name[d->kind], d->name[0] ? " " : "", d->name, i);
     }
+    if (!train) net->fold_valid = 1;   /* every folded layer ran: the copies are current */
     return DCL_OK;
 }
 
@@ -1762,9 +1772,11 @@ dcl_status dcl_net_zero_grad(dcl_net *net) {
 
 const dcl_table *dcl_net_params(const dcl_net *net) { return &net->params; }
 const dcl_table *dcl_net_buffers(const dcl_net *net) { return &net->buffers; }
-float *dcl_net_param_data(dcl_net *net) { return net->P; }
+/* Writable pointers: the caller may change the values through them. */
+float *dcl_net_param_data(dcl_net *net) { net->fold_valid = 0; return net->P; }
 float *dcl_net_grad_data(dcl_net *net) { return net->G; }
-float *dcl_net_buffer_data(dcl_net *net) { return net->B; }
+float *dcl_net_buffer_data(dcl_net *net) { net->fold_valid = 0; return net->B; }
+void dcl_net_params_changed(dcl_net *net) { if (net) net->fold_valid = 0; }
 
 dcl_status dcl_net_get_tensor(dcl_net *net, const char *name, float *dst, int64_t numel) {
     int i = dcl_table_find(&net->params, name);
@@ -1780,6 +1792,7 @@ dcl_status dcl_net_get_tensor(dcl_net *net, const char *name, float *dst, int64_
 }
 
 dcl_status dcl_net_set_tensor(dcl_net *net, const char *name, const float *src, int64_t numel) {
+    net->fold_valid = 0;
     if (!net->finalized) DCL_TRY(dcl_net_finalize(net));
     int i = dcl_table_find(&net->params, name);
     if (i >= 0) {
@@ -1794,6 +1807,7 @@ dcl_status dcl_net_set_tensor(dcl_net *net, const char *name, const float *src, 
 }
 
 dcl_status dcl_net_init_params(dcl_net *net, dcl_rng *rng) {
+    net->fold_valid = 0;
     if (!net->finalized) DCL_TRY(dcl_net_finalize(net));
     float *host = calloc(net->params.total + 1, sizeof(float));
     if (!host) return dcl_fail(DCL_ERR_NOMEM, "net: init");
