@@ -12,6 +12,7 @@
  * The measured errors are printed; docs/CUDA.md (Precision) quotes them.
  */
 #include "check.h"
+#include "golden.h"
 #include "backend/backend.h"
 #include "dcl/detector.h"
 #include "dcl/io.h"
@@ -21,23 +22,15 @@
 #include "dcl/views.h"
 #include <cjson/cJSON.h>
 
-#define FIX "tests/fixtures/"
-#define STEP FIX "dcl/dcl_step.safetensors"
-#define TRAJ FIX "dcl/dcl_traj.safetensors"
+#define STEP "dcl/dcl_step.safetensors"
+#define TRAJ "dcl/dcl_traj.safetensors"
 
-static float *gget(dcl_st *st, const char *name, int64_t *numel, int nhwc) {
-    const dcl_st_entry *e = dcl_st_find(st, name);
-    if (!e) { CHECK(0, "fixture lacks %s", name); return NULL; }
-    float *v = malloc((e->numel ? e->numel : 1) * sizeof(float));
-    if (dcl_st_entry_to_f32(v, st, e)) { CHECK(0, "%s", dcl_last_error()); free(v); return NULL; }
-    if (nhwc && e->ndim == 4) {
-        float *t = malloc(e->numel * sizeof(float));
-        dcl_nchw_to_nhwc(t, v, (int)e->shape[0], (int)e->shape[1], (int)e->shape[2], (int)e->shape[3]);
-        free(v);
-        v = t;
-    }
-    if (numel) *numel = e->numel;
-    return v;
+/* a fixture tensor as a fresh array (free with free()), NCHW -> NHWC when nhwc */
+static float *gget(golden *g, const char *name, int64_t *numel, int nhwc) {
+    const golden_tensor *t = golden_get(g, name, nhwc ? GOLDEN_NHWC : GOLDEN_AS_IS);
+    if (!t) { CHECK(0, "%s", dcl_last_error()); return NULL; }
+    if (numel) *numel = t->numel;
+    return golden_dup(t->data, t->numel);
 }
 
 /* max|a-b| / max|b| */
@@ -100,7 +93,8 @@ static void check_specs(void) {
 
 static double amp_dev(const char *arch, const char *key) {
     static cJSON *j;
-    if (!j && dcl_json_load(&j, FIX "model/amp_bf16_deviation.json")) {
+    char jp[512];
+    if (!j && dcl_json_load(&j, golden_path(jp, sizeof jp, "model/amp_bf16_deviation.json"))) {
         CHECK(0, "%s", dcl_last_error());
         return NAN;
     }
@@ -130,24 +124,25 @@ static dcl_backend *make_be(const char *spec) {
 static void check_golden(const char *arch, const char *spec) {
     dcl_backend *be = make_be(spec);
     if (!be) return;
-    char wpath[256], gpath[256];
-    snprintf(wpath, sizeof wpath, FIX "model/%s_tiny.weights.safetensors", arch);
-    snprintf(gpath, sizeof gpath, FIX "model/%s_tiny.golden.safetensors", arch);
-    dcl_st *g = NULL;
-    if (dcl_st_open(&g, gpath)) { CHECK(0, "%s", dcl_last_error()); dcl_backend_destroy(be); return; }
+    char wrel[256], wpath[512], grel[256];
+    snprintf(wrel, sizeof wrel, "model/%s_tiny.weights.safetensors", arch);
+    golden_path(wpath, sizeof wpath, wrel);
+    snprintf(grel, sizeof grel, "model/%s_tiny.golden.safetensors", arch);
+    golden *g = NULL;
+    if (golden_open(&g, grel)) { CHECK(0, "%s", dcl_last_error()); dcl_backend_destroy(be); return; }
     dcl_effnet_cfg cfg;
     CHECK_OK(dcl_effnet_config(&cfg, arch));
-    dcl_effnet_set_scale(&cfg, atof(dcl_st_meta(g, "channel_multiplier")), atof(dcl_st_meta(g, "depth_multiplier")));
-    cfg.num_classes = atoi(dcl_st_meta(g, "num_classes"));
+    dcl_effnet_set_scale(&cfg, atof(golden_meta(g, "channel_multiplier")), atof(golden_meta(g, "depth_multiplier")));
+    cfg.num_classes = atoi(golden_meta(g, "num_classes"));
     cfg.drop_rate = 0;
     cfg.drop_path_rate = 0;
     int n, c, h, w;
-    CHECK(sscanf(dcl_st_meta(g, "input"), "%d,%d,%d,%d", &n, &c, &h, &w) == 4, "input meta");
+    CHECK(sscanf(golden_meta(g, "input"), "%d,%d,%d,%d", &n, &c, &h, &w) == 4, "input meta");
     dcl_model *m = NULL;
     CHECK_OK(dcl_effnet_build(&m, be, &cfg));
-    if (!m) { dcl_st_close(g); dcl_backend_destroy(be); return; }
+    if (!m) { golden_close(g); dcl_backend_destroy(be); return; }
     CHECK_OK(dcl_model_load(m, wpath, NULL));
-    int64_t nl;
+    int64_t nl = 0;
     float *x = gget(g, "input", NULL, 1), *want_eval = gget(g, "eval_logits", &nl, 0);
     float *logits = malloc(nl * sizeof(float));
     for (int fuse = 0; fuse < 2 && x && want_eval; fuse++) {
@@ -166,7 +161,7 @@ static void check_golden(const char *arch, const char *spec) {
     if (x && want_eval) check_vs_amp(arch, spec, "eval_logits", rel_max(logits, want_eval, nl));
 
     /* one training step against the goldens, measured like autocast */
-    int64_t nf;
+    int64_t nf = 0;
     float *want_logits = gget(g, "logits", NULL, 0), *want_feat = gget(g, "features", &nf, 1), *tg = gget(g, "target", NULL, 0);
     float *feat = malloc(nf * sizeof(float)), *dlog = malloc(nl * sizeof(float));
     const dcl_table *P = dcl_net_params(m->net);
@@ -217,7 +212,7 @@ static void check_golden(const char *arch, const char *spec) {
     free(want_logits); free(want_feat); free(tg); free(feat); free(dlog); free(hg);
     free(x); free(want_eval); free(logits);
     dcl_model_free(m);
-    dcl_st_close(g);
+    golden_close(g);
     dcl_backend_destroy(be);
 }
 
@@ -365,7 +360,7 @@ static void check_train(const char *spec) {
 
 /* 10 DCL steps (both encoders, queues, all three losses) against the
  * PyTorch fp32 trajectory of test_dcl (batch 4 at 96x96) */
-static void load_prefixed(dcl_st *st, dcl_net *net, const char *prefix) {
+static void load_prefixed(golden *st, dcl_net *net, const char *prefix) {
     const dcl_table *tabs[2] = {dcl_net_params(net), dcl_net_buffers(net)};
     for (int t = 0; t < 2; t++)
         for (int i = 0; i < tabs[t]->n; i++) {
@@ -382,8 +377,8 @@ static void load_prefixed(dcl_st *st, dcl_net *net, const char *prefix) {
 static void check_trajectory(const char *spec) {
     dcl_backend *be = make_be(spec);
     if (!be) return;
-    dcl_st *st = NULL, *sp = NULL;
-    if (dcl_st_open(&st, TRAJ) || dcl_st_open(&sp, STEP)) { CHECK(0, "%s", dcl_last_error()); dcl_st_close(st); dcl_backend_destroy(be); return; }
+    golden *st = NULL, *sp = NULL;
+    if (golden_open(&st, TRAJ) || golden_open(&sp, STEP)) { CHECK(0, "%s", dcl_last_error()); golden_close(st); dcl_backend_destroy(be); return; }
     dcl_effnet_cfg e;
     dcl_effnet_config(&e, "efficientnet_b0");
     dcl_effnet_set_scale(&e, 0.25f, 0.34f);
@@ -392,7 +387,7 @@ static void check_trajectory(const char *spec) {
     mc.queue_size = 12;
     dcl_detector *d = NULL;
     CHECK_OK(dcl_detector_create(&d, be, &e, &mc, 1));
-    if (!d) { dcl_st_close(st); dcl_st_close(sp); dcl_backend_destroy(be); return; }
+    if (!d) { golden_close(st); golden_close(sp); dcl_backend_destroy(be); return; }
     load_prefixed(sp, d->q->net, "q.");
     CHECK_OK(dcl_detector_sync_key(d));
     int B = 4, S = 96;
@@ -437,8 +432,8 @@ static void check_trajectory(const char *spec) {
     free(wt); free(wc); free(wi); free(wa); free(phi);
     dcl_optim_free(opt);
     dcl_detector_free(d);
-    dcl_st_close(st);
-    dcl_st_close(sp);
+    golden_close(st);
+    golden_close(sp);
     dcl_backend_destroy(be);
 }
 
