@@ -1,5 +1,6 @@
 /* End to end: the DCL trainer on a small synthetic face cache (a narrow
  * EfficientNet-b0 at 64x64): the loss falls, validation AUC exceeds 0.9;
+ * the same with bf16 activation storage (cpu,bf16);
  * a run killed with SIGKILL at random moments leaves a loadable checkpoint
  * and --resume continues it; bad configs give clear errors. */
 #include "check.h"
@@ -78,9 +79,28 @@ int main(void) {
     log_losses(out, &first, &last);
     printf("cross-entropy: first steps %.4f, last steps %.4f\n", first, last);
     CHECK(last < first, "cross-entropy should fall: %.4f -> %.4f", first, last);
+    const long long steps = r.steps;
     /* the run directory refuses a second fresh run */
     s = dcl_train(&t, 0, "test", &r);
     CHECK(s == DCL_ERR_ARG && strstr(dcl_last_error(), "--resume"), "second run into the same out: %s", dcl_last_error());
+
+    /* 1b. the same run with activations stored in bf16 learns as well */
+    {
+        char outb[300];
+        snprintf(outb, sizeof outb, "%s/run_bf16", dir);
+        dcl_train_cfg tb;
+        CHECK_OK(load_cfg(&tb, cache, outb, "train.device=cpu,bf16"));
+        dcl_train_result rb;
+        t0 = dcl_now();
+        CHECK_OK(dcl_train(&tb, 0, "test", &rb));
+        double fb, lb;
+        log_losses(outb, &fb, &lb);
+        printf("bf16 storage: %lld steps in %.1f s: best validation AUC %.4f; cross-entropy %.4f -> %.4f\n",
+               (long long)rb.steps, dcl_now() - t0, rb.best_auc, fb, lb);
+        CHECK(rb.steps == steps, "bf16 run: %lld steps, fp32 %lld", (long long)rb.steps, steps);
+        CHECK(rb.best_auc > 0.9, "bf16 run: validation AUC %.4f should exceed 0.9", rb.best_auc);
+        CHECK(lb < fb, "bf16 run: cross-entropy should fall: %.4f -> %.4f", fb, lb);
+    }
 
     /* 2. SIGKILL at random moments: the last checkpoint loads and resume continues */
     dcl_train_cfg tk;
