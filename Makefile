@@ -35,7 +35,9 @@ TEST_COMMON_OBJ := $(TEST_COMMON:%.c=$(BUILD)/%.o)
 ifeq ($(DCL_CUDA),1)
 CU_OBJ  := $(CU_SRC:%.cu=$(BUILD)/%.o)
 CFLAGS  += -DDCL_HAVE_CUDA=1 -I$(CUDA_HOME)/include
-LDLIBS  += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudnn -lcublas -lcudart
+# cuBLAS is opened at run time by the backend (cu_blas_load): linked, it would
+# cost every process ~150 MB of resident memory at start-up
+LDLIBS  += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudnn -lcudart -ldl
 NVFLAGS ?= -O3 -std=c++17 -Iinclude -Isrc -Xcompiler -fPIC -gencode arch=compute_90,code=sm_90 -gencode arch=compute_80,code=compute_80
 # NCCL (multi-GPU all-reduce) when its header is there; DCL_NCCL=0 leaves it out
 DCL_NCCL ?= $(if $(wildcard $(CUDA_HOME)/include/nccl.h),1,0)

@@ -712,6 +712,16 @@ static void timing(void) {
     G->mem_free(G, b.x); G->mem_free(G, b.y); G->mem_free(G, b.s);
 }
 
+/* 1 when a mapping of this process names a file containing `what` */
+static int maps_have(const char *what) {
+    FILE *f = fopen("/proc/self/maps", "r");
+    char line[1024];
+    int found = 0;
+    while (f && !found && fgets(line, sizeof line, f)) found = strstr(line, what) != NULL;
+    if (f) fclose(f);
+    return found;
+}
+
 int main(void) {
 #ifdef DCL_HAVE_CUDA
     {   /* the depthwise kernels' per-element code, on the CPU (no GPU needed) */
@@ -719,6 +729,14 @@ int main(void) {
         int bad = dcl_cuda_dw_host_selftest(msg, sizeof msg);
         CHECK(bad == 0, "depthwise host self-test: %d mismatches, first: %s", bad, msg);
         printf("cuda depthwise kernels on the host: %s\n", bad ? "FAIL" : "match the direct convolution");
+        /* cuBLAS is not linked: it is opened on first use, with every
+         * symbol the backend calls (no GPU needed to load it) */
+        CHECK(!maps_have("libcublas"), "libcublas is mapped before any CUDA backend exists");
+        dcl_status ls = dcl_cuda_load_blas();
+        CHECK(ls == DCL_OK, "loading cuBLAS: %s", dcl_last_error());
+        CHECK(ls != DCL_OK || maps_have("libcublas"), "cuBLAS loaded but not mapped");
+        CHECK(dcl_cuda_load_blas() == DCL_OK, "loading cuBLAS a second time");
+        printf("cuBLAS opened at run time: %s\n", ls == DCL_OK ? "ok" : dcl_last_error());
         bad = dcl_cuda_bf16_host_selftest(msg, sizeof msg);
         CHECK(bad == 0, "bf16 conversion host self-test: %d mismatches, first: %s", bad, msg);
         printf("cuda bf16 conversion on the host: %s\n", bad ? "FAIL" : "matches dcl_f32_to_bf16");

@@ -4,14 +4,18 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <dlfcn.h>
+#include <pthread.h>
 
 /* ---------------------------------------------------------------------- */
 /* errors                                                                 */
 /* ---------------------------------------------------------------------- */
 
-/* "cudnnConvolutionForward(h, ...)" -> "cudnnConvolutionForward" */
+/* "cudnnConvolutionForward(h, ...)" -> "cudnnConvolutionForward";
+ * "cu_blas.cublasSgemm_v2(...)" -> "cublasSgemm_v2" */
 static void call_name(char *dst, size_t n, const char *call) {
     size_t k = 0;
+    if (!strncmp(call, "cu_blas.", 8)) call += 8;
     while (call[k] && call[k] != '(' && k + 1 < n) { dst[k] = call[k]; k++; }
     dst[k] = 0;
 }
@@ -39,8 +43,67 @@ dcl_status cu_fail_blas(const char *op, const char *call, cublasStatus_t s) {
     char nm[96];
     call_name(nm, sizeof nm, call);
     return dcl_fail(s == CUBLAS_STATUS_ALLOC_FAILED ? DCL_ERR_NOMEM : DCL_ERR_INTERNAL,
-                    "cuda %s: %s failed: %s (%s)", op, nm, cublasGetStatusString(s), cublasGetStatusName(s));
+                    "cuda %s: %s failed: %s (%s)", op, nm, cu_blas.cublasGetStatusString(s), cu_blas.cublasGetStatusName(s));
 }
+
+/* ---------------------------------------------------------------------- */
+/* cuBLAS at run time                                                     */
+/* ---------------------------------------------------------------------- */
+
+#define CU_STR2(x) #x
+#define CU_STR(x) CU_STR2(x)
+
+cu_blas_api cu_blas;
+
+dcl_status cu_blas_load(void) {
+    static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    static int state;            /* 0 not tried, 1 loaded, -1 failed */
+    static char why[400];
+    pthread_mutex_lock(&mu);
+    if (state == 0) {
+        /* the major version the backend was compiled against, then the
+         * development link name; dlopen searches LD_LIBRARY_PATH and the
+         * executable's run path (CUDA's lib64 in this build) */
+        const char *names[] = {"libcublas.so." CU_STR(CUBLAS_VER_MAJOR), "libcublas.so"};
+        void *h = NULL;
+        char err[256] = "";
+        for (int i = 0; i < 2 && !h; i++) {
+            h = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
+            if (!h && i == 0) snprintf(err, sizeof err, "%s", dlerror());
+        }
+        cu_blas_api a;
+        memset(&a, 0, sizeof a);
+        const char *missing = NULL;
+#define CU_SYM(f) do { if (h && !missing) { *(void **)&a.f = dlsym(h, #f); if (!a.f) missing = #f; } } while (0)
+        CU_SYM(cublasCreate_v2);
+        CU_SYM(cublasDestroy_v2);
+        CU_SYM(cublasSetStream_v2);
+        CU_SYM(cublasSetPointerMode_v2);
+        CU_SYM(cublasSetMathMode);
+        CU_SYM(cublasSgemm_v2);
+        CU_SYM(cublasGetStatusName);
+        CU_SYM(cublasGetStatusString);
+#undef CU_SYM
+        if (!h) {
+            snprintf(why, sizeof why, "cannot load cuBLAS (%s): %s", names[0], err);
+            state = -1;
+        } else if (missing) {
+            snprintf(why, sizeof why, "cuBLAS (%s) lacks %s: a different major version than %d?", names[0], missing,
+                     (int)CUBLAS_VER_MAJOR);
+            dlclose(h);
+            state = -1;
+        } else {
+            cu_blas = a;         /* the library stays open for the process */
+            state = 1;
+        }
+    }
+    const int st = state;
+    pthread_mutex_unlock(&mu);
+    if (st < 0) return dcl_fail(DCL_ERR_UNSUPPORTED, "cuda init: %s", why);
+    return DCL_OK;
+}
+
+extern "C" dcl_status dcl_cuda_load_blas(void) { return cu_blas_load(); }
 
 dcl_status cu_enter(cu_impl *I, const char *op) {
     if (!I) return dcl_fail(DCL_ERR_ARG, "cuda %s: backend is not a CUDA backend", op);
@@ -208,7 +271,7 @@ static void cu_destroy(dcl_backend *be) {
                 if (I->stage[i].ev) cudaEventDestroy(I->stage[i].ev);
             }
             if (I->ws.p) cudaFree(I->ws.p);
-            if (I->cublas) cublasDestroy(I->cublas);
+            if (I->cublas) cu_blas.cublasDestroy_v2(I->cublas);
             if (I->cudnn) cudnnDestroy(I->cudnn);
             if (I->stream) cudaStreamDestroy(I->stream);
         }
@@ -253,7 +316,7 @@ static void options_from_env(dcl_cuda_options *o) {
 }
 
 static dcl_status apply_math(cu_impl *I, const char *op) {
-    CU_BLAS(op, cublasSetMathMode(I->cublas, I->opt.tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
+    CU_BLAS(op, cu_blas.cublasSetMathMode(I->cublas, I->opt.tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
     return DCL_OK;
 }
 
@@ -335,9 +398,10 @@ static dcl_status cu_init(cu_impl *I, int device) {
     CU_RT(op, cudaStreamCreateWithFlags(&I->stream, cudaStreamNonBlocking));
     CU_DNN(op, cudnnCreate(&I->cudnn));
     CU_DNN(op, cudnnSetStream(I->cudnn, I->stream));
-    CU_BLAS(op, cublasCreate(&I->cublas));
-    CU_BLAS(op, cublasSetStream(I->cublas, I->stream));
-    CU_BLAS(op, cublasSetPointerMode(I->cublas, CUBLAS_POINTER_MODE_HOST));
+    DCL_TRY(cu_blas_load());
+    CU_BLAS(op, cu_blas.cublasCreate_v2(&I->cublas));
+    CU_BLAS(op, cu_blas.cublasSetStream_v2(I->cublas, I->stream));
+    CU_BLAS(op, cu_blas.cublasSetPointerMode_v2(I->cublas, CUBLAS_POINTER_MODE_HOST));
     options_from_env(&I->opt);
     DCL_TRY(apply_math(I, op));
     dcl_log(2, "cuda: device %d %s (sm_%d%d, %d SMs, %.1f GiB), cuDNN %zu, %s math", device, prop.name,

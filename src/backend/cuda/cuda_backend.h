@@ -59,6 +59,11 @@ int dcl_cuda_dw_host_selftest(char *msg, size_t n);
  * runs without a GPU.  Returns the number of mismatches (0 = pass). */
 int dcl_cuda_bf16_host_selftest(char *msg, size_t n);
 
+/* Opens cuBLAS (done by dcl_backend_cuda on first use; the library is not
+ * linked, so processes that never use a GPU do not load it).  Works
+ * without a GPU. */
+dcl_status dcl_cuda_load_blas(void);
+
 /* 1 when be was made by dcl_backend_cuda, or is an adapter over one
  * (dcl_backend_bf16); the dcl_cuda_* functions below accept both. */
 int dcl_backend_is_cuda(const dcl_backend *be);

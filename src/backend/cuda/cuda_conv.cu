@@ -466,7 +466,7 @@ static dcl_status conv_fwd_common(dcl_backend *be, const char *op, const dcl_con
     if (cu_dw_applies(I, d, 0)) return cu_dw_fwd(I, d, y, x, w, bias, act, accumulate, op);
     if (gemm_applies(I, d)) {
         const float one = 1.f, beta = accumulate ? 1.f : 0.f;
-        CU_BLAS(op, cublasSgemm(I->cublas, CUBLAS_OP_T, CUBLAS_OP_N, d->co, d->n, d->ci, &one, w, d->ci, x, d->ci,
+        CU_BLAS(op, cu_blas.cublasSgemm_v2(I->cublas, CUBLAS_OP_T, CUBLAS_OP_N, d->co, d->n, d->ci, &one, w, d->ci, x, d->ci,
                                 &beta, y, d->co));
         return bias_act(I, op, act, (int64_t)d->n * d->co, d->co, y, bias);
     }
@@ -510,7 +510,7 @@ static dcl_status cu_conv_bwd_data(dcl_backend *be, const dcl_conv_desc *d, floa
     if (cu_dw_applies(I, d, 0)) return cu_dw_bwd_data(I, d, dx, dy, w, op);
     if (gemm_applies(I, d)) {
         const float one = 1.f, zero = 0.f;
-        CU_BLAS(op, cublasSgemm(I->cublas, CUBLAS_OP_N, CUBLAS_OP_N, d->ci, d->n, d->co, &one, w, d->ci, dy, d->co,
+        CU_BLAS(op, cu_blas.cublasSgemm_v2(I->cublas, CUBLAS_OP_N, CUBLAS_OP_N, d->ci, d->n, d->co, &one, w, d->ci, dy, d->co,
                                 &zero, dx, d->ci));
         return DCL_OK;
     }
@@ -558,7 +558,7 @@ static dcl_status cu_conv_bwd_weights(dcl_backend *be, const dcl_conv_desc *d, f
     if (cu_dw_applies(I, d, 1)) return cu_dw_bwd_weights(I, d, dw, dy, x, op);
     if (gemm_applies(I, d)) {
         const float one = 1.f;
-        CU_BLAS(op, cublasSgemm(I->cublas, CUBLAS_OP_N, CUBLAS_OP_T, d->ci, d->co, d->n, &one, x, d->ci, dy, d->co,
+        CU_BLAS(op, cu_blas.cublasSgemm_v2(I->cublas, CUBLAS_OP_N, CUBLAS_OP_T, d->ci, d->co, d->n, &one, x, d->ci, dy, d->co,
                                 &one, dw, d->ci));
         return DCL_OK;
     }

@@ -5,9 +5,11 @@
  * CUDA / cuDNN / cuBLAS return code is checked and turned into a dcl_fail
  * message "cuda <op>: <call> failed: <reason>".
  *
- * Storage precision: all kernels read and write through cu_ld / cu_st so
- * that a bf16 storage type can be added by instantiating the templates with
- * __nv_bfloat16 (compute stays float).  Only float is instantiated today.
+ * Storage precision: the kernels store fp32.  bf16 activation storage
+ * ("cuda,bf16") runs through the adapter of src/backend/bf16.c around these
+ * entries, with the conversion kernels of cuda_elem.cu; the elementwise
+ * kernels read and write through cu_ld / cu_st so that native bf16 storage
+ * can be added by instantiating them with __nv_bfloat16.
  */
 #ifndef DCL_CUDA_INTERNAL_CUH
 #define DCL_CUDA_INTERNAL_CUH
@@ -54,6 +56,34 @@ typedef struct cu_impl {
 } cu_impl;
 
 static inline cu_impl *cu_of(dcl_backend *be) { return (cu_impl *)be->impl; }
+
+/* ---- cuBLAS, opened at run time (cu_blas_load, cuda_backend.cu) ----
+ * Linking libcublas makes every process map and relocate it at start-up,
+ * about 150 MB of resident memory even when no GPU is used; the backend
+ * opens it when the first CUDA backend is created instead.  Members carry
+ * the library's symbol names; call them as cu_blas.cublasSgemm_v2(...). */
+typedef decltype(&cublasCreate_v2) cu_cublasCreate_v2_fn;
+typedef decltype(&cublasDestroy_v2) cu_cublasDestroy_v2_fn;
+typedef decltype(&cublasSetStream_v2) cu_cublasSetStream_v2_fn;
+typedef decltype(&cublasSetPointerMode_v2) cu_cublasSetPointerMode_v2_fn;
+typedef decltype(&cublasSetMathMode) cu_cublasSetMathMode_fn;
+typedef decltype(&cublasSgemm_v2) cu_cublasSgemm_v2_fn;
+typedef decltype(&cublasGetStatusName) cu_cublasGetStatusName_fn;
+typedef decltype(&cublasGetStatusString) cu_cublasGetStatusString_fn;
+typedef struct cu_blas_api {
+    cu_cublasCreate_v2_fn cublasCreate_v2;
+    cu_cublasDestroy_v2_fn cublasDestroy_v2;
+    cu_cublasSetStream_v2_fn cublasSetStream_v2;
+    cu_cublasSetPointerMode_v2_fn cublasSetPointerMode_v2;
+    cu_cublasSetMathMode_fn cublasSetMathMode;
+    cu_cublasSgemm_v2_fn cublasSgemm_v2;
+    cu_cublasGetStatusName_fn cublasGetStatusName;
+    cu_cublasGetStatusString_fn cublasGetStatusString;
+} cu_blas_api;
+extern cu_blas_api cu_blas;
+/* Opens cuBLAS once per process (thread-safe); an error names the library
+ * and the loader's reason. */
+dcl_status cu_blas_load(void);
 
 /* ---- error reporting (cuda_backend.cu) ---- */
 dcl_status cu_fail_rt(const char *op, const char *call, cudaError_t e);

@@ -23,7 +23,7 @@ static dcl_status cu_linear_fwd(dcl_backend *be, int M, int K, int O, float *y, 
     CU_POS(op, M); CU_POS(op, K); CU_POS(op, O);
     CU_NEED(op, y); CU_NEED(op, x); CU_NEED(op, w);
     const float one = 1.f, zero = 0.f;
-    CU_BLAS(op, cublasSgemm(I->cublas, CUBLAS_OP_T, CUBLAS_OP_N, O, M, K, &one, w, K, x, K, &zero, y, O));
+    CU_BLAS(op, cu_blas.cublasSgemm_v2(I->cublas, CUBLAS_OP_T, CUBLAS_OP_N, O, M, K, &one, w, K, x, K, &zero, y, O));
     if (b) {
         const int64_t n = (int64_t)M * O;
         k_add_bias<float><<<cu_grid(I, n), CU_THREADS, 0, I->stream>>>(n, O, y, b);
@@ -41,12 +41,12 @@ static dcl_status cu_linear_bwd(dcl_backend *be, int M, int K, int O, float *dx,
     const float one = 1.f, zero = 0.f;
     if (dw) {
         CU_NEED(op, x);
-        CU_BLAS(op, cublasSgemm(I->cublas, CUBLAS_OP_N, CUBLAS_OP_T, K, O, M, &one, x, K, dy, O, &one, dw, K));
+        CU_BLAS(op, cu_blas.cublasSgemm_v2(I->cublas, CUBLAS_OP_N, CUBLAS_OP_T, K, O, M, &one, x, K, dy, O, &one, dw, K));
     }
     if (db) DCL_TRY(cu_colsum_acc(I, op, M, O, db, dy));
     if (dx) {                       /* last: dx may alias x */
         CU_NEED(op, w);
-        CU_BLAS(op, cublasSgemm(I->cublas, CUBLAS_OP_N, CUBLAS_OP_N, K, M, O, &one, w, K, dy, O, &zero, dx, K));
+        CU_BLAS(op, cu_blas.cublasSgemm_v2(I->cublas, CUBLAS_OP_N, CUBLAS_OP_N, K, M, O, &one, w, K, dy, O, &zero, dx, K));
     }
     return DCL_OK;
 }
