@@ -24,6 +24,7 @@ if [ "${1:-}" = --prepare ]; then
   rm -rf $PRE && mkdir -p $PRE/hostlibs
   for t in $TESTS; do  # only the libraries each test really uses (shared test sources only if needed)
     cc -fopenmp -Wl,--as-needed -o $PRE/$t $obj/tests/$t.o $obj/libdcl.a $libs -lstdc++ 2>/dev/null ||
+      cc -fopenmp -Wl,--as-needed -o $PRE/$t $obj/tests/$t.o $obj/tests/golden.o $obj/libdcl.a $libs -lstdc++ 2>/dev/null ||
       cc -fopenmp -Wl,--as-needed -o $PRE/$t $obj/tests/$t.o $common $obj/libdcl.a $libs -lstdc++ || exit 1
   done
   # the benchmark command alone (dcl bench), without the video / HTTP libraries
