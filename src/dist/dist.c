@@ -341,6 +341,16 @@ static dcl_status nccl_fail(ncclResult_t r, const char *op) {
 #define CUDA_TRY(op, call) do { cudaError_t e_ = (call); if (e_ != cudaSuccess) \
     return dcl_fail(DCL_ERR_INTERNAL, "rank %d/%d: %s: %s", d->rank, d->world, op, cudaGetErrorString(e_)); } while (0)
 
+/* Waits for the collective queued on the communicator's stream; busy (a
+ * string literal: the watchdog keeps the pointer) names the wait. */
+static dcl_status nccl_wait(dcl_dist *d, const char *busy, const char *what) {
+    busy_begin(busy);
+    cudaError_t e = cudaStreamSynchronize(d->stream);
+    busy_end();
+    if (e != cudaSuccess) return dcl_fail(DCL_ERR_INTERNAL, "rank %d/%d: NCCL %s: %s", d->rank, d->world, what, cudaGetErrorString(e));
+    return DCL_OK;
+}
+
 static dcl_status nccl_start(dcl_dist *d) {
     ncclUniqueId id;
     memset(&id, 0, sizeof id);
@@ -425,11 +435,7 @@ dcl_status dcl_dist_allreduce_mean(dcl_dist *d, dcl_backend *be, float *buf, siz
     if (d->nccl) {
         if (be->sync) DCL_TRY(be->sync(be));
         NCCL_TRY("AllReduce (mean)", ncclAllReduce(buf, buf, n, ncclFloat, ncclAvg, d->comm, d->stream));
-        busy_begin("NCCL AllReduce (wait)");
-        cudaError_t e = cudaStreamSynchronize(d->stream);
-        busy_end();
-        if (e != cudaSuccess) return dcl_fail(DCL_ERR_INTERNAL, "rank %d/%d: NCCL all-reduce: %s", d->rank, d->world, cudaGetErrorString(e));
-        return DCL_OK;
+        return nccl_wait(d, "NCCL AllReduce (wait)", "all-reduce");
     }
 #endif
     if (d->world == 1) return DCL_OK;
@@ -500,11 +506,7 @@ dcl_status dcl_dist_bcast_dev(dcl_dist *d, dcl_backend *be, float *buf, size_t n
         if (d->world == 1) return DCL_OK;
         if (be->sync) DCL_TRY(be->sync(be));
         NCCL_TRY("Broadcast", ncclBroadcast(buf, buf, n, ncclFloat, root, d->comm, d->stream));
-        busy_begin("NCCL Broadcast (wait)");
-        cudaError_t e = cudaStreamSynchronize(d->stream);
-        busy_end();
-        if (e != cudaSuccess) return dcl_fail(DCL_ERR_INTERNAL, "rank %d/%d: NCCL broadcast: %s", d->rank, d->world, cudaGetErrorString(e));
-        return DCL_OK;
+        return nccl_wait(d, "NCCL Broadcast (wait)", "broadcast");
     }
 #endif
     if (d->world == 1) return DCL_OK;
