@@ -271,6 +271,10 @@ void dcl_backend_destroy(dcl_backend *be);
  * failure); NULL with error set when inner is NULL or already bf16.
  * dcl_backend_create accepts "SPEC,bf16" for it (e.g. "cuda:0,bf16"). */
 dcl_backend *dcl_backend_bf16(dcl_backend *inner);
+/* Host arrays between fp32 and bf16 (round to nearest even, NaN stays NaN:
+ * dcl_f32_to_bf16 of io.h), vectorised, threaded above 64 K elements. */
+void dcl_bf16_pack(int64_t n, uint16_t *dst, const float *src);
+void dcl_bf16_unpack(int64_t n, float *dst, const uint16_t *src);
 /* The backend under any adapters (be itself when none). */
 static inline dcl_backend *dcl_backend_base(dcl_backend *be) { while (be && be->inner) be = be->inner; return be; }
 /* Bytes per activation element of be (4 or 2). */

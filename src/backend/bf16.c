@@ -66,11 +66,11 @@ static inline float bf_widen(uint16_t h) {
     return f;
 }
 
-static void host_f32_bf16(int64_t n, uint16_t *restrict dst, const float *restrict src) {
+void dcl_bf16_pack(int64_t n, uint16_t *restrict dst, const float *restrict src) {
     #pragma omp parallel for simd if (n > 65536) schedule(static)
     for (int64_t i = 0; i < n; i++) dst[i] = bf_round(src[i]);
 }
-static void host_bf16_f32(int64_t n, float *restrict dst, const uint16_t *restrict src) {
+void dcl_bf16_unpack(int64_t n, float *restrict dst, const uint16_t *restrict src) {
     #pragma omp parallel for simd if (n > 65536) schedule(static)
     for (int64_t i = 0; i < n; i++) dst[i] = bf_widen(src[i]);
 }
@@ -81,7 +81,7 @@ static dcl_status bf_cvt_f32_bf16(dcl_backend *be, int64_t n, uint16_t *dst, con
     if (n == 0) return DCL_OK;
     if (!dst || !src) return dcl_fail(DCL_ERR_ARG, "%s cvt_f32_bf16: NULL buffer", be->name);
     if (in->cvt_f32_bf16) return in->cvt_f32_bf16(in, n, dst, src);
-    host_f32_bf16(n, dst, src);
+    dcl_bf16_pack(n, dst, src);
     return DCL_OK;
 }
 static dcl_status bf_cvt_bf16_f32(dcl_backend *be, int64_t n, float *dst, const uint16_t *src) {
@@ -90,7 +90,7 @@ static dcl_status bf_cvt_bf16_f32(dcl_backend *be, int64_t n, float *dst, const 
     if (n == 0) return DCL_OK;
     if (!dst || !src) return dcl_fail(DCL_ERR_ARG, "%s cvt_bf16_f32: NULL buffer", be->name);
     if (in->cvt_bf16_f32) return in->cvt_bf16_f32(in, n, dst, src);
-    host_bf16_f32(n, dst, src);
+    dcl_bf16_unpack(n, dst, src);
     return DCL_OK;
 }
 

@@ -1,6 +1,5 @@
 /* Static graph executor: build, plan (shapes + memory), forward, backward. */
 #include "dcl/net.h"
-#include "dcl/io.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -187,8 +186,7 @@ static dcl_status act_from_host(dcl_net *net, float *dst, const float *src, int6
     if (net->esz == 4) return to_dev(net->be, dst, src, (size_t)n * sizeof(float));
     uint16_t *h = malloc((size_t)n * sizeof(uint16_t) + 1);
     if (!h) return dcl_fail(DCL_ERR_NOMEM, "net: out of memory converting %lld values", (long long)n);
-#pragma omp parallel for simd if (n > 65536) schedule(static)
-    for (int64_t i = 0; i < n; i++) h[i] = dcl_f32_to_bf16(src[i]);
+    dcl_bf16_pack(n, h, src);
     dcl_status s = to_dev(net->be, dst, h, (size_t)n * sizeof(uint16_t));
     free(h);
     return s;
@@ -199,10 +197,7 @@ static dcl_status act_to_host(dcl_net *net, float *dst, const float *src, int64_
     uint16_t *h = malloc((size_t)n * sizeof(uint16_t) + 1);
     if (!h) return dcl_fail(DCL_ERR_NOMEM, "net: out of memory converting %lld values", (long long)n);
     dcl_status s = to_host(net->be, h, src, (size_t)n * sizeof(uint16_t));
-    if (!s) {
-#pragma omp parallel for simd if (n > 65536) schedule(static)
-        for (int64_t i = 0; i < n; i++) dst[i] = dcl_bf16_to_f32(h[i]);
-    }
+    if (!s) dcl_bf16_unpack(n, dst, h);
     free(h);
     return s;
 }

@@ -320,13 +320,9 @@ static dcl_status apply_math(cu_impl *I, const char *op) {
     return DCL_OK;
 }
 
-static int is_cuda_base(const dcl_backend *be) {
-    return be && be->name && strncmp(be->name, "cuda", 4) == 0 && be->impl && !be->is_host && !be->inner;
-}
-
 extern "C" int dcl_backend_is_cuda(const dcl_backend *be) {
-    while (be && be->inner) be = be->inner;
-    return is_cuda_base(be);
+    while (be && be->inner) be = be->inner;   /* through adapters (dcl_backend_bf16) */
+    return be && be->name && strncmp(be->name, "cuda", 4) == 0 && be->impl && !be->is_host;
 }
 
 extern "C" dcl_status dcl_cuda_get_options(dcl_backend *be, dcl_cuda_options *opt) {
