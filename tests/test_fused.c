@@ -425,6 +425,144 @@ static void check_conv_fwd_act(void) {
     }
 }
 
+/* ------------------- 1b. pointwise backward fused with the batch norm -- */
+
+static double act_d(int act, double z, double *da) {
+    double sg = 1.0 / (1.0 + exp(-z));
+    switch (act) {
+    case DCL_ACT_RELU: *da = z > 0; return z > 0 ? z : 0;
+    case DCL_ACT_SILU: *da = sg * (1 + z * (1 - sg)); return z * sg;
+    case DCL_ACT_SIGMOID: *da = sg * (1 - sg); return sg;
+    default: *da = 1; return z;
+    }
+}
+
+/* max |a - b| / max(1e-3, rms(b)) over n */
+static double rel_err(const float *a, const double *b, size_t n) {
+    double e = 0, q = 0;
+    for (size_t i = 0; i < n; i++) { e = fmax(e, fabs(a[i] - b[i])); q += b[i] * b[i]; }
+    return e / fmax(1e-3, sqrt(q / (double)(n ? n : 1)));
+}
+
+/* se_pw_bwd against the same sums in double: m = act(bn(x)) * s,
+ * dm = dy w, dw += dy^T m, ds = sum dm a, t = bn_act_se_sums' table */
+static void check_se_pw(dcl_backend *be, int N, int HW, int C, int O, int act) {
+    size_t R = (size_t)N * HW, NC = (size_t)N * C;
+    float *x = rnd(R * C, -2, 2), *mean = rnd(C, -0.3f, 0.3f), *is = rnd(C, 0.5f, 1.5f), *ga = rnd(C, 0.5f, 1.5f);
+    float *be_ = rnd(C, -0.5f, 0.5f), *sv = rnd(NC, 0.1f, 1.0f), *dy = rnd(R * O, -1, 1), *w = rnd((size_t)O * C, -0.3f, 0.3f);
+    float *dw = rnd((size_t)O * C, -1, 1), *dm = outbuf(R * C), *ds = outbuf(NC), *t = outbuf(4 * NC);
+    double *m = calloc(R * C, sizeof(double)), *ap = calloc(R * C, sizeof(double)), *a = calloc(R * C, sizeof(double));
+    double *rdm = calloc(R * C, sizeof(double)), *rdw = calloc((size_t)O * C, sizeof(double));
+    double *rds = calloc(NC, sizeof(double)), *rt = calloc(4 * NC, sizeof(double));
+    for (size_t i = 0; i < R; i++)
+        for (int c = 0; c < C; c++) {
+            size_t k = i * C + c, n = i / HW;
+            double z = ((double)x[k] - mean[c]) * is[c] * ga[c] + be_[c];
+            a[k] = act_d(act, z, &ap[k]);
+            m[k] = a[k] * sv[n * C + c];
+        }
+    for (size_t i = 0; i < R; i++)
+        for (int c = 0; c < C; c++) {
+            double q = 0;
+            for (int o = 0; o < O; o++) q += (double)dy[i * O + o] * w[(size_t)o * C + c];
+            rdm[i * C + c] = q;
+        }
+    for (int o = 0; o < O; o++)
+        for (int c = 0; c < C; c++) {
+            double q = dw[(size_t)o * C + c];
+            for (size_t i = 0; i < R; i++) q += (double)dy[i * O + o] * m[i * C + c];
+            rdw[(size_t)o * C + c] = q;
+        }
+    for (size_t i = 0; i < R; i++)
+        for (int c = 0; c < C; c++) {
+            size_t k = i * C + c, nc = (i / HW) * C + c;
+            double g = rdm[k], xc = (double)x[k] - mean[c];
+            rds[nc] += g * a[k];
+            rt[nc] += g * ap[k];
+            rt[NC + nc] += ap[k];
+            rt[2 * NC + nc] += g * ap[k] * xc;
+            rt[3 * NC + nc] += ap[k] * xc;
+        }
+    dcl_status st = be->se_pw_bwd(be, N, HW, C, O, (dcl_act)act, dm, dw, ds, t, dy, w, x, mean, is, ga, be_, sv);
+    CHECK(st == DCL_OK, "se_pw_bwd N=%d HW=%d C=%d O=%d %s: %s", N, HW, C, O, ACTN[act], dcl_last_error());
+    double e1 = rel_err(dm, rdm, R * C), e2 = rel_err(dw, rdw, (size_t)O * C), e3 = rel_err(ds, rds, NC);
+    double e4 = 0;
+    for (int k = 0; k < 4; k++) e4 = fmax(e4, rel_err(t + k * NC, rt + k * NC, NC));
+    CHECK(e1 < 1e-4 && e2 < 1e-4 && e3 < 1e-4 && e4 < 1e-4,
+          "se_pw_bwd N=%d HW=%d C=%d O=%d %s: dm %.2g dw %.2g ds %.2g t %.2g (relative to rms)", N, HW, C, O, ACTN[act],
+          e1, e2, e3, e4);
+    CHECK(sent_ok(dm, R * C) && sent_ok(ds, NC) && sent_ok(t, 4 * NC), "se_pw_bwd N=%d HW=%d C=%d: wrote past an output", N, HW, C);
+    /* no scale gradient wanted */
+    st = be->se_pw_bwd(be, N, HW, C, O, (dcl_act)act, dm, dw, NULL, t, dy, w, x, mean, is, ga, be_, sv);
+    CHECK(st == DCL_OK && rel_err(t, rt, NC) < 1e-4, "se_pw_bwd without ds: %s", st ? dcl_last_error() : "sums differ");
+    free(x); free(mean); free(is); free(ga); free(be_); free(sv); free(dy); free(w); free(dw); free(dm); free(ds); free(t);
+    free(m); free(ap); free(a); free(rdm); free(rdw); free(rds); free(rt);
+}
+
+/* bn_dx_pw_bwd against the batch norm's dx (from d and the sums) followed by
+ * the convolution's two products, in double; with and without accumulation
+ * into dxin and without dxin */
+static void check_bn_dx_pw(dcl_backend *be, int64_t R, int C, int Ci) {
+    float *d = rnd((size_t)R * C, -1, 1), *x = rnd((size_t)R * C, -2, 2), *mean = rnd(C, -0.3f, 0.3f);
+    float *is = rnd(C, 0.5f, 1.5f), *ga = rnd(C, 0.5f, 1.5f), *sdy = rnd(C, -50, 50), *sdyx = rnd(C, -50, 50);
+    float *w = rnd((size_t)C * Ci, -0.3f, 0.3f), *xin = rnd((size_t)R * Ci, -1, 1);
+    int64_t Mt = R + 7;
+    double *g = calloc((size_t)R * C, sizeof(double)), *rdx = calloc((size_t)R * Ci, sizeof(double));
+    double *rdw = calloc((size_t)C * Ci, sizeof(double));
+    for (int64_t i = 0; i < R; i++)
+        for (int c = 0; c < C; c++) {
+            double A = (double)ga[c] * is[c], k = (double)i * C + c;
+            g[(size_t)k] = A * d[(size_t)k] - A * is[c] * is[c] * sdyx[c] / Mt * ((double)x[(size_t)k] - mean[c]) - A * sdy[c] / Mt;
+        }
+    for (int acc = 0; acc < 3; acc++) {   /* 0: assign, 1: accumulate, 2: no dxin */
+        float *dx = acc == 2 ? NULL : (acc ? rnd((size_t)R * Ci, -1, 1) : outbuf((size_t)R * Ci));
+        float *dw = rnd((size_t)C * Ci, -1, 1);
+        for (int64_t i = 0; i < R && dx; i++)
+            for (int j = 0; j < Ci; j++) {
+                double q = acc ? dx[i * Ci + j] : 0;
+                for (int c = 0; c < C; c++) q += g[(size_t)i * C + c] * w[(size_t)c * Ci + j];
+                rdx[i * Ci + j] = q;
+            }
+        for (int c = 0; c < C; c++)
+            for (int j = 0; j < Ci; j++) {
+                double q = dw[(size_t)c * Ci + j];
+                for (int64_t i = 0; i < R; i++) q += g[(size_t)i * C + c] * xin[i * Ci + j];
+                rdw[(size_t)c * Ci + j] = q;
+            }
+        dcl_status st = be->bn_dx_pw_bwd(be, R, C, Ci, dx, acc == 1, dw, d, x, mean, is, ga, sdy, sdyx, Mt, w, xin);
+        CHECK(st == DCL_OK, "bn_dx_pw_bwd rows=%lld C=%d Ci=%d acc=%d: %s", (long long)R, C, Ci, acc, dcl_last_error());
+        double e1 = dx ? rel_err(dx, rdx, (size_t)R * Ci) : 0, e2 = rel_err(dw, rdw, (size_t)C * Ci);
+        CHECK(e1 < 1e-4 && e2 < 1e-4, "bn_dx_pw_bwd rows=%lld C=%d Ci=%d mode %d: dxin %.2g dw %.2g (relative to rms)",
+              (long long)R, C, Ci, acc, e1, e2);
+        if (dx && !acc) CHECK(sent_ok(dx, (size_t)R * Ci), "bn_dx_pw_bwd rows=%lld C=%d: wrote past dxin", (long long)R, C);
+        free(dx);
+        free(dw);
+    }
+    CHECK(be->bn_dx_pw_bwd(be, 0, C, Ci, NULL, 0, w, d, x, mean, is, ga, sdy, sdyx, Mt, w, xin) != DCL_OK,
+          "bn_dx_pw_bwd refuses zero rows");
+    CHECK(be->se_pw_bwd(be, 1, 4, C, 0, DCL_ACT_SILU, d, w, NULL, sdy, d, w, x, mean, is, ga, ga, ga) != DCL_OK,
+          "se_pw_bwd refuses zero output channels");
+    free(d); free(x); free(mean); free(is); free(ga); free(sdy); free(sdyx); free(w); free(xin);
+    free(g); free(rdx); free(rdw);
+}
+
+static void check_pw_entries(dcl_backend *be) {
+    int before = check_failed_;
+    /* rows across samples and several blocks per thread (C=20: 2048 rows a
+     * block), channel counts with and without a vector tail */
+    for (int a = 0; a < 4; a++) check_se_pw(be, 3, 1500, 20, 13, a);
+    check_se_pw(be, 2, 333, 200, 24, DCL_ACT_SILU);
+    check_se_pw(be, 5, 9, 36, 8, DCL_ACT_SILU);
+    check_se_pw(be, 1, 1, 8, 3, DCL_ACT_SIGMOID);
+    check_bn_dx_pw(be, 4501, 24, 12);
+    check_bn_dx_pw(be, 700, 200, 33);
+    check_bn_dx_pw(be, 3, 8, 5);
+    CHECK(be->pw_fused_pays && be->pw_fused_pays(be, (int64_t)8 * 75 * 75, 192, 32) &&
+          !be->pw_fused_pays(be, (int64_t)8 * 10 * 10, 1632, 272),
+          "the fusion pays on b4's 75x75 maps and not on its 10x10 ones");
+    printf("cpu: fused pointwise backward entries %s\n", check_failed_ == before ? "match the double reference" : "MISMATCH");
+}
+
 /* --------------------------------------------------- 2. whole networks -- */
 
 static dcl_model *make_model(dcl_backend *be, int fuse, int drop) {
@@ -674,6 +812,49 @@ static void check_train(dcl_backend *be, const char *tn, const float *x) {
     dcl_model_free(u);
 }
 
+/* DCL_FUSE_PW in a whole network: with the size rule forced on
+ * (DCL_CPU_PW_FUSED=always, read at plan time) both fused backward kinds
+ * appear in the profile and the training step matches the unfused plan
+ * (check_train); off without the flag and under the default rule on these
+ * small maps; the plan never needs more activation memory. */
+static void check_pw_plan(const float *x) {
+    int tg[NB] = {0, 2, 1};
+    float l[NB * K], *feat = malloc((size_t)NB * 1280 * 4 * 4 * sizeof(float));
+    size_t arena[3] = {0, 0, 0};
+    for (int v = 0; v < 3; v++) {   /* 0: forced on, 1: flag off, 2: default rule */
+        if (v == 0) setenv("DCL_CPU_PW_FUSED", "always", 1);
+        dcl_model *m = make_model(CPU, v == 1 ? DCL_FUSE_ALL & ~DCL_FUSE_PW : DCL_FUSE_ALL, 0);
+        CHECK(m != NULL, "pw plan: building the model: %s", dcl_last_error());
+        if (!m) { unsetenv("DCL_CPU_PW_FUSED"); continue; }
+        float *g = malloc(dcl_net_params(m->net)->total * sizeof(float));
+        CHECK_OK(dcl_net_mark_output(m->net, m->logits));
+        CHECK_OK(dcl_net_plan(m->net, NB, HH, WW, DCL_PLAN_TRAIN));
+        unsetenv("DCL_CPU_PW_FUSED");
+        arena[v] = dcl_net_arena_bytes(m->net);
+        CHECK_OK(dcl_net_profile(m->net, 1));
+        dcl_rng r;
+        dcl_rng_seed(&r, 3);
+        train_step(m, x, tg, &r, l, feat, g);
+        char *txt = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&txt, &len);
+        dcl_net_profile_print(m->net, f, 1);
+        fclose(f);
+        int se = txt && strstr(txt, "(+SE recompute, sums)") != NULL, bnd = txt && strstr(txt, "(+bn dx)") != NULL;
+        if (v == 0) CHECK(se && bnd, "pw plan forced on: both fused backward kinds in the profile (SE %d, bn dx %d)", se, bnd);
+        else CHECK(!se && !bnd, "pw plan %s: no fused pointwise backward (SE %d, bn dx %d)", v == 1 ? "without the flag" : "default rule on small maps", se, bnd);
+        free(txt);
+        free(g);
+        dcl_model_free(m);
+    }
+    CHECK(arena[0] <= arena[1] && arena[2] == arena[1], "pw plan: arena %zu (fused) <= %zu (not), default rule %zu", arena[0], arena[1], arena[2]);
+    free(feat);
+    /* the training step itself, fused pointwise backward against unfused */
+    setenv("DCL_CPU_PW_FUSED", "always", 1);
+    check_train(CPU, "cpu(pw fused)", x);
+    unsetenv("DCL_CPU_PW_FUSED");
+}
+
 /* ------------------------------------- 3. synchronised batch norm, fused -- */
 
 typedef struct tshare { pthread_barrier_t bar; double buf[2 * 4096]; } tshare;
@@ -875,17 +1056,24 @@ int main(void) {
     T = CPU;
     TN = "cpu";
     check_conv_fwd_act();
+    check_pw_entries(CPU);
     size_t px = (size_t)HH * WW * 3;
     float *x = malloc(NB * px * sizeof(float));
     for (size_t i = 0; i < NB * px; i++) x[i] = (float)dcl_rng_normal(&RNG);
     check_eval_fold(x);
     check_train(CPU, "cpu", x);
+    check_pw_plan(x);
     if (cuda) {
         int before = check_failed_;
         check_train(cuda, "cuda", x);
         printf("cuda: fused training plan %s the unfused one\n", check_failed_ == before ? "matches" : "DIFFERS FROM");
     }
     check_sync_bn();
+    /* again with the pointwise backward fused (the batch norm's dx finished
+     * in the convolution with the statistics of both halves) */
+    setenv("DCL_CPU_PW_FUSED", "always", 1);
+    check_sync_bn();
+    unsetenv("DCL_CPU_PW_FUSED");
     free(x);
     if (cuda) dcl_backend_destroy(cuda);
     dcl_backend_destroy(CPU);

@@ -117,10 +117,16 @@ size_t dcl_net_arena_bytes(const dcl_net *net);
  *   (backends with the bn_stats / bn_act_* entries).
  * DCL_FUSE_SE: training plans also fold a squeeze-excitation's pooling
  *   and scaling into those passes; the scaled map is recomputed in backward.
+ * DCL_FUSE_PW: training plans (with DCL_FUSE_BN_ACT) run the backward of a
+ *   1x1 convolution together with the batch norm next to it, block by block
+ *   (backends with pw_fused_pays / se_pw_bwd / bn_dx_pw_bwd, on the shapes
+ *   where the backend says it pays): after a batch norm, the batch norm's
+ *   dx is finished inside the convolution's backward; after a
+ *   squeeze-excitation, the scaled map is recomputed inside it.
  * Values fused away are not readable (dcl_net_value_to_host fails): mark a
  * value as an output before planning to keep it.  Takes effect at the next
  * dcl_net_plan. */
-enum { DCL_FUSE_FOLD_BN = 1, DCL_FUSE_BN_ACT = 2, DCL_FUSE_SE = 4, DCL_FUSE_ALL = 7 };
+enum { DCL_FUSE_FOLD_BN = 1, DCL_FUSE_BN_ACT = 2, DCL_FUSE_SE = 4, DCL_FUSE_PW = 8, DCL_FUSE_ALL = 15 };
 dcl_status dcl_net_set_fuse(dcl_net *net, int flags);
 int dcl_net_fuse(const dcl_net *net);
 /* Per-layer timing of forward and backward (benchmarks): on = 1 starts

@@ -240,6 +240,36 @@ struct dcl_backend {
     dcl_status (*bn_fold)(dcl_backend *be, int C, float *scale, float *shift, const float *gamma,
                           const float *beta, const float *rmean, const float *rvar, const float *cbias,
                           float eps);
+
+    /* ---- pointwise (1x1, stride 1, groups 1, no bias) convolution
+     * backward fused with the batch norm + activation next to it: optional,
+     * both or neither.  Rows are N*HW (NHWC); C channels on the wide side,
+     * O / Ci on the narrow side.  The backend works through blocks of rows
+     * that stay in its caches, so the wide gradient and input are written
+     * or read once instead of three or four times. ---- */
+
+    /* Whether the two entries below pay on this shape (rows, C wide and K
+     * narrow channels); NULL: always. */
+    int (*pw_fused_pays)(dcl_backend *be, int64_t rows, int C, int K);
+    /* Backward of  m = act(bn(x)) * s[n][c],  y = conv1x1(m, w)  (the
+     * squeeze-excitation's projection), m never stored:
+     *   dm = dy w  (N*HW*C, assigned),  dw (O, C) += dy^T m,
+     *   ds and t as bn_act_se_sums(dm, x, ...) would give them (ds nullable).
+     * x, mean, invstd, gamma, beta and act as for bn_act_fwd; s (N, C). */
+    dcl_status (*se_pw_bwd)(dcl_backend *be, int N, int HW, int C, int O, dcl_act act, float *dm,
+                            float *dw, float *ds, float *t, const float *dy, const float *w,
+                            const float *x, const float *mean, const float *invstd,
+                            const float *gamma, const float *beta, const float *s);
+    /* bn_act_bwd_dx with d given (g = its dx, never stored) followed by the
+     * backward of the convolution that produced x:  y = conv1x1(xin, w),
+     * x = y (N*HW*C), xin (N*HW*Ci), w (C, Ci):
+     *   dxin = g w  (assigned, or added when acc; dxin nullable),
+     *   dw (C, Ci) += g^T xin.
+     * d, x, mean, invstd, gamma, sdy, sdyx and Mt as for bn_act_bwd_dx. */
+    dcl_status (*bn_dx_pw_bwd)(dcl_backend *be, int64_t rows, int C, int Ci, float *dxin, int acc,
+                               float *dw, const float *d, const float *x, const float *mean,
+                               const float *invstd, const float *gamma, const float *sdy,
+                               const float *sdyx, int64_t Mt, const float *w, const float *xin);
 };
 
 /* Argument classes for act_bytes == 2 ([A]: activation storage, bf16):

@@ -67,6 +67,13 @@ typedef struct node {
     dcl_act fu_a;          /* activation of the chain */
     size_t fold_off;       /* FU_FOLD with a batch norm: floats into net->fold */
     int se_sums;           /* FU_BNX with a squeeze-excitation: net->se_t holds its sums (backward) */
+    /* DCL_FUSE_PW (training): a 1x1 convolution's backward fused with the batch norm next to it */
+    int fu_pw;             /* FU_BNX: the convolution (the node before) whose backward finishes this dx, -1 none */
+    int fu_bnd;            /* conv: the FU_BNX node whose dx its backward finishes, -1 none */
+    int fu_se;             /* conv: the FU_SEMUL mul whose output it reads; recomputed inside its backward, -1 none */
+    int dx_pending;        /* FU_BNX, backward: the sums are done, dx is left to fu_pw */
+    int64_t dx_mt;         /* ... with this many rows behind the statistics */
+    int se_done;           /* FU_SEMUL, backward: the fused convolution backward did its sums */
 } node;
 
 struct dcl_net {
@@ -100,6 +107,7 @@ struct dcl_net {
     int fold_valid;            /* net->fold matches the parameters and running statistics */
     float *csum;               /* device: per-channel sums of the fused batch-norm backward (4 * max C) */
     float *se_t;               /* device: squeeze-excitation backward sums (bn_act_se_sums) */
+    float *se_ds;              /* device: the scale's gradient from se_pw_bwd until the mul's backward */
     double *prof;              /* dcl_net_profile: seconds per node, forward then backward (2 * nn) */
     long prof_steps;
 };
@@ -621,6 +629,50 @@ static void fuse_se(dcl_net *net, int di, int gi, int ui, int src) {
     x->ext_end = max64(x->ext_end, ui);                                /* the mul reads d's input */
 }
 
+/* a 1x1 convolution without bias that is a plain matrix product on NHWC */
+static int pw_plain(const node *d) {
+    const dcl_conv_desc *c = &d->cd;
+    return d->kind == NK_CONV && d->pb < 0 && c->kh == 1 && c->kw == 1 && c->sh == 1 && c->sw == 1 &&
+           c->groups == 1 && c->pt == 0 && c->pb == 0 && c->pl == 0 && c->pr == 0 && c->ho == c->hi &&
+           c->wo == c->wi;
+}
+
+/* DCL_FUSE_PW (training, after the FU_BNX fusion): 1x1 convolutions whose
+ * backward takes over work of the batch norm next to them, where the
+ * backend says it pays.
+ * - fu_se: the input is a squeeze-excitation's scaled map (FU_SEMUL, not
+ *   kept): se_pw_bwd recomputes it block by block for the weight gradient
+ *   and does the mul's sums (bn_act_se_sums) on the fresh dm; the recomputed
+ *   copy is never allocated.
+ * - fu_bnd: the output goes only to a FU_BNX batch norm (no
+ *   squeeze-excitation) right after it: bnx_bwd leaves d and the sums, the
+ *   convolution's backward finishes dx block by block inside its two
+ *   products (bn_dx_pw_bwd); the batch norm's statistics stay one step
+ *   longer. */
+static void plan_fuse_pw(dcl_net *net) {
+    dcl_backend *be = net->be;
+    for (int c = 0; c < net->nn; c++) {
+        node *d = &net->nodes[c];
+        if (!pw_plain(d) || d->in0 < 0) continue;
+        value *x = &net->vals[d->in0], *y = &net->vals[d->out];
+        int64_t rows = (int64_t)y->n * y->h * y->w;
+        int u = x->producer;
+        if (u >= 0 && net->nodes[u].kind == NK_MUL && net->nodes[u].fu == FU_SEMUL && x->recomp && x->needs_grad &&
+            only_use(net, d->in0) == c && net->vals[net->nodes[u].in1].c == x->c && be->bn_act_se_sums &&
+            (!be->pw_fused_pays || be->pw_fused_pays(be, rows, x->c, y->c))) {
+            d->fu_se = u;
+            continue;
+        }
+        int b = only_use(net, d->out);
+        if (b != c + 1 || x->elided || x->recomp) continue;
+        node *bn = &net->nodes[b];
+        if (bn->kind != NK_BN || bn->fu != FU_BNX || bn->fu_mul >= 0 || bn->in0 != d->out) continue;
+        if (be->pw_fused_pays && !be->pw_fused_pays(be, rows, y->c, x->c)) continue;
+        d->fu_bnd = b;
+        bn->fu_pw = c;
+    }
+}
+
 static void plan_fuse(dcl_net *net, int mode) {
     dcl_backend *be = net->be;
     int T = net->nn;
@@ -636,6 +688,7 @@ static void plan_fuse(dcl_net *net, int mode) {
         node *d = &net->nodes[i];
         d->fu = FU_NONE;
         d->fu_act = d->fu_bn = d->fu_gap = d->fu_mul = d->fu_add = -1;
+        d->fu_pw = d->fu_bnd = d->fu_se = -1;
         d->fu_out = d->out;
         d->fu_a = DCL_ACT_NONE;
         d->fold_off = 0;
@@ -681,6 +734,7 @@ static void plan_fuse(dcl_net *net, int mode) {
             }
         }
     }
+    if (train && (net->fuse & DCL_FUSE_PW) && be->se_pw_bwd && be->bn_dx_pw_bwd) plan_fuse_pw(net);
     if (mode == DCL_PLAN_EVAL && (net->fuse & DCL_FUSE_FOLD_BN) && (be->is_host || be->bn_fold)) {
         /* squeeze-excitation on an activation: the activation's pass only
          * pools (FU_ACTSE), the mul recomputes the activation from its input.
@@ -880,7 +934,7 @@ dcl_status dcl_net_plan(dcl_net *net, int n, int h, int w, int training) {
         int64_t lc = x->last_consumer >= 0 ? x->last_consumer : x->producer;
         if (!x->elided) {
             if (x->dalias < 0) iv[ni++] = (interval){ds[v], de[v], bytes, &x->off};
-            if (x->recomp)
+            if (x->recomp && !(lc >= 0 && net->nodes[lc].fu_se >= 0))
                 iv[ni++] = (interval){2 * T - lc, 2 * T - x->first_consumer, bytes, &x->boff};
         }
         if (keep && x->needs_grad && !x->elided) {
@@ -892,7 +946,7 @@ dcl_status dcl_net_plan(dcl_net *net, int n, int h, int w, int training) {
     for (int i = 0; i < T; i++) {
         node *d = &net->nodes[i];
         for (int j = 0; j < 3; j++) d->s_off[j] = 0;
-        int64_t send = keep ? 2 * T - i : T;
+        int64_t send = keep ? 2 * T - (d->fu_pw >= 0 ? d->fu_pw : i) : T;  /* fu_pw reads them one step later */
         if (d->kind == NK_BN && training) {  /* batch statistics (train modes) */
             size_t b = dcl_align_up(net->vals[d->out].c * sizeof(float));
             for (int j = 0; j < 3; j++) iv[ni++] = (interval){i, send, b, &d->s_off[j]};
@@ -956,7 +1010,9 @@ dcl_status dcl_net_plan(dcl_net *net, int n, int h, int w, int training) {
     mem_free(net->be, net->csum);
     mem_free(net->be, net->se_t);
     net->csum = keep ? mem_alloc(net->be, 4 * (size_t)maxc * sizeof(float) + DCL_ALIGN) : NULL;
-    net->se_t = se_n && net->be->bn_act_se_sums ? mem_alloc(net->be, se_n * sizeof(float)) : NULL;
+    /* se_t, then the scale gradients se_pw_bwd leaves for the mul (N*C) */
+    net->se_t = se_n && net->be->bn_act_se_sums ? mem_alloc(net->be, (se_n + se_n / 4) * sizeof(float)) : NULL;
+    net->se_ds = net->se_t ? net->se_t + se_n : NULL;
     if (keep && (!net->csum || (se_n && net->be->bn_act_se_sums && !net->se_t)))
         return dcl_fail(DCL_ERR_NOMEM, "net: plan");
     /* folded weights of the evaluation plan */
@@ -1325,6 +1381,8 @@ static void prof_cat(const dcl_net *net, const node *d, char *buf, size_t n) {
         snprintf(buf, n, "conv %s%s", k, d->fu == FU_FOLD ? (d->fu_bn >= 0 ? " +bn folded" : "") : "");
         if (d->fu == FU_FOLD && d->fu_act >= 0) snprintf(buf + strlen(buf), n - strlen(buf), " +%s", an[d->fu_a]);
         if (d->fu == FU_FOLD && d->fu_add >= 0) snprintf(buf + strlen(buf), n - strlen(buf), " +residual");
+        if (d->fu_se >= 0) snprintf(buf + strlen(buf), n - strlen(buf), " (+SE recompute, sums)");
+        if (d->fu_bnd >= 0) snprintf(buf + strlen(buf), n - strlen(buf), " (+bn dx)");
         break;
     }
     case NK_BN:
@@ -1549,6 +1607,11 @@ static dcl_status bnx_bwd(dcl_net *net, node *d) {
     s = be->bn_act_bwd_reduce(be, x->n, HW, C, d->fu_a, sdy, sdyx, GG(d->pw), GG(d->pb), dx, dy, x->data,
                               d->save[0], d->save[2], PP(d->pw), PP(d->pb), sv, dg);
     if (!s && net->bn_gather) s = bnx_sync_sums(net, C, M, sdy, sdyx, &Mt);
+    if (!s && dx && d->fu_pw >= 0 && !acc) {   /* finished in the convolution's backward (pw_bnd_bwd) */
+        d->dx_pending = 1;
+        d->dx_mt = Mt;
+        return DCL_OK;
+    }
     if (!s && dx) {
         s = be->bn_act_bwd_dx(be, x->n, HW, C, d->fu_a, dx, dx, NULL, x->data, d->save[0], d->save[2], PP(d->pw),
                               NULL, NULL, NULL, sdy, sdyx, Mt);
@@ -1572,7 +1635,10 @@ static dcl_status semul_bwd(dcl_net *net, node *u) {
         sv->grad_ready = 1;
     }
     dcl_status s = DCL_OK;
-    if (net->se_t) {   /* with the batch norm's sums, for its backward */
+    if (u->se_done) {   /* se_pw_bwd did the sums; its scale gradient waits in se_ds */
+        u->se_done = 0;
+        if (ds) s = be->axpby(be, sv->numel, ds, 1.0f, net->se_ds, 0.0f);
+    } else if (net->se_t) {   /* with the batch norm's sums, for its backward */
         s = be->bn_act_se_sums(be, x->n, x->h * x->w, x->c, b->fu_a, ds, net->se_t, m->grad, x->data, b->save[0],
                                b->save[2], PP(b->pw), PP(b->pb));
         b->se_sums = !s;
@@ -1621,6 +1687,43 @@ static dcl_status se_combine(dcl_net *net, node *d, int N, int HW, int C, const 
     return st;
 }
 
+/* DCL_FUSE_PW: the backward of 1x1 convolution d with the squeeze-excitation
+ * mul before it (fu_se): dm, the weight gradient and the mul's sums in one
+ * pass over the batch norm's input; the scaled map is never recomputed as a
+ * whole.  The mul's backward (semul_bwd) then only moves the scale's
+ * gradient, the batch norm's (bnx_bwd) finds its sums in se_t. */
+static dcl_status pw_se_bwd(dcl_net *net, node *d) {
+    dcl_backend *be = net->be;
+    node *u = &net->nodes[d->fu_se], *b = &net->nodes[u->fu_bn];
+    value *m = &net->vals[d->in0], *x = &net->vals[b->in0], *sv = &net->vals[u->in1], *o = &net->vals[d->out];
+    m->grad_ready = 1;
+    dcl_status s = be->se_pw_bwd(be, x->n, x->h * x->w, x->c, o->c, b->fu_a, m->grad, GG(d->pw),
+                                 sv->needs_grad ? net->se_ds : NULL, net->se_t, o->grad, PP(d->pw), x->data,
+                                 b->save[0], b->save[2], PP(b->pw), PP(b->pb), sv->data);
+    b->se_sums = u->se_done = !s;
+    return s;
+}
+
+/* DCL_FUSE_PW: the backward of 1x1 convolution d whose output's batch norm
+ * (fu_bnd) left d and its sums: the batch norm's dx is finished block by
+ * block inside the convolution's two products and never stored. */
+static dcl_status pw_bnd_bwd(dcl_net *net, node *d) {
+    dcl_backend *be = net->be;
+    node *b = &net->nodes[d->fu_bnd];
+    value *x = &net->vals[d->in0], *y = &net->vals[d->out];
+    float *dx = NULL;
+    int acc = 0;
+    b->dx_pending = 0;
+    if (x->needs_grad) {
+        acc = x->grad_ready;
+        x->grad_ready = 1;
+        dx = x->grad;
+    }
+    return be->bn_dx_pw_bwd(be, (int64_t)y->n * y->h * y->w, y->c, x->c, dx, acc, GG(d->pw), y->grad, y->data,
+                            b->save[0], b->save[2], PP(b->pw), net->csum, net->csum + y->c, b->dx_mt, PP(d->pw),
+                            x->data);
+}
+
 /* A value dropped after its forward use, recomputed for the backward. */
 static dcl_status materialize(dcl_net *net, int v) {
     value *x = &net->vals[v];
@@ -1637,7 +1740,10 @@ dcl_status dcl_net_backward(dcl_net *net) {
         net->vals[v].grad_ready = net->vals[v].is_output && net->vals[v].grad;
         net->vals[v].bwd_ready = 0;
     }
-    for (int i = 0; i < net->nn; i++) net->nodes[i].se_sums = 0;
+    for (int i = 0; i < net->nn; i++) {
+        node *d = &net->nodes[i];
+        d->se_sums = d->dx_pending = d->se_done = 0;
+    }
     for (int i = net->nn - 1; i >= 0; i--) {
         node *d = &net->nodes[i];
         value *o = &net->vals[d->out];
@@ -1655,6 +1761,9 @@ dcl_status dcl_net_backward(dcl_net *net) {
         int xg = x && x->needs_grad;
         int acc = 0;
         float *dx = NULL;
+        if (d->fu_se >= 0) s = pw_se_bwd(net, d);
+        else if (d->fu_bnd >= 0 && net->nodes[d->fu_bnd].dx_pending) s = pw_bnd_bwd(net, d);
+        else {
         if (d->in0 >= 0) s = materialize(net, d->in0);
         if (!s && d->in1 >= 0) s = materialize(net, d->in1);
         if (!s && d->fu == FU_SEMUL) s = semul_bwd(net, d);
@@ -1752,6 +1861,7 @@ dcl_status dcl_net_backward(dcl_net *net) {
             break;
         case NK_INPUT:
             break;
+        }
         }
         if (net->prof) net->prof[net->nn + i] += prof_now(net) - t0;
         if (s) return dcl_fail_ctx(s, "backward %s%s%s (layer %d)", g_kind_name[d->kind], d->name[0] ? " " : "", d->name, i);

@@ -151,5 +151,8 @@ dcl_backend *dcl_backend_cpu(int threads) {
     be->bn_act_bwd_dx = cpu_bn_act_bwd_dx;
     be->bn_act_dot = cpu_bn_act_dot;
     be->bn_act_se_sums = cpu_bn_act_se_sums;
+    be->pw_fused_pays = cpu_pw_fused_pays;
+    be->se_pw_bwd = cpu_se_pw_bwd;
+    be->bn_dx_pw_bwd = cpu_bn_dx_pw_bwd;
     return be;
 }

@@ -97,6 +97,14 @@ dcl_status cpu_bn_act_bwd_dx(dcl_backend *be, int N, int HW, int C, dcl_act act,
 dcl_status cpu_bn_act_se_sums(dcl_backend *be, int N, int HW, int C, dcl_act act, float *ds, float *t,
                               const float *dy, const float *x, const float *mean, const float *invstd,
                               const float *gamma, const float *beta);
+int cpu_pw_fused_pays(dcl_backend *be, int64_t rows, int C, int K);
+dcl_status cpu_se_pw_bwd(dcl_backend *be, int N, int HW, int C, int O, dcl_act act, float *dm, float *dw, float *ds,
+                         float *t, const float *dy, const float *w, const float *x, const float *mean,
+                         const float *invstd, const float *gamma, const float *beta, const float *s);
+dcl_status cpu_bn_dx_pw_bwd(dcl_backend *be, int64_t rows, int C, int Ci, float *dxin, int acc, float *dw,
+                            const float *d, const float *x, const float *mean, const float *invstd,
+                            const float *gamma, const float *sdy, const float *sdyx, int64_t Mt, const float *w,
+                            const float *xin);
 dcl_status cpu_bn_act_dot(dcl_backend *be, int N, int HW, int C, dcl_act act, float *out, const float *dy,
                           const float *x, const float *mean, const float *invstd, const float *gamma,
                           const float *beta);
