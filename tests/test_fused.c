@@ -855,6 +855,46 @@ static void check_pw_plan(const float *x) {
     unsetenv("DCL_CPU_PW_FUSED");
 }
 
+/* The squeeze-excitation scale applied to the next convolution's weights
+ * sample by sample (fu_sw), forced onto every map size (DCL_SW_MIN_HW=1):
+ * in the profile of both plans, evaluation logits and a training step
+ * against the unfused plans, also together with the fused pointwise
+ * backward. */
+static void check_sw_plan(const float *x) {
+    setenv("DCL_SW_MIN_HW", "1", 1);
+    int tg[NB] = {0, 2, 1};
+    float l[NB * K], *feat = malloc((size_t)NB * 1280 * 4 * 4 * sizeof(float));
+    for (int mode = 0; mode < 2; mode++) {
+        dcl_model *m = make_model(CPU, DCL_FUSE_ALL, 0);
+        CHECK(m != NULL, "sw plan: building the model: %s", dcl_last_error());
+        if (!m) continue;
+        float *g = malloc(dcl_net_params(m->net)->total * sizeof(float));
+        CHECK_OK(dcl_net_mark_output(m->net, m->logits));
+        CHECK_OK(dcl_net_plan(m->net, NB, HH, WW, mode ? DCL_PLAN_TRAIN : DCL_PLAN_EVAL));
+        CHECK_OK(dcl_net_profile(m->net, 1));
+        dcl_rng r;
+        dcl_rng_seed(&r, 3);
+        if (mode) train_step(m, x, tg, &r, l, feat, g);
+        else eval_logits(m, x, l);
+        char *txt = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&txt, &len);
+        dcl_net_profile_print(m->net, f, 1);
+        fclose(f);
+        CHECK(txt && strstr(txt, "(+SE scale in weights)"), "sw plan (%s): the scale goes into the weights", mode ? "train" : "eval");
+        free(txt);
+        free(g);
+        dcl_model_free(m);
+    }
+    free(feat);
+    check_eval_fold(x);
+    check_train(CPU, "cpu(SE scale in weights)", x);
+    setenv("DCL_CPU_PW_FUSED", "always", 1);
+    check_train(CPU, "cpu(SE scale in weights, pw fused)", x);
+    unsetenv("DCL_CPU_PW_FUSED");
+    unsetenv("DCL_SW_MIN_HW");
+}
+
 /* ------------------------------------- 3. synchronised batch norm, fused -- */
 
 typedef struct tshare { pthread_barrier_t bar; double buf[2 * 4096]; } tshare;
@@ -1063,6 +1103,7 @@ int main(void) {
     check_eval_fold(x);
     check_train(CPU, "cpu", x);
     check_pw_plan(x);
+    check_sw_plan(x);
     if (cuda) {
         int before = check_failed_;
         check_train(cuda, "cuda", x);

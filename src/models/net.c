@@ -74,6 +74,8 @@ typedef struct node {
     int dx_pending;        /* FU_BNX, backward: the sums are done, dx is left to fu_pw */
     int64_t dx_mt;         /* ... with this many rows behind the statistics */
     int se_done;           /* FU_SEMUL, backward: the fused convolution backward did its sums */
+    int fu_sw;             /* conv (host backends): the FU_SEMUL mul whose scale it applies to its weights, sample by sample, -1 none */
+    int se_byw;            /* FU_SEMUL: its output is left unscaled, the consumer (fu_sw) scales its weights */
 } node;
 
 struct dcl_net {
@@ -108,6 +110,7 @@ struct dcl_net {
     float *csum;               /* device: per-channel sums of the fused batch-norm backward (4 * max C) */
     float *se_t;               /* device: squeeze-excitation backward sums (bn_act_se_sums) */
     float *se_ds;              /* device: the scale's gradient from se_pw_bwd until the mul's backward */
+    float *sw;                 /* host: one sample's scaled weights of a fu_sw convolution */
     double *prof;              /* dcl_net_profile: seconds per node, forward then backward (2 * nn) */
     long prof_steps;
 };
@@ -218,6 +221,7 @@ void dcl_net_free(dcl_net *net) {
     mem_free(net->be, net->arena);
     mem_free(net->be, net->bn_tmp);
     mem_free(net->be, net->fold);
+    free(net->sw);
     mem_free(net->be, net->csum);
     mem_free(net->be, net->se_t);
     free(net->fold_host);
@@ -673,6 +677,8 @@ static void plan_fuse_pw(dcl_net *net) {
     }
 }
 
+static void plan_fuse_sw(dcl_net *net);
+
 static void plan_fuse(dcl_net *net, int mode) {
     dcl_backend *be = net->be;
     int T = net->nn;
@@ -688,7 +694,8 @@ static void plan_fuse(dcl_net *net, int mode) {
         node *d = &net->nodes[i];
         d->fu = FU_NONE;
         d->fu_act = d->fu_bn = d->fu_gap = d->fu_mul = d->fu_add = -1;
-        d->fu_pw = d->fu_bnd = d->fu_se = -1;
+        d->fu_pw = d->fu_bnd = d->fu_se = d->fu_sw = -1;
+        d->se_byw = 0;
         d->fu_out = d->out;
         d->fu_a = DCL_ACT_NONE;
         d->fold_off = 0;
@@ -798,6 +805,33 @@ static void plan_fuse(dcl_net *net, int mode) {
             d->fu_out = an->out;
             net->vals[an->out].dalias = q;
         }
+    }
+    if (be->is_host && !be->mem_alloc && net->esz == 4 && (net->fuse & DCL_FUSE_SE)) plan_fuse_sw(net);
+}
+
+/* Squeeze-excitation scale in the next convolution's weights (host
+ * backends, fp32 activations, DCL_FUSE_SE): a 1x1 convolution whose only input is a
+ * squeeze-excitation's output m = a * s[n][c] computes conv(a, w diag(s[n]))
+ * sample by sample instead, so the mul's in-place pass over m is not run
+ * (conv is linear in each input channel).  Only on maps of at least 32x32,
+ * where one sample's product is still large (b4 at 299: the 150x150 to
+ * 38x38 stages; DCL_SW_MIN_HW overrides the 1024 pixels, for tests).  The
+ * backward recomputes m from the batch norm's input either way. */
+static void plan_fuse_sw(dcl_net *net) {
+    const char *e = getenv("DCL_SW_MIN_HW");
+    int min_hw = e && *e ? atoi(e) : 1024;
+    for (int c = 0; c < net->nn; c++) {
+        node *d = &net->nodes[c];
+        if (d->kind != NK_CONV || d->in0 < 0 || d->cd.kh != 1 || d->cd.kw != 1 || d->cd.groups != 1) continue;
+        value *x = &net->vals[d->in0];
+        int u = x->producer;
+        if (u < 0 || net->nodes[u].kind != NK_MUL || net->nodes[u].fu != FU_SEMUL || only_use(net, d->in0) != c ||
+            x->h * x->w < min_hw || net->vals[net->nodes[u].in1].c != x->c)
+            continue;
+        d->fu_sw = u;
+        net->nodes[u].se_byw = 1;
+        value *sv = &net->vals[net->nodes[u].in1];
+        sv->ext_end = max64(sv->ext_end, c);   /* the scale is read by the convolution */
     }
 }
 
@@ -1033,6 +1067,13 @@ dcl_status dcl_net_plan(dcl_net *net, int n, int h, int w, int training) {
     net->fold_c = fold_c;
     if (fold_n && (!net->fold || !net->fold_host))
         return dcl_fail(DCL_ERR_NOMEM, "net: cannot allocate %zu MB of folded weights", (fold_n * sizeof(float)) >> 20);
+    size_t sw_n = 0;
+    for (int i = 0; i < T; i++)
+        if (net->nodes[i].fu_sw >= 0 && (size_t)net->params.v[net->nodes[i].pw].numel > sw_n)
+            sw_n = (size_t)net->params.v[net->nodes[i].pw].numel;
+    free(net->sw);
+    net->sw = sw_n ? dcl_alloc(sw_n * sizeof(float)) : NULL;
+    if (sw_n && !net->sw) return dcl_fail(DCL_ERR_NOMEM, "net: plan");
     net->planned = 1;
     net->training = training;
     net->pn = n; net->ph = h; net->pw = w;
@@ -1280,6 +1321,7 @@ static dcl_status bnx_fwd(dcl_net *net, node *d) {
  * y (the pooling pass wrote it there) and is scaled in place. */
 static dcl_status semul_fwd_inplace(dcl_net *net, node *u) {
     value *o = &net->vals[u->out];
+    if (u->se_byw) return DCL_OK;   /* the next convolution scales its weights instead (conv_fwd_sw) */
     return net->be->mul_bcast_fwd(net->be, o->n, o->h * o->w, o->c, o->data, o->data, net->vals[u->in1].data);
 }
 
@@ -1297,6 +1339,40 @@ static dcl_status actse_fwd(dcl_net *net, node *a) {
     value *x = &net->vals[a->in0];
     return net->be->bn_act_fwd(net->be, x->n, x->h * x->w, x->c, a->act, net->vals[net->nodes[a->fu_mul].out].data,
                                net->vals[net->nodes[a->fu_gap].out].data, x->data, NULL, NULL, NULL, NULL, NULL);
+}
+
+/* y = conv(x) with the chain's epilogue: accumulated onto y (a residual
+ * add), an activation, or neither */
+static dcl_status conv_fwd_epi(dcl_net *net, node *d, const dcl_conv_desc *cd, float *y, const float *x,
+                               const float *w, const float *bias, int64_t ny) {
+    dcl_backend *be = net->be;
+    if (d->fu_add >= 0) return be->conv_fwd_add(be, cd, y, x, w, bias);
+    if (d->fu_act >= 0 && be->conv_fwd_act) return be->conv_fwd_act(be, cd, d->fu_a, y, x, w, bias);
+    dcl_status s = be->conv_fwd(be, cd, y, x, w, bias);
+    if (!s && d->fu_act >= 0) s = be->act_fwd(be, d->fu_a, ny, y, y);
+    return s;
+}
+
+/* fu_sw: the squeeze-excitation's scale s[n][c] in the weights, sample by
+ * sample: y[n] = conv(a[n], w diag(s[n])); x holds the unscaled a (host
+ * memory, fp32). */
+static dcl_status conv_fwd_sw(dcl_net *net, node *d, float *y, const float *x, const float *w,
+                              const float *bias) {
+    const float *sv = net->vals[net->nodes[d->fu_sw].in1].data;
+    dcl_conv_desc cd = d->cd;
+    int C = cd.ci, O = cd.co, N = cd.n;
+    size_t xs = (size_t)cd.hi * cd.wi * C, ys = (size_t)cd.ho * cd.wo * O;
+    float *ws = net->sw;
+    dcl_status s = DCL_OK;
+    cd.n = 1;
+    cd.has_bias = bias != NULL;
+    for (int n = 0; n < N && !s; n++) {
+        const float *sn = sv + (size_t)n * C;
+        for (int o = 0; o < O; o++)
+            for (int c = 0; c < C; c++) ws[(size_t)o * C + c] = w[(size_t)o * C + c] * sn[c];
+        s = conv_fwd_epi(net, d, &cd, y + n * ys, x + n * xs, ws, bias, (int64_t)ys);
+    }
+    return s;
 }
 
 /* FU_FOLD forward: the batch norm folded into a copy of the weights and the
@@ -1346,11 +1422,8 @@ static dcl_status fold_fwd(dcl_net *net, node *d) {
         bias = fb;
     }
     cd.has_bias = bias != NULL;
-    if (d->fu_add >= 0) return be->conv_fwd_add(be, &cd, y->data, x->data, w, bias);
-    if (d->fu_act >= 0 && be->conv_fwd_act) return be->conv_fwd_act(be, &cd, d->fu_a, y->data, x->data, w, bias);
-    s = be->conv_fwd(be, &cd, y->data, x->data, w, bias);
-    if (!s && d->fu_act >= 0) s = be->act_fwd(be, d->fu_a, y->numel, y->data, y->data);
-    return s;
+    if (d->fu_sw >= 0) return conv_fwd_sw(net, d, y->data, x->data, w, bias);
+    return conv_fwd_epi(net, d, &cd, y->data, x->data, w, bias, y->numel);
 }
 
 /* ---- per-layer timing (dcl_net_profile) ---- */
@@ -1383,6 +1456,7 @@ static void prof_cat(const dcl_net *net, const node *d, char *buf, size_t n) {
         if (d->fu == FU_FOLD && d->fu_add >= 0) snprintf(buf + strlen(buf), n - strlen(buf), " +residual");
         if (d->fu_se >= 0) snprintf(buf + strlen(buf), n - strlen(buf), " (+SE recompute, sums)");
         if (d->fu_bnd >= 0) snprintf(buf + strlen(buf), n - strlen(buf), " (+bn dx)");
+        if (d->fu_sw >= 0) snprintf(buf + strlen(buf), n - strlen(buf), " (+SE scale in weights)");
         break;
     }
     case NK_BN:
@@ -1453,7 +1527,8 @@ dcl_status dcl_net_forward(dcl_net *net, dcl_rng *rng) {
         case NK_INPUT:
             break;
         case NK_CONV:
-            s = be->conv_fwd(be, &d->cd, o->data, x->data, PP(d->pw), d->pb >= 0 ? PP(d->pb) : NULL);
+            if (d->fu_sw >= 0) s = conv_fwd_sw(net, d, o->data, x->data, PP(d->pw), d->pb >= 0 ? PP(d->pb) : NULL);
+            else s = be->conv_fwd(be, &d->cd, o->data, x->data, PP(d->pw), d->pb >= 0 ? PP(d->pb) : NULL);
             break;
         case NK_BN: {
             int64_t M = (int64_t)x->n * x->h * x->w;
