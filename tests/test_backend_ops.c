@@ -21,6 +21,7 @@
 #include "check.h"
 #include "dcl/core.h"
 #include "dcl/nn.h"
+#include "dcl/net.h"
 #include "backend/backend.h"
 #include "backend/cpu/cpu_internal.h"
 #include "backend/cpu/cpu.h"
@@ -515,6 +516,75 @@ static void test_add_mask(dcl_backend *be) {
 
 /* ------------------------------------------------------------- driver ---- */
 
+/* Adam / AdamW and SGD steps against the host versions the reference backend
+ * gets from dcl_backend_fill_host_extras: several steps with changing
+ * gradients and learning rates, n not a multiple of the vector width (and
+ * above the size where the cpu backend splits the range over threads).
+ * Host backends compute the same expression in the same order, so only
+ * multiply-add contraction differs: 1e-6 relative, 1e-7 * rms absolute
+ * (m and v pass through zero). */
+static void test_optim(dcl_backend *be) {
+    if (!be->adam || !be->sgd) { printf("  %s: adam/sgd not provided, skipped\n", TGT); return; }
+    const double rtol = be->is_host ? 1e-6 : 1e-5;
+    static const int64_t sizes[] = {13, 100003};
+    char what[128];
+    for (int si = 0; si < 2; si++) {
+        const int64_t n = sizes[si];
+        float *p0 = rnd(n, -1, 1);
+        for (int64_t i = 0; i < n; i += 97) p0[i] = 0.0f;
+        for (int mode = 0; mode < 4; mode++) {
+            const int decoupled = mode & 1;
+            const float wd = (mode & 2) ? 0.05f : 0.0f, b1 = 0.9f, b2 = 0.99f, eps = 1e-8f;
+            float *p = dup(p0, n), *m = filled(n, 0), *v = filled(n, 0);
+            tbuf tp = tb_new(be, n, p0), tm = tb_new(be, n, m), tv = tb_new(be, n, v);
+            for (int step = 1; step <= 5; step++) {
+                float *g = rnd(n, -1, 1);
+                for (int64_t i = step; i < n; i += 53) g[i] = 0.0f;
+                const float lr = 1e-2f / step;
+                const float bc1 = 1.0f - (float)pow(b1, step), bc2 = 1.0f - (float)pow(b2, step);
+                tbuf tg = tb_new(be, n, g);
+                CHECK_OK(REF->adam(REF, n, p, m, v, g, lr, b1, b2, eps, wd, decoupled, bc1, bc2));
+                CHECK_OK(be->adam(be, n, P(&tp), P(&tm), P(&tv), P(&tg), lr, b1, b2, eps, wd, decoupled, bc1, bc2));
+                const char *nm = decoupled ? "adamw" : "adam";
+                snprintf(what, sizeof what, "%s n=%lld wd=%g step %d p", nm, (long long)n, wd, step);
+                close_elem(what, tb_get(&tp, what), p, n, rtol * 0.1 * rms(p, n), rtol);
+                snprintf(what, sizeof what, "%s n=%lld wd=%g step %d m", nm, (long long)n, wd, step);
+                close_elem(what, tb_get(&tm, what), m, n, rtol * 0.1 * rms(m, n), rtol);
+                snprintf(what, sizeof what, "%s n=%lld wd=%g step %d v", nm, (long long)n, wd, step);
+                close_elem(what, tb_get(&tv, what), v, n, rtol * 0.1 * rms(v, n), rtol);
+                snprintf(what, sizeof what, "%s n=%lld wd=%g grad", nm, (long long)n, wd);
+                close_elem(what, tb_get(&tg, what), g, n, 1e-30, 0);
+                tb_free(&tg); free(g);
+            }
+            tb_free(&tp); tb_free(&tm); tb_free(&tv); free(p); free(m); free(v);
+        }
+        /* SGD: momentum 0 (buf left as it is), momentum with and without
+         * nesterov, weight decay on and off */
+        for (int mode = 0; mode < 6; mode++) {
+            const float mu = mode < 2 ? 0.0f : 0.9f, wd = (mode & 1) ? 1e-3f : 0.0f;
+            const int nesterov = mode >= 4;
+            float *p = dup(p0, n), *buf = filled(n, GARB);
+            tbuf tp = tb_new(be, n, p0), tb = tb_new(be, n, NULL);
+            for (int step = 1; step <= 4; step++) {
+                float *g = rnd(n, -1, 1);
+                const float lr = 0.1f / step;
+                tbuf tg = tb_new(be, n, g);
+                CHECK_OK(REF->sgd(REF, n, p, buf, g, lr, mu, wd, nesterov, step == 1));
+                CHECK_OK(be->sgd(be, n, P(&tp), P(&tb), P(&tg), lr, mu, wd, nesterov, step == 1));
+                snprintf(what, sizeof what, "sgd n=%lld mu=%g wd=%g nesterov=%d step %d p", (long long)n, mu, wd, nesterov, step);
+                close_elem(what, tb_get(&tp, what), p, n, rtol * 0.1 * rms(p, n), rtol);
+                snprintf(what, sizeof what, "sgd n=%lld mu=%g wd=%g nesterov=%d step %d buf", (long long)n, mu, wd, nesterov, step);
+                close_elem(what, tb_get(&tb, what), buf, n, rtol * 0.1 * rms(buf, n), rtol);
+                tb_free(&tg); free(g);
+            }
+            tb_free(&tp); tb_free(&tb); free(p); free(buf);
+        }
+        free(p0);
+    }
+}
+
+/* ------------------------------------------------------------- driver ---- */
+
 static void run_kernels(dcl_backend *be) {
     test_bn(be, 98, 24, 0.0f);
     test_bn(be, 6000, 40, 30.0f);
@@ -538,6 +608,7 @@ static void run_kernels(dcl_backend *be) {
     test_linear(be, 64, 300, 200, 0, 0);
     test_linear(be, 3, 5, 7, 0, 1);
     test_add_mask(be);
+    test_optim(be);
 }
 
 static void run_all(dcl_backend *be, const char *label) {
@@ -552,6 +623,7 @@ static void run_all(dcl_backend *be, const char *label) {
 int main(void) {
     dcl_rng_seed(&RNG, 20240611);
     REF = dcl_backend_ref();
+    dcl_backend_fill_host_extras(REF);
     CHECK(REF != NULL, "reference backend: %s", dcl_last_error());
     if (!REF) CHECK_DONE();
 

@@ -142,6 +142,8 @@ dcl_backend *dcl_backend_cpu(int threads) {
     be->mul_bcast_bwd = cpu_mul_bcast_bwd;
     be->add = cpu_add;
     be->scale_mask = cpu_scale_mask;
+    be->adam = cpu_adam;
+    be->sgd = cpu_sgd;
     /* fused entries */
     be->conv_fwd_act = cpu_conv_fwd_act;
     be->conv_fwd_add = cpu_conv_fwd_add;

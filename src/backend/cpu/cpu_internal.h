@@ -131,6 +131,12 @@ dcl_status cpu_add(dcl_backend *be, int64_t n, float *y, const float *a, const f
 dcl_status cpu_scale_mask(dcl_backend *be, int64_t rows, int64_t cols, float *y, const float *x,
                           const float *mask, int per_row, float scale);
 
+/* optimiser steps (cpu_optim.c): the backend vtable's adam and sgd */
+dcl_status cpu_adam(dcl_backend *be, int64_t n, float *p, float *m, float *v, const float *grad, float lr,
+                    float b1, float b2, float eps, float wd, int decoupled, float bc1, float bc2);
+dcl_status cpu_sgd(dcl_backend *be, int64_t n, float *p, float *buf, const float *grad, float lr,
+                   float momentum, float wd, int nesterov, int first_step);
+
 /* Small dense helpers shared by the kernels and the convolution code.
  * y (M,O) = x (M,K) W^T (+ b) ; W (O,K).  Used for 1x1 convolutions on 1x1
  * maps (squeeze-excitation) where a oneDNN primitive costs more than the work. */
