@@ -514,7 +514,7 @@ static void test_add_mask(dcl_backend *be) {
     tb_free(&ta); tb_free(&tb); tb_free(&tm); tb_free(&tmr); free(a); free(b); free(m); free(mr);
 }
 
-/* ------------------------------------------------------------- driver ---- */
+/* ------------------------------------------------------ optimisers ----- */
 
 /* Adam / AdamW and SGD steps against the host versions the reference backend
  * gets from dcl_backend_fill_host_extras: several steps with changing
