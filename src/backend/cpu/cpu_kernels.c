@@ -1443,13 +1443,17 @@ dcl_status cpu_bn_act_se_sums(dcl_backend *be, int N, int HW, int C, dcl_act act
  * between the elementwise work and the two matrix products.  Each thread
  * takes a contiguous range of rows; the products run on one thread each
  * (oneDNN's sgemm inside a parallel region) and every thread but the first
- * sums the weight gradient into its own copy, added at the end.  Measured
- * on the Zen 3 (2 threads): the wide tensors of b4's early stages are
- * written and read once instead of three or four times; on maps from 19x19
- * down the products are compute-bound and the row blocks only cost
- * efficiency (cpu_pw_fused_pays). */
-#define PWF_L2_BYTES (160 * 1024)   /* bytes of each wide block */
-#define PWF_MIN_BYTES ((int64_t)24 << 20)   /* the wide tensor from which the fusion pays */
+ * sums the weight gradient into its own copy, added at the end.  The
+ * activation is computed once per element (unfused: once for the
+ * recomputed map, once more for the sums), which is most of the gain on
+ * the Zen 3, where the sigmoid rather than memory bounds these passes.
+ * Measured there (2 threads, b4 at 299 batch 8): the backward 682 -> 628 ms
+ * (the pointwise layers of the 150x150 to 38x38 stages); maps below 12 MB
+ * (19x19 and down) are compute-bound and left to the plain products
+ * (cpu_pw_fused_pays).  The block size hardly matters (96-384 KB within
+ * noise). */
+#define PWF_L2_BYTES (160 * 1024)   /* bytes of each wide block (se_pw_bwd: the three of them) */
+#define PWF_MIN_BYTES ((int64_t)12 << 20)   /* the wide tensor from which the fusion pays */
 
 static int64_t pwf_rows(int C) {
     int64_t r = PWF_L2_BYTES / ((int64_t)C * 4);
@@ -1474,16 +1478,64 @@ static dcl_status pwf_gemm(char ta, char tb, int64_t m, int64_t n, int64_t k, co
     return st == dnnl_success ? DCL_OK : dcl_fail(DCL_ERR_INTERNAL, "cpu fused 1x1 backward: oneDNN sgemm failed (status %d)", (int)st);
 }
 
-/* m rows [r, re) of sample n: act((x - mean) sc + beta) * s[n] into mb (ld C) */
-FORCE_INLINE void pwf_m_rows(const int act, int64_t r, int64_t re, int C, float *mb, const float *x,
-                             const float *mean, const float *sc, const float *beta, const float *sn) {
+/* Rows [r, re) of sample n, z = (x - mean) sc + beta: m = act(z) * s[n]
+ * into mb, act(z) into ab and act'(z) into apb (all ld C), so that the
+ * activation (a sigmoid for SiLU, the costly part on the Zen 3) is computed
+ * once per element for the product and the sums. */
+FORCE_INLINE void pwf_m_rows(const int act, int64_t r, int64_t re, int C, float *mb, float *ab, float *apb,
+                             const float *x, const float *mean, const float *sc, const float *beta,
+                             const float *sn) {
     for (int64_t i = r; i < re; i++) {
         const float *xr = x + i * C;
-        float *mr = mb + (i - r) * C;
+        size_t o = (size_t)(i - r) * C;
         int c = 0;
-        for (; c + VW <= C; c += VW)
-            vst(mr + c, fz_act(act, (vld(xr + c) - vld(mean + c)) * vld(sc + c) + vld(beta + c)) * vld(sn + c));
-        for (; c < C; c++) mr[c] = fz_act1(act, (xr[c] - mean[c]) * sc[c] + beta[c]) * sn[c];
+        for (; c + VW <= C; c += VW) {
+            vf a, ap;
+            fz_act_both(act, (vld(xr + c) - vld(mean + c)) * vld(sc + c) + vld(beta + c), &a, &ap);
+            vst(mb + o + c, a * vld(sn + c));
+            vst(ab + o + c, a);
+            vst(apb + o + c, ap);
+        }
+        for (; c < C; c++) {
+            float z = (xr[c] - mean[c]) * sc[c] + beta[c], a = fz_act1(act, z);
+            mb[o + c] = a * sn[c];
+            ab[o + c] = a;
+            apb[o + c] = fz_dact1(act, z, 1.0f);
+        }
+    }
+}
+
+/* bn_act_se_sums' per-sample sums (fz_se_rows) over rows [r, re) of sample
+ * n from dy and the block's stored a and a' */
+static void pwf_se_rows(int64_t r, int64_t re, int n, int C, size_t NCs, size_t Cs, double *gp, float *fs,
+                        const float *dy, const float *ab, const float *apb, const float *x, const float *mean) {
+    memset(fs, 0, sizeof(float) * 5 * Cs);
+    float *f0 = fs, *f1 = fs + Cs, *f2 = f1 + Cs, *f3 = f2 + Cs, *f4 = f3 + Cs;
+    for (int64_t i = r; i < re; i++) {
+        const float *xr = x + i * C, *dr = dy + i * C, *ar = ab + (size_t)(i - r) * C, *pr = apb + (size_t)(i - r) * C;
+        int c = 0;
+        for (; c + VW <= C; c += VW) {
+            vf xc = vld(xr + c) - vld(mean + c), g = vld(dr + c), ap = vld(pr + c);
+            vf gap = g * ap;
+            vst(f0 + c, vld(f0 + c) + g * vld(ar + c));
+            vst(f1 + c, vld(f1 + c) + gap);
+            vst(f2 + c, vld(f2 + c) + ap);
+            vst(f3 + c, vld(f3 + c) + gap * xc);
+            vst(f4 + c, vld(f4 + c) + ap * xc);
+        }
+        for (; c < C; c++) {
+            float xc = xr[c] - mean[c], g = dr[c], ap = pr[c];
+            f0[c] += g * ar[c];
+            f1[c] += g * ap;
+            f2[c] += ap;
+            f3[c] += g * ap * xc;
+            f4[c] += ap * xc;
+        }
+    }
+    for (int k = 0; k < 5; k++) {
+        double *g = gp + NCs * k + (size_t)n * C;
+        const float *f = fs + Cs * k;
+        for (int c = 0; c < C; c++) g[c] += f[c];
     }
 }
 
@@ -1509,10 +1561,10 @@ dcl_status cpu_se_pw_bwd(dcl_backend *be, int N, int HW, int C, int O, dcl_act a
     int64_t rows = (int64_t)N * HW;
     int nt = nthreads_for(ci, rows * C);
     if (nt > rows) nt = (int)rows;
-    const int64_t R = pwf_rows(C);
+    const int64_t R = pwf_rows(3 * C);
     const size_t Cs = cl_pad(C), NCs = cl_pad(N * C), NC = (size_t)N * C, WN = (size_t)O * C;
     double *part = dcl_calloc(sizeof(double) * 5 * NCs * nt);
-    float *sc = dcl_alloc(sizeof(float) * (Cs * (1 + 5 * nt) + (size_t)R * C * nt));
+    float *sc = dcl_alloc(sizeof(float) * (Cs * (1 + 5 * nt) + (size_t)R * Cs * 3 * nt));
     float *wpart = nt > 1 ? dcl_calloc(sizeof(float) * WN * (nt - 1)) : NULL;
     if (!part || !sc || (nt > 1 && !wpart)) {
         dcl_free(part); dcl_free(sc); dcl_free(wpart);
@@ -1526,7 +1578,8 @@ dcl_status cpu_se_pw_bwd(dcl_backend *be, int N, int HW, int C, int O, dcl_act a
         int th = thr_id(), T = thr_n();
         int64_t r0, r1, r = 0, re;
         split_rows(rows, th, T, &r0, &r1);
-        float *wp = th == 0 ? dw : wpart + WN * (th - 1), *mb = mbuf + (size_t)R * C * th;
+        float *wp = th == 0 ? dw : wpart + WN * (th - 1), *mb = mbuf + (size_t)R * Cs * 3 * th;
+        float *ab = mb + (size_t)R * Cs, *apb = ab + (size_t)R * Cs;
         double *gp = part + 5 * NCs * th;
         float *fs = sc + Cs * (1 + 5 * th);
         for (r = r0; r < r1 && !err; r = re) {
@@ -1534,10 +1587,10 @@ dcl_status cpu_se_pw_bwd(dcl_backend *be, int N, int HW, int C, int O, dcl_act a
             re = (int64_t)(n + 1) * HW;
             if (re > r1) re = r1;
             if (re > r + R) re = r + R;
-            ACT_DISPATCH(act, pwf_m_rows(A_, r, re, C, mb, x, mean, sc, beta, s + (size_t)n * C));
+            ACT_DISPATCH(act, pwf_m_rows(A_, r, re, C, mb, ab, apb, x, mean, sc, beta, s + (size_t)n * C));
             err |= pwf_gemm('N', 'N', re - r, C, O, dy + r * O, O, w, C, 0.0f, dm + r * C, C) != DCL_OK;
             err |= pwf_gemm('T', 'N', O, C, re - r, dy + r * O, O, mb, C, 1.0f, wp, C) != DCL_OK;
-            ACT_DISPATCH(act, fz_se_rows(A_, r, re, HW, C, NCs, Cs, gp, fs, dm, x, mean, sc, beta));
+            pwf_se_rows(r, re, n, C, NCs, Cs, gp, fs, dm, ab, apb, x, mean);
         }
     }
     if (!err) {
