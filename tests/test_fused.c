@@ -546,7 +546,55 @@ static void check_bn_dx_pw(dcl_backend *be, int64_t R, int C, int Ci) {
     free(g); free(rdx); free(rdw);
 }
 
+/* bn_stats_pw against the statistics of y = x w^T computed in double from
+ * y itself; inputs with a mean far from zero next to their spread (the
+ * covariance must not cancel) */
+static void check_stats_pw(dcl_backend *be, int64_t R, int Ci, int C, float offset) {
+    float *x = rnd((size_t)R * Ci, -1, 1), *w = rnd((size_t)C * Ci, -0.5f, 0.5f);
+    for (int64_t i = 0; i < R; i++)
+        for (int c = 0; c < Ci; c++) x[i * Ci + c] += offset * (1 + 0.1f * c);
+    float *mean = outbuf(C), *var = outbuf(C), *is = outbuf(C);
+    double *rm = calloc(C, sizeof(double)), *rv = calloc(C, sizeof(double)), *ri = calloc(C, sizeof(double));
+    for (int o = 0; o < C; o++) {
+        double s1 = 0, s2 = 0;
+        for (int64_t i = 0; i < R; i++) {
+            double y = 0;
+            for (int c = 0; c < Ci; c++) y += (double)x[i * Ci + c] * w[(size_t)o * Ci + c];
+            s1 += y;
+            s2 += y * y;
+        }
+        rm[o] = s1 / R;
+        double m2 = 0;
+        for (int64_t i = 0; i < R; i++) {
+            double y = 0;
+            for (int c = 0; c < Ci; c++) y += (double)x[i * Ci + c] * w[(size_t)o * Ci + c];
+            m2 += (y - rm[o]) * (y - rm[o]);
+        }
+        rv[o] = m2 / R;
+        ri[o] = 1.0 / sqrt(rv[o] + 1e-3);
+    }
+    dcl_status st = be->bn_stats_pw(be, R, Ci, C, mean, var, is, x, w, 1e-3f);
+    CHECK(st == DCL_OK, "bn_stats_pw rows=%lld Ci=%d C=%d: %s", (long long)R, Ci, C, dcl_last_error());
+    double em = 0, ev = 0, ei = 0;
+    for (int o = 0; o < C; o++) {
+        em = fmax(em, fabs(mean[o] - rm[o]) / (fabs(rm[o]) + sqrt(rv[o])));
+        ev = fmax(ev, fabs(var[o] - rv[o]) / rv[o]);
+        ei = fmax(ei, fabs(is[o] - ri[o]) / ri[o]);
+    }
+    CHECK(em < 1e-5 && ev < 1e-4 && ei < 1e-4, "bn_stats_pw rows=%lld Ci=%d C=%d offset %g: mean %.2g var %.2g invstd %.2g",
+          (long long)R, Ci, C, offset, em, ev, ei);
+    CHECK(sent_ok(mean, C) && sent_ok(var, C) && sent_ok(is, C), "bn_stats_pw: wrote past an output");
+    free(x); free(w); free(mean); free(var); free(is); free(rm); free(rv); free(ri);
+}
+
 static void check_pw_entries(dcl_backend *be) {
+    check_stats_pw(be, 5000, 24, 144, 0.0f);
+    check_stats_pw(be, 777, 13, 40, 30.0f);
+    check_stats_pw(be, 3, 7, 9, 2.0f);
+    CHECK(be->bn_stats_pw(be, 0, 4, 4, NULL, NULL, NULL, NULL, NULL, 1e-3f) != DCL_OK, "bn_stats_pw refuses zero rows");
+    CHECK(be->pw_fused_pays(be, DCL_PWF_STATS, (int64_t)8 * 150 * 150, 144, 24) &&
+          !be->pw_fused_pays(be, DCL_PWF_STATS, (int64_t)8 * 19 * 19, 672, 112),
+          "covariance statistics pay for b4's 24->144 expansion, not for 112->672");
     int before = check_failed_;
     /* rows across samples and several blocks per thread (C=20: 2048 rows a
      * block), channel counts with and without a vector tail */
@@ -557,8 +605,8 @@ static void check_pw_entries(dcl_backend *be) {
     check_bn_dx_pw(be, 4501, 24, 12);
     check_bn_dx_pw(be, 700, 200, 33);
     check_bn_dx_pw(be, 3, 8, 5);
-    CHECK(be->pw_fused_pays && be->pw_fused_pays(be, (int64_t)8 * 75 * 75, 192, 32) &&
-          !be->pw_fused_pays(be, (int64_t)8 * 10 * 10, 1632, 272),
+    CHECK(be->pw_fused_pays && be->pw_fused_pays(be, DCL_PWF_BWD, (int64_t)8 * 75 * 75, 192, 32) &&
+          !be->pw_fused_pays(be, DCL_PWF_BWD, (int64_t)8 * 10 * 10, 1632, 272),
           "the fusion pays on b4's 75x75 maps and not on its 10x10 ones");
     printf("cpu: fused pointwise backward entries %s\n", check_failed_ == before ? "match the double reference" : "MISMATCH");
 }
@@ -841,8 +889,10 @@ static void check_pw_plan(const float *x) {
         dcl_net_profile_print(m->net, f, 1);
         fclose(f);
         int se = txt && strstr(txt, "(+SE recompute, sums)") != NULL, bnd = txt && strstr(txt, "(+bn dx)") != NULL;
-        if (v == 0) CHECK(se && bnd, "pw plan forced on: both fused backward kinds in the profile (SE %d, bn dx %d)", se, bnd);
-        else CHECK(!se && !bnd, "pw plan %s: no fused pointwise backward (SE %d, bn dx %d)", v == 1 ? "without the flag" : "default rule on small maps", se, bnd);
+        int cs = txt && strstr(txt, "(stats from input)") != NULL;
+        if (v == 0) CHECK(se && bnd && cs, "pw plan forced on: the fused kinds in the profile (SE %d, bn dx %d, stats %d)", se, bnd, cs);
+        if (v == 1) CHECK(!cs, "pw plan without the flag: statistics from the batch norm's input");
+        if (v != 0) CHECK(!se && !bnd, "pw plan %s: no fused pointwise backward (SE %d, bn dx %d)", v == 1 ? "without the flag" : "default rule on small maps", se, bnd);
         free(txt);
         free(g);
         dcl_model_free(m);

@@ -248,9 +248,10 @@ struct dcl_backend {
      * that stay in its caches, so the wide gradient and input are written
      * or read once instead of three or four times. ---- */
 
-    /* Whether the two entries below pay on this shape (rows, C wide and K
-     * narrow channels); NULL: always. */
-    int (*pw_fused_pays)(dcl_backend *be, int64_t rows, int C, int K);
+    /* Whether an entry of this group pays on this shape (rows, C wide and
+     * K narrow channels); what: DCL_PWF_BWD (se_pw_bwd, bn_dx_pw_bwd) or
+     * DCL_PWF_STATS (bn_stats_pw); NULL: always. */
+    int (*pw_fused_pays)(dcl_backend *be, int what, int64_t rows, int C, int K);
     /* Backward of  m = act(bn(x)) * s[n][c],  y = conv1x1(m, w)  (the
      * squeeze-excitation's projection), m never stored:
      *   dm = dy w  (N*HW*C, assigned),  dw (O, C) += dy^T m,
@@ -270,7 +271,15 @@ struct dcl_backend {
                                float *dw, const float *d, const float *x, const float *mean,
                                const float *invstd, const float *gamma, const float *sdy,
                                const float *sdyx, int64_t Mt, const float *w, const float *xin);
+    /* Optional: bn_stats of y = conv1x1(xin, w) (no bias) without reading
+     * y: the mean and covariance of xin's Ci channels over the rows (one
+     * read of the narrow input), then mean_y = w mean_xin and var_y[c] =
+     * w_c cov w_c^T (in double).  w (C, Ci). */
+    dcl_status (*bn_stats_pw)(dcl_backend *be, int64_t rows, int Ci, int C, float *mean, float *var,
+                              float *invstd, const float *xin, const float *w, float eps);
 };
+
+enum { DCL_PWF_BWD = 0, DCL_PWF_STATS = 1 };   /* pw_fused_pays' what */
 
 /* Argument classes for act_bytes == 2 ([A]: activation storage, bf16):
  *   conv_fwd, conv_fwd_act: y, x.   conv_fwd_add: y (read and written), x.

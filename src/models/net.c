@@ -76,6 +76,7 @@ typedef struct node {
     int se_done;           /* FU_SEMUL, backward: the fused convolution backward did its sums */
     int fu_sw;             /* conv (host backends): the FU_SEMUL mul whose scale it applies to its weights, sample by sample, -1 none */
     int se_byw;            /* FU_SEMUL: its output is left unscaled, the consumer (fu_sw) scales its weights */
+    int fu_cs;             /* FU_BNX: the 1x1 convolution before it whose input gives its batch statistics (bn_stats_pw), -1 none */
 } node;
 
 struct dcl_net {
@@ -663,7 +664,7 @@ static void plan_fuse_pw(dcl_net *net) {
         int u = x->producer;
         if (u >= 0 && net->nodes[u].kind == NK_MUL && net->nodes[u].fu == FU_SEMUL && x->recomp && x->needs_grad &&
             only_use(net, d->in0) == c && net->vals[net->nodes[u].in1].c == x->c && be->bn_act_se_sums &&
-            (!be->pw_fused_pays || be->pw_fused_pays(be, rows, x->c, y->c))) {
+            (!be->pw_fused_pays || be->pw_fused_pays(be, DCL_PWF_BWD, rows, x->c, y->c))) {
             d->fu_se = u;
             continue;
         }
@@ -671,13 +672,36 @@ static void plan_fuse_pw(dcl_net *net) {
         if (b != c + 1 || x->elided || x->recomp) continue;
         node *bn = &net->nodes[b];
         if (bn->kind != NK_BN || bn->fu != FU_BNX || bn->fu_mul >= 0 || bn->in0 != d->out) continue;
-        if (be->pw_fused_pays && !be->pw_fused_pays(be, rows, y->c, x->c)) continue;
+        if (be->pw_fused_pays && !be->pw_fused_pays(be, DCL_PWF_BWD, rows, y->c, x->c)) continue;
         d->fu_bnd = b;
         bn->fu_pw = c;
     }
 }
 
 static void plan_fuse_sw(dcl_net *net);
+
+/* DCL_FUSE_PW (training modes): a FU_BNX batch norm right after a 1x1
+ * convolution with few input channels takes its statistics from the
+ * convolution's input (bn_stats_pw: its mean and covariance, a read of the
+ * narrow input instead of the wide output) where the backend says it pays;
+ * the input then lives until the batch norm's forward. */
+static void plan_fuse_stats(dcl_net *net) {
+    dcl_backend *be = net->be;
+    for (int b = 0; b < net->nn; b++) {
+        node *d = &net->nodes[b];
+        if (d->kind != NK_BN || d->fu != FU_BNX || d->in0 < 0) continue;
+        value *x = &net->vals[d->in0];
+        int c = x->producer;
+        if (c < 0 || !pw_plain(&net->nodes[c]) || net->nodes[c].in0 < 0 || only_use(net, d->in0) != b) continue;
+        value *xi = &net->vals[net->nodes[c].in0];
+        int64_t rows = (int64_t)x->n * x->h * x->w;
+        /* not after a squeeze-excitation: its output may hold the unscaled map (fu_sw) */
+        int se = xi->producer >= 0 && net->nodes[xi->producer].fu == FU_SEMUL;
+        if (xi->elided || se || (be->pw_fused_pays && !be->pw_fused_pays(be, DCL_PWF_STATS, rows, x->c, xi->c))) continue;
+        d->fu_cs = c;
+        xi->ext_end = max64(xi->ext_end, b);
+    }
+}
 
 static void plan_fuse(dcl_net *net, int mode) {
     dcl_backend *be = net->be;
@@ -694,7 +718,7 @@ static void plan_fuse(dcl_net *net, int mode) {
         node *d = &net->nodes[i];
         d->fu = FU_NONE;
         d->fu_act = d->fu_bn = d->fu_gap = d->fu_mul = d->fu_add = -1;
-        d->fu_pw = d->fu_bnd = d->fu_se = d->fu_sw = -1;
+        d->fu_pw = d->fu_bnd = d->fu_se = d->fu_sw = d->fu_cs = -1;
         d->se_byw = 0;
         d->fu_out = d->out;
         d->fu_a = DCL_ACT_NONE;
@@ -742,6 +766,7 @@ static void plan_fuse(dcl_net *net, int mode) {
         }
     }
     if (train && (net->fuse & DCL_FUSE_PW) && be->se_pw_bwd && be->bn_dx_pw_bwd) plan_fuse_pw(net);
+    if (mode != DCL_PLAN_EVAL && (net->fuse & DCL_FUSE_PW) && be->bn_stats_pw) plan_fuse_stats(net);
     if (mode == DCL_PLAN_EVAL && (net->fuse & DCL_FUSE_FOLD_BN) && (be->is_host || be->bn_fold)) {
         /* squeeze-excitation on an activation: the activation's pass only
          * pools (FU_ACTSE), the mul recomputes the activation from its input.
@@ -1296,7 +1321,14 @@ static dcl_status bnx_fwd(dcl_net *net, node *d) {
     value *x = &net->vals[d->in0], *z = &net->vals[d->fu_out];
     int C = x->c, HW = x->h * x->w;
     int64_t M = (int64_t)x->n * HW, Mall = M;
-    dcl_status s = be->bn_stats(be, M, C, d->save[0], d->save[1], d->save[2], x->data, d->eps);
+    dcl_status s;
+    if (d->fu_cs >= 0) {   /* from the convolution's input (plan_fuse_stats) */
+        node *cv = &net->nodes[d->fu_cs];
+        value *xi = &net->vals[cv->in0];
+        s = be->bn_stats_pw(be, M, xi->c, C, d->save[0], d->save[1], d->save[2], xi->data, PP(cv->pw), d->eps);
+    } else {
+        s = be->bn_stats(be, M, C, d->save[0], d->save[1], d->save[2], x->data, d->eps);
+    }
     if (!s && net->bn_gather) s = bnx_sync_stats(net, d, C, M, &Mall);
     if (!s) {
         float m = d->momentum;
@@ -1461,7 +1493,8 @@ static void prof_cat(const dcl_net *net, const node *d, char *buf, size_t n) {
     }
     case NK_BN:
         if (d->fu != FU_BNX) snprintf(buf, n, "bn");
-        else snprintf(buf, n, "bn+%s fused%s", an[d->fu_a], d->fu_mul >= 0 ? " (+SE pool, scale grad)" : "");
+        else snprintf(buf, n, "bn+%s fused%s%s", an[d->fu_a], d->fu_mul >= 0 ? " (+SE pool, scale grad)" : "",
+                      d->fu_cs >= 0 ? " (stats from input)" : "");
         break;
     case NK_ACT: snprintf(buf, n, d->fu == FU_ACTSE ? "act %s SE pool fused" : "act %s", an[d->act]); break;
     case NK_MUL: snprintf(buf, n, d->fu == FU_SEMUL ? "SE mul fused (+recompute)" : "mul"); break;
@@ -1473,7 +1506,7 @@ void dcl_net_profile_print(dcl_net *net, void *file, int steps) {
     FILE *f = file;
     if (!net->prof) return;
     if (steps < 1) steps = 1;
-    char (*cat)[64] = calloc(2 * (size_t)net->nn, 64);
+    char (*cat)[96] = calloc(2 * (size_t)net->nn, 96);
     double *t = calloc(2 * (size_t)net->nn, sizeof(double)), tot = 0;
     int nc = 0;
     if (!cat || !t) { free(cat); free(t); return; }
@@ -1481,12 +1514,12 @@ void dcl_net_profile_print(dcl_net *net, void *file, int steps) {
         for (int i = 0; i < net->nn; i++) {
             double v = net->prof[(size_t)dir * net->nn + i];
             if (v <= 0) continue;
-            char c[64];
+            char c[96];
             prof_cat(net, &net->nodes[i], c, sizeof c - 6);
             strcat(c, dir ? " bwd" : " fwd");
             int j = 0;
             while (j < nc && strcmp(cat[j], c)) j++;
-            if (j == nc) snprintf(cat[nc++], 64, "%s", c);
+            if (j == nc) snprintf(cat[nc++], 96, "%s", c);
             t[j] += v;
             tot += v;
         }
@@ -1494,8 +1527,8 @@ void dcl_net_profile_print(dcl_net *net, void *file, int steps) {
         for (int b = a + 1; b < nc; b++)
             if (t[b] > t[a]) {
                 double x = t[a]; t[a] = t[b]; t[b] = x;
-                char c[64];
-                memcpy(c, cat[a], 64); memcpy(cat[a], cat[b], 64); memcpy(cat[b], c, 64);
+                char c[96];
+                memcpy(c, cat[a], 96); memcpy(cat[a], cat[b], 96); memcpy(cat[b], c, 96);
             }
     fprintf(f, "%-44s %10s %6s\n", "layers (per step)", "ms", "%");
     for (int a = 0; a < nc; a++) fprintf(f, "%-44s %10.1f %6.1f\n", cat[a], 1e3 * t[a] / steps, 100 * t[a] / tot);

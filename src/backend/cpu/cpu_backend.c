@@ -156,5 +156,6 @@ dcl_backend *dcl_backend_cpu(int threads) {
     be->pw_fused_pays = cpu_pw_fused_pays;
     be->se_pw_bwd = cpu_se_pw_bwd;
     be->bn_dx_pw_bwd = cpu_bn_dx_pw_bwd;
+    be->bn_stats_pw = cpu_bn_stats_pw;
     return be;
 }

@@ -97,7 +97,9 @@ dcl_status cpu_bn_act_bwd_dx(dcl_backend *be, int N, int HW, int C, dcl_act act,
 dcl_status cpu_bn_act_se_sums(dcl_backend *be, int N, int HW, int C, dcl_act act, float *ds, float *t,
                               const float *dy, const float *x, const float *mean, const float *invstd,
                               const float *gamma, const float *beta);
-int cpu_pw_fused_pays(dcl_backend *be, int64_t rows, int C, int K);
+int cpu_pw_fused_pays(dcl_backend *be, int what, int64_t rows, int C, int K);
+dcl_status cpu_bn_stats_pw(dcl_backend *be, int64_t rows, int Ci, int C, float *mean, float *var, float *invstd,
+                           const float *xin, const float *w, float eps);
 dcl_status cpu_se_pw_bwd(dcl_backend *be, int N, int HW, int C, int O, dcl_act act, float *dm, float *dw, float *ds,
                          float *t, const float *dy, const float *w, const float *x, const float *mean,
                          const float *invstd, const float *gamma, const float *beta, const float *s);
