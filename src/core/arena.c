@@ -1,6 +1,7 @@
 #include "dcl/core.h"
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 void *dcl_alloc(size_t bytes) {
     void *p = NULL;
@@ -16,6 +17,17 @@ void *dcl_calloc(size_t bytes) {
 }
 
 void dcl_free(void *p) { free(p); }
+
+void *dcl_alloc_big(size_t bytes) {
+    if (bytes < ((size_t)8 << 20)) return dcl_alloc(bytes);
+    size_t huge = (size_t)2 << 20, n = (bytes + huge - 1) & ~(huge - 1);
+    void *p = NULL;
+    if (posix_memalign(&p, huge, n) != 0) return NULL;
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    if (getenv("DCL_NO_HUGEPAGE") == NULL) madvise(p, n, MADV_HUGEPAGE);
+#endif
+    return p;
+}
 
 dcl_status dcl_arena_init(dcl_arena *a, size_t cap) {
     memset(a, 0, sizeof *a);

@@ -5,7 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 #if defined(__linux__)
-#include <sys/mman.h>
 #endif
 
 typedef enum {
@@ -138,19 +137,10 @@ static void mem_free(dcl_backend *be, void *p) {
     else dcl_free(p);
 }
 
-/* Large host buffers (activations, parameters, gradients) on 2 MB pages
- * where the kernel gives them on request (transparent huge pages in
- * "madvise" mode): the passes over 100 MB tensors then miss the TLB once
- * per 2 MB instead of once per 4 KB.  Freed with dcl_free (free). */
+/* Large host buffers (activations, parameters, gradients) on huge pages
+ * (dcl_alloc_big); device memory through the backend. */
 static void *big_alloc(dcl_backend *be, size_t bytes) {
-    if (be->mem_alloc || bytes < ((size_t)8 << 20)) return be->mem_alloc ? be->mem_alloc(be, bytes) : dcl_alloc(bytes);
-    size_t huge = (size_t)2 << 20, n = (bytes + huge - 1) & ~(huge - 1);
-    void *p = NULL;
-    if (posix_memalign(&p, huge, n) != 0) return NULL;
-#if defined(__linux__) && defined(MADV_HUGEPAGE)
-    if (getenv("DCL_NO_HUGEPAGE") == NULL) madvise(p, n, MADV_HUGEPAGE);
-#endif
-    return p;
+    return be->mem_alloc ? be->mem_alloc(be, bytes) : dcl_alloc_big(bytes);
 }
 
 static void *mem_alloc(dcl_backend *be, size_t bytes) {

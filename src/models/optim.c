@@ -3,7 +3,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
 /* ---- host implementations used by host backends that lack their own ---- */
 
@@ -82,21 +81,10 @@ int dcl_optim_kind_from_name(const char *name, dcl_opt_kind *out) {
 static void *dev_alloc(dcl_backend *be, size_t bytes) {
     return be->mem_alloc ? be->mem_alloc(be, bytes) : dcl_alloc(bytes);
 }
-/* Optimiser state (m, v): on host backends, 8 MB and more are allocated on
- * 2 MB boundaries and marked for transparent huge pages (kernel "madvise"
- * mode) unless DCL_NO_HUGEPAGE is set, as the network's parameter and
- * gradient arrays are (big_alloc in net.c): the step's passes then miss the
- * TLB once per 2 MB instead of once per 4 KB.  posix_memalign memory is
- * released by dev_free (dcl_free is free). */
+/* Optimiser state (m, v): on huge pages on host backends (dcl_alloc_big),
+ * as the network's parameters and gradients are; released by dev_free. */
 static void *state_alloc(dcl_backend *be, size_t bytes) {
-    if (be->mem_alloc || bytes < ((size_t)8 << 20)) return dev_alloc(be, bytes);
-    size_t huge = (size_t)2 << 20, n = (bytes + huge - 1) & ~(huge - 1);
-    void *p = NULL;
-    if (posix_memalign(&p, huge, n) != 0) return NULL;
-#if defined(__linux__) && defined(MADV_HUGEPAGE)
-    if (getenv("DCL_NO_HUGEPAGE") == NULL) madvise(p, n, MADV_HUGEPAGE);
-#endif
-    return p;
+    return be->mem_alloc ? dev_alloc(be, bytes) : dcl_alloc_big(bytes);
 }
 static void dev_free(dcl_backend *be, void *p) {
     if (!p) return;
