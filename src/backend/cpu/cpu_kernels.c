@@ -1398,6 +1398,20 @@ FORCE_INLINE void fz_se_rows(const int act, int64_t r0, int64_t r1, int HW, int 
     }
 }
 
+/* The per-thread sums of fz_se_rows (5 blocks of NCs doubles per thread)
+ * added up into ds (nullable) and t[0..3] */
+static void se_sums_out(int nt, size_t NC, size_t NCs, const double *part, float *ds, float *t) {
+    for (int k = 0; k < 5; k++) {
+        float *o = k == 0 ? ds : t + NC * (k - 1);
+        if (!o) continue;
+        for (size_t i = 0; i < NC; i++) {
+            double a = 0;
+            for (int u = 0; u < nt; u++) a += part[5 * NCs * u + NCs * k + i];
+            o[i] = (float)a;
+        }
+    }
+}
+
 dcl_status cpu_bn_act_se_sums(dcl_backend *be, int N, int HW, int C, dcl_act act, float *ds, float *t,
                               const float *dy, const float *x, const float *mean, const float *invstd,
                               const float *gamma, const float *beta) {
@@ -1421,15 +1435,7 @@ dcl_status cpu_bn_act_se_sums(dcl_backend *be, int N, int HW, int C, dcl_act act
         ACT_DISPATCH(act, fz_se_rows(A_, r0, r1, HW, C, NCs, Cs, part + 5 * NCs * th, sc + Cs * (1 + 5 * th), dy, x,
                                      mean, sc, beta));
     }
-    for (int k = 0; k < 5; k++) {
-        float *o = k == 0 ? ds : t + NC * (k - 1);
-        if (!o) continue;
-        for (size_t i = 0; i < NC; i++) {
-            double a = 0;
-            for (int u = 0; u < nt; u++) a += part[5 * NCs * u + NCs * k + i];
-            o[i] = (float)a;
-        }
-    }
+    se_sums_out(nt, NC, NCs, part, ds, t);
     dcl_free(part);
     dcl_free(sc);
     return DCL_OK;
@@ -1602,15 +1608,7 @@ dcl_status cpu_se_pw_bwd(dcl_backend *be, int N, int HW, int C, int O, dcl_act a
     }
     if (!err) {
         pwf_sum_dw(nt, dw, wpart, WN);
-        for (int k = 0; k < 5; k++) {
-            float *o = k == 0 ? ds : t + NC * (k - 1);
-            if (!o) continue;
-            for (size_t i = 0; i < NC; i++) {
-                double a = 0;
-                for (int u = 0; u < nt; u++) a += part[5 * NCs * u + NCs * k + i];
-                o[i] = (float)a;
-            }
-        }
+        se_sums_out(nt, NC, NCs, part, ds, t);
     }
     dcl_free(part);
     dcl_free(sc);
