@@ -17,7 +17,8 @@
  * filter: only kinds whose name contains it (1x1, dw3, dw5, stem, se, kernels).
  *   build-cpu/ops_bench [threads] net ARCH SIZE BATCH [train|infer]
  * runs the real network (dcl_effnet_build) on the cpu backend wrapped in a
- * timer and prints where a training step or inference pass spends its time.
+ * timer and prints where a training step or inference pass spends its time
+ * (OPS_BENCH_TOP=N: the N slowest convolution shapes, 14 by default).
  *
  * Measured (oneDNN 2.6.3, 2 threads pinned to 2 cores of an otherwise idle
  * 16-core Intel Xeon VM; the 2-core development VM was too loaded by
@@ -459,8 +460,10 @@ static int bench_net(int threads, const char *arch, int size, int batch, int tra
     for (int i = 0; i < nstab; i++)
         for (int j = i + 1; j < nstab; j++)
             if (stab[j].t > stab[i].t) { shape_time z = stab[i]; stab[i] = stab[j]; stab[j] = z; }
+    /* OPS_BENCH_TOP=N lists N shapes instead of 14 */
+    const int top = getenv("OPS_BENCH_TOP") ? atoi(getenv("OPS_BENCH_TOP")) : 14;
     printf("  slowest convolution shapes (ms per step, GFLOPS):\n");
-    for (int i = 0; i < nstab && i < 14; i++) {
+    for (int i = 0; i < nstab && i < top; i++) {
         const dcl_conv_desc *d = &stab[i].d;
         double fl = 2.0 * d->n * d->co * d->ho * d->wo * (d->ci / d->groups) * d->kh * d->kw * stab[i].calls;
         printf("    %-8s %4d->%-4d %3dx%-3d k%d s%d g%-4d x%-2ld %7.1f ms %6.1f GF/s\n", dn[stab[i].dir], d->ci, d->co,

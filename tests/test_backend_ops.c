@@ -253,6 +253,44 @@ static const conv_case CONVS[] = {
     {"1x3 asym",             2,  8,  6,  9,  8, 1, 3, 1, 2, 1, 1, 1, 0, 0, 0, 0, 0, 2},
 };
 
+/* Depthwise stride-1 3x3 and 5x5 convolutions over maps from 1x1 to 20x20:
+ * 'same' padding, asymmetric padding (all of it on one side) and partial
+ * padding, channel counts with and without a partial vector, with and
+ * without bias, one to three samples; one 5x5 case with a channel count the
+ * cpu backend's stride-1 5x5 kernel splits into channel chunks, and cases
+ * large enough for two threads. */
+static void test_dw_s1(dcl_backend *be) {
+    static const int sizes[][2] = {{1, 1}, {2, 3}, {3, 3}, {4, 6}, {5, 5}, {7, 2}, {9, 9},
+                                   {10, 10}, {13, 11}, {16, 16}, {19, 7}, {20, 20}};
+    static const int chans[] = {13, 20, 8, 36, 3, 61, 1};
+    char name[96];
+    int i = 0;
+    for (int K = 3; K <= 5; K += 2)
+        for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++)
+            for (int pv = 0; pv < 3; pv++, i++) {
+                conv_case cc = {0};
+                cc.n = 1 + i % 3;
+                cc.ci = cc.co = cc.groups = chans[i % 7];
+                cc.hi = sizes[s][0]; cc.wi = sizes[s][1];
+                cc.kh = cc.kw = K; cc.sh = cc.sw = cc.dh = cc.dw = 1;
+                cc.bias = i & 1;
+                if (pv == 0) cc.same = 1;
+                else if (pv == 1) { cc.pt = 0; cc.pb = K - 1; cc.pl = K - 1; cc.pr = 0; }
+                else { cc.pt = K - 1; cc.pb = 1; cc.pl = 1; cc.pr = K - 2; }
+                if (cc.hi + cc.pt + cc.pb < K || cc.wi + cc.pl + cc.pr < K) continue;
+                snprintf(name, sizeof name, "dw%dx%d s1 %dx%d c%d n%d pad%d%s", K, K, cc.hi, cc.wi, cc.ci, cc.n, pv,
+                         cc.bias ? " bias" : "");
+                cc.name = name;
+                test_conv(be, &cc);
+            }
+    static const conv_case big[] = {
+        {"dw5x5 s1 same c421 chunks", 1, 421, 20, 20, 421, 5, 5, 1, 1, 1, 1, 421, 1, 1, 0, 0, 0, 0},
+        {"dw3x3 s1 asym c61 threads", 2, 61, 20, 19, 61, 3, 3, 1, 1, 1, 1, 61, 0, 0, 0, 2, 2, 0},
+        {"dw5x5 s1 asym c61 threads", 2, 61, 20, 19, 61, 5, 5, 1, 1, 1, 1, 61, 1, 0, 0, 4, 4, 0},
+    };
+    for (size_t j = 0; j < sizeof big / sizeof big[0]; j++) test_conv(be, &big[j]);
+}
+
 /* ------------------------------------------------------------ bn --------- */
 
 static void test_bn(dcl_backend *be, int64_t M, int C, float offset) {
@@ -616,6 +654,7 @@ static void run_all(dcl_backend *be, const char *label) {
     int before = check_failed_;
     double t0 = dcl_now();
     for (size_t i = 0; i < sizeof CONVS / sizeof CONVS[0]; i++) test_conv(be, &CONVS[i]);
+    test_dw_s1(be);
     run_kernels(be);
     printf("%s: %s (%.1fs)\n", label, check_failed_ == before ? "all ops match ref" : "MISMATCHES", dcl_now() - t0);
 }
@@ -655,6 +694,42 @@ int main(void) {
             dcl_backend_destroy(be);
         }
     }
+#if !defined(__AVX512F__)
+    /* the automatic rule for depthwise stride 1 without AVX-512: 5x5
+     * backward data and 5x5 forward on 10x10 to 20x20 maps on the own
+     * kernel, other 5x5 maps forward and 3x3 on oneDNN */
+    {
+        dcl_backend *be = dcl_backend_cpu(2);
+        CHECK(be != NULL, "cpu backend: %s", dcl_last_error());
+        if (be) {
+            dcl_conv_desc dw = {0};
+            dw.n = 8; dw.ci = dw.co = dw.groups = 960; dw.hi = dw.wi = 19; dw.kh = dw.kw = 5;
+            dw.sh = dw.sw = dw.dh = dw.dw = 1;
+            dcl_same_pad(dw.hi, dw.kh, 1, 1, &dw.pt, &dw.pb);
+            dcl_same_pad(dw.wi, dw.kw, 1, 1, &dw.pl, &dw.pr);
+            CHECK_OK(dcl_conv_desc_finish(&dw));
+            cpu_impl *ci = cpu_of(be);
+            CHECK(cpu_conv_layout(ci, &dw, CPU_CONV_BWD_DATA) == CPU_LAYOUT_DIRECT,
+                  "dw 5x5 s1 bwd_data: own kernel expected");
+            CHECK(cpu_conv_layout(ci, &dw, CPU_CONV_FWD) == CPU_LAYOUT_DIRECT, "dw 5x5 s1 19x19 fwd: own kernel expected");
+            dw.ci = dw.co = dw.groups = 336; dw.hi = dw.wi = 38;
+            dcl_same_pad(dw.hi, dw.kh, 1, 1, &dw.pt, &dw.pb);
+            dcl_same_pad(dw.wi, dw.kw, 1, 1, &dw.pl, &dw.pr);
+            CHECK_OK(dcl_conv_desc_finish(&dw));
+            CHECK(cpu_conv_layout(ci, &dw, CPU_CONV_FWD) == CPU_LAYOUT_NHWC,
+                  "dw 5x5 s1 38x38 fwd: oneDNN NHWC expected");
+            CHECK(cpu_conv_layout(ci, &dw, CPU_CONV_BWD_DATA) == CPU_LAYOUT_DIRECT,
+                  "dw 5x5 s1 38x38 bwd_data: own kernel expected");
+            dw.kh = dw.kw = 3;
+            dcl_same_pad(dw.hi, dw.kh, 1, 1, &dw.pt, &dw.pb);
+            dcl_same_pad(dw.wi, dw.kw, 1, 1, &dw.pl, &dw.pr);
+            CHECK_OK(dcl_conv_desc_finish(&dw));
+            CHECK(cpu_conv_layout(ci, &dw, CPU_CONV_BWD_DATA) == CPU_LAYOUT_NHWC,
+                  "dw 3x3 s1 bwd_data: oneDNN NHWC expected");
+            dcl_backend_destroy(be);
+        }
+    }
+#endif
 
     static const struct { const char *env, *pw, *label; } modes[] = {
         {"auto", "auto", "cpu"}, {"nhwc", "auto", "cpu(nhwc)"}, {"blocked", "auto", "cpu(blocked)"},
@@ -672,6 +747,7 @@ int main(void) {
             TGT = modes[m].label;
             int before = check_failed_;
             for (size_t i = 0; i < sizeof CONVS / sizeof CONVS[0]; i++) test_conv(be, &CONVS[i]);
+            test_dw_s1(be);
             printf("%s: %s\n", modes[m].label, check_failed_ == before ? "convolutions match ref" : "MISMATCHES");
         }
         dcl_backend_destroy(be);

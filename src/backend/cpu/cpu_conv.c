@@ -171,6 +171,33 @@ static cpu_layout static_layout(const cpu_impl *c, const dcl_conv_desc *d) {
     return CPU_LAYOUT_NHWC;
 }
 
+/* Automatic choice only: depthwise stride-1 5x5 convolutions go to the own
+ * register-blocked kernel (cpu_dwconv.c) for backward data, and for the
+ * forward pass on maps of 100 to 400 pixels (10x10 to 20x20); oneDNN's
+ * jit_dw (AVX2) keeps the other 5x5 forward maps and all 3x3.  Measured on
+ * the 2-core Zen 3, ms oneDNN NHWC / own.  b4 (299, batch 8), isolated:
+ * backward data 336@38 3.1-3.3 / 2.5-2.7, 672@19 1.28-1.31 / 0.96-0.98,
+ * 960@19 2.05-2.13 / 1.67-1.68, 1632@10 0.96-0.98 / 0.70-0.71; forward
+ * 336@38 2.30-2.35 / 2.48-2.57, 672@19 1.10-1.13 / 1.00, 960@19 1.70-1.76 /
+ * 1.60, 1632@10 0.86-0.88 / 0.71-0.72; in a training step (all layers of
+ * the shape) forward 960@19 10.1-10.4 / 9.7-9.8, 1632@10 8.3-8.4 /
+ * 7.1-7.2.  b0 (224, batch 16) forward, isolated: 1152@7 0.38 / 0.45,
+ * 672@14 1.01 / 0.92, 480@14 0.67 / 0.62; in a training step 672@14 2.6-2.7
+ * / 2.8-3.3 (14x14 mixed); backward data in a training step 1.5-2.1 times
+ * faster on all four b0 shapes.  3x3 (forward and backward data): oneDNN
+ * faster on every b4 shape but one.  With AVX-512 oneDNN's 16-lane kernels
+ * are not compared against. */
+static int dw_s1_direct(const cpu_impl *c, const dcl_conv_desc *d, int dir) {
+#if defined(__AVX512F__)
+    (void)c; (void)d; (void)dir;
+    return 0;
+#else
+    if (c->layout_force != CPU_LAYOUT_AUTO || !cpu_dw_s1_handles(d)) return 0;
+    const int px = d->ho * d->wo;
+    return dir == CPU_CONV_BWD_DATA || (dir == CPU_CONV_FWD && px >= 100 && px <= 400);
+#endif
+}
+
 /* An activation runs as a oneDNN post-op (in the convolution's registers)
  * only when each output takes at least this many multiply-adds: oneDNN's
  * eltwise code for SiLU costs about as much per element as a separate pass
@@ -488,6 +515,7 @@ static int dw_direct_for_bwd_w(cpu_impl *c, const dcl_conv_desc *d, int bias) {
 
 cpu_layout cpu_conv_layout(cpu_impl *c, const dcl_conv_desc *d, int dir) {
     cpu_layout l = static_layout(c, d);
+    if (l == CPU_LAYOUT_NHWC && dw_s1_direct(c, d, dir)) return CPU_LAYOUT_DIRECT;
     if (dir == CPU_CONV_BWD_W && l == CPU_LAYOUT_NHWC && cpu_dw_handles(d)) {
         pthread_mutex_lock(&c->lock);
         if (dw_direct_for_bwd_w(c, d, d->has_bias)) l = CPU_LAYOUT_DIRECT;
@@ -614,7 +642,7 @@ dcl_status cpu_conv_fwd_act(dcl_backend *be, const dcl_conv_desc *d, dcl_act act
         DCL_TRY(pw_sgemm('N', 'T', M, d->co, d->ci, x, d->ci, w, d->ci, bias ? 1.0f : 0.0f, y, d->co));
         return act == DCL_ACT_NONE ? DCL_OK : cpu_act_fwd(be, act, ny, y, y);
     }
-    if (static_layout(c, d) == CPU_LAYOUT_DIRECT) {
+    if (static_layout(c, d) == CPU_LAYOUT_DIRECT || dw_s1_direct(c, d, CPU_CONV_FWD)) {
         DCL_TRY(cpu_dw_fwd(c->nt, d, y, x, w, bias ? b : NULL));
         return act == DCL_ACT_NONE ? DCL_OK : cpu_act_fwd(be, act, ny, y, y);
     }
@@ -661,7 +689,8 @@ dcl_status cpu_conv_bwd_data(dcl_backend *be, const dcl_conv_desc *d, float *dx,
     }
     if (cpu_conv_pw_impl(c, d, CPU_CONV_BWD_DATA, 0) == CPU_PW_GEMM)
         return pw_sgemm('N', 'N', (int64_t)d->n * d->hi * d->wi, d->ci, d->co, dy, d->co, w, d->ci, 0.0f, dx, d->ci);
-    if (static_layout(c, d) == CPU_LAYOUT_DIRECT) return cpu_dw_bwd_data(c->nt, d, dx, dy, w);
+    if (static_layout(c, d) == CPU_LAYOUT_DIRECT || dw_s1_direct(c, d, CPU_CONV_BWD_DATA))
+        return cpu_dw_bwd_data(c->nt, d, dx, dy, w);
     pthread_mutex_lock(&c->lock);
     cpu_conv_plan *p;
     dcl_status s = plan_get(c, d, CPU_CONV_BWD_DATA, 0, &p);

@@ -147,7 +147,271 @@ static void fwd_row(const dw_geom *g, int oh, float *out, const float *in, const
     }
 }
 
+/* ------------------------------------------------------ stride 1, 5x5 --
+ *
+ * 5x5 kernels, stride 1, no dilation, padding at most 4 per side, straight
+ * from the NHWC input.  An output row is computed per channel vector in
+ * tiles of T <= 7 consecutive pixels held in T accumulators: per kernel row
+ * and tap, one weight load and T independent multiply-adds over a window of
+ * T input vectors held in registers that slides by one load per tap (T*K
+ * multiply-adds per T + K - 1 input loads).  In the border tiles the window
+ * positions left or right of the input row are zero vectors instead of
+ * loads; the top/bottom padding is the set of kernel rows left out.  The
+ * channels past the last full vector go through a scalar loop.  Work items
+ * are (sample, channel chunk, row block).  Used for the forward pass and,
+ * with flipped weights and mirrored padding, for backward data.  The tile
+ * code takes K as a parameter; with K = 3 it measured slower than the
+ * gather kernels above and than oneDNN, so only 5x5 uses it. */
+typedef struct dw_s1 {
+    int n, C, Cp, Hi, Wi, Ho, Wo, K, pt, pl;
+} dw_s1;
+
+/* Channel chunk: the K input rows a row of outputs reads, for the chunk's
+ * channels, within this many bytes (kept in L2 while the rows below reuse
+ * them). */
+#define S1_CHUNK_BYTES (160 * 1024)
+/* widest tile: T accumulators + T inputs + 1 weight in 16 vector registers */
+#define S1_T 7
+/* keeps a loaded vector in a register, as the operand of every multiply-add
+ * that uses it (not a memory operand of each) */
+#if defined(__x86_64__) || defined(__i386__)
+#define S1_REG(v) __asm__("" : "+x"(v))
+#else
+#define S1_REG(v) ((void)0)
+#endif
+
+int cpu_dw_s1_handles(const dcl_conv_desc *d) {
+    if (!cpu_dw_handles(d) || d->sh != 1 || d->sw != 1 || d->dh != 1 || d->dw != 1) return 0;
+    if (d->kh != 5 || d->kw != 5) return 0;
+    const int m = d->kh - 1;
+    return d->pt <= m && d->pb <= m && d->pl <= m && d->pr <= m;
+}
+
+/* acc[t] += sum over the nr kernel rows r and taps k of
+ * in[r][io + (t + k)*ps] * w[r][k*ws], T and K constants after inlining.
+ * Per kernel row, tap k is one weight load and T independent multiply-adds
+ * acc[t] += x[t + k] * w[k] over a window of T input vectors held in
+ * registers that slides by one load per tap (T + K - 1 input loads per row,
+ * 2T + 1 vector registers).  B (border tile): only window positions q in
+ * [qlo, qhi) are loaded, the others are zero. */
+static inline __attribute__((always_inline)) void s1_acc(const int K, const int T, const int B, dvf *acc, int nr,
+                                                         const float *const *in, ptrdiff_t io, ptrdiff_t ps,
+                                                         const float *const *w, ptrdiff_t ws, int qlo, int qhi) {
+    for (int r = 0; r < nr; r++) {
+        const float *ip = in[r];
+        dvf xv[S1_T + 4];
+#pragma GCC unroll 8
+        for (int q = 0; q < T - 1; q++) {
+            if (!B || (q >= qlo && q < qhi)) xv[q] = dld(ip + (io + q * ps));
+            else xv[q] = (dvf){0};
+            S1_REG(xv[q]);
+        }
+#pragma GCC unroll 5
+        for (int k = 0; k < K; k++) {
+            const int q = k + T - 1;
+            if (!B || (q >= qlo && q < qhi)) xv[q] = dld(ip + (io + q * ps));
+            else xv[q] = (dvf){0};
+            S1_REG(xv[q]);
+            const dvf wk = dld(w[r] + k * ws);
+#pragma GCC unroll 8
+            for (int t = 0; t < T; t++) acc[t] += xv[t + k] * wk;
+        }
+    }
+}
+
+/* T outputs of one channel vector at out + t*os */
+static inline __attribute__((always_inline)) void s1_tile(const int K, const int T, const int B, int nr,
+                                                          const float *const *in, ptrdiff_t io, ptrdiff_t ps,
+                                                          const float *const *w, ptrdiff_t ws, dvf bv, float *out,
+                                                          ptrdiff_t os, int qlo, int qhi) {
+    dvf acc[S1_T];
+#pragma GCC unroll 8
+    for (int t = 0; t < T; t++) acc[t] = bv;
+    s1_acc(K, T, B, acc, nr, in, io, ps, w, ws, qlo, qhi);
+#pragma GCC unroll 8
+    for (int t = 0; t < T; t++) dst_(out + t * os, acc[t]);
+}
+
+/* One output row of a channel chunk: nv channel vectors; outputs at out +
+ * ow*C; kernel rows r < nr: input rows in[r] (pixel stride C) times
+ * weights w[r] (tap stride ws). */
+typedef struct s1_rowargs {
+    int nv, C, nr, pl, Wi;
+    float *out;
+    const float *const *in;
+    const float *const *w;
+    ptrdiff_t ws;
+    const float *bias;
+} s1_rowargs;
+
+/* ntl tiles of T outputs from ow0 on, for every channel vector, channel
+ * vectors outer (each vector's weights and input lines reused along the
+ * row; measured faster for 5x5 than tiles outer).  NR: the number of kernel
+ * rows (a constant in the full-height case). */
+static inline __attribute__((always_inline)) void s1_tiles(const int K, const int T, const int NR, const s1_rowargs *a,
+                                                           int ntl, int ow0) {
+    const int C = a->C;
+    for (int j = 0; j < a->nv; j++) {
+        const int c = j * DW_VW;
+        const float *ij[5], *wj[5];
+        for (int r = 0; r < NR; r++) {
+            ij[r] = a->in[r] + c;
+            wj[r] = a->w[r] + c;
+        }
+        const dvf bv = a->bias ? dld(a->bias + c) : (dvf){0};
+        float *o = a->out + c;
+        for (int i = 0; i < ntl; i++) {
+            const int ow = ow0 + i * T;
+            /* window position q reads input column ow - pl + q */
+            const int qlo = a->pl - ow, qhi = a->Wi + a->pl - ow;
+            const ptrdiff_t io = (ptrdiff_t)(ow - a->pl) * C;
+            if (qlo <= 0 && qhi >= T + K - 1)
+                s1_tile(K, T, 0, NR, ij, io, C, wj, a->ws, bv, o + (ptrdiff_t)ow * C, C, 0, T + K - 1);
+            else
+                s1_tile(K, T, 1, NR, ij, io, C, wj, a->ws, bv, o + (ptrdiff_t)ow * C, C, qlo, qhi);
+        }
+    }
+}
+
+static inline __attribute__((always_inline)) void s1_tiles_nr(const int K, const int T, const s1_rowargs *a, int ntl,
+                                                              int ow0) {
+    if (a->nr == K) s1_tiles(K, T, K, a, ntl, ow0);
+    else s1_tiles(K, T, a->nr, a, ntl, ow0);
+}
+
+static inline __attribute__((always_inline)) void s1_group(const int K, int T, const s1_rowargs *a, int ntl, int ow0) {
+    switch (T) {
+    case 7: s1_tiles_nr(K, 7, a, ntl, ow0); break;
+    case 6: s1_tiles_nr(K, 6, a, ntl, ow0); break;
+    case 5: s1_tiles_nr(K, 5, a, ntl, ow0); break;
+    case 4: s1_tiles_nr(K, 4, a, ntl, ow0); break;
+    case 3: s1_tiles_nr(K, 3, a, ntl, ow0); break;
+    case 2: s1_tiles_nr(K, 2, a, ntl, ow0); break;
+    default: s1_tiles_nr(K, 1, a, ntl, ow0); break;
+    }
+}
+
+/* An output row of Wo pixels in ceil(Wo/S1_T) tiles of nearly equal size
+ * (10 = 5+5, not 7+3): the first tx of them tb+1 wide, the others tb. */
+static void s1_row(int Wo, const s1_rowargs *a) {
+    const int nt = (Wo + S1_T - 1) / S1_T, tb = Wo / nt, tx = Wo % nt;
+    if (tx) s1_group(5, tb + 1, a, tx, 0);
+    s1_group(5, tb, a, nt - tx, tx * (tb + 1));
+}
+
+/* Output rows [o0, o1) of sample n, channels [c0, c0 + cb). */
+static void s1_block(const dw_s1 *g, int n, int c0, int cb, int o0, int o1, float *y, const float *x,
+                     const float *wt, const float *bias) {
+    const int C = g->C, K = g->K, Wi = g->Wi, Wo = g->Wo, pl = g->pl;
+    const float *xn = x + (size_t)n * g->Hi * Wi * C + c0;
+    float *yn = y + (size_t)n * g->Ho * Wo * C + c0;
+    const int nv = cb / DW_VW;
+    const float *bc = bias ? bias + c0 : NULL;
+    for (int oh = o0; oh < o1; oh++) {
+        const int ih0 = oh - g->pt;
+        const int a = ih0 > 0 ? ih0 : 0, b = ih0 + K < g->Hi ? ih0 + K : g->Hi;
+        float *orow = yn + (size_t)oh * Wo * C;
+        const float *in[5], *w[5];
+        int nr = 0;
+        for (int ih = a; ih < b; ih++, nr++) {
+            in[nr] = xn + (size_t)ih * Wi * C;
+            w[nr] = wt + (size_t)(ih - ih0) * K * g->Cp + c0;
+        }
+        if (nr > 0 && nv > 0) {
+            const s1_rowargs ra = {nv, C, nr, pl, Wi, orow, in, w, g->Cp, bc};
+            s1_row(Wo, &ra);
+        }
+        /* channels past the last full vector */
+        for (int ow = 0; ow < Wo; ow++)
+            for (int c = nv * DW_VW; c < cb; c++) {
+                float acc = bc ? bc[c] : 0.0f;
+                for (int r = 0; r < nr; r++)
+                    for (int k = 0; k < K; k++) {
+                        const int iw = ow - pl + k;
+                        if (iw >= 0 && iw < Wi) acc += in[r][(size_t)iw * C + c] * w[r][(size_t)k * g->Cp + c];
+                    }
+                orow[(size_t)ow * C + c] = acc;
+            }
+        if (nr <= 0)
+            for (int ow = 0; ow < Wo; ow++)
+                for (int c = 0; c < nv * DW_VW; c++) orow[(size_t)ow * C + c] = bc ? bc[c] : 0.0f;
+    }
+}
+
+/* y (n, Ho, Wo, C) = x (n, Hi, Wi, C) convolved with wt ((K*K, Cp), channel
+ * stride Cp = C rounded up to a vector, lanes past C zero); bias (Cp) or
+ * NULL. */
+static dcl_status s1_conv(int nt, const dw_s1 *g, float *y, const float *x, const float *wt, const float *bias) {
+    const int K = g->K;
+    int per = (int)(S1_CHUNK_BYTES / ((size_t)K * g->Wi * sizeof(float)));
+    per -= per % DW_VW;
+    if (per < DW_VW) per = DW_VW;
+    int nch = (g->Cp + per - 1) / per;
+    int cbs = (g->Cp + nch - 1) / nch;
+    cbs = (cbs + DW_VW - 1) / DW_VW * DW_VW;
+    nch = (g->C + cbs - 1) / cbs;
+    /* row blocks when samples x chunks cannot keep the threads busy */
+    int nrb = 1;
+    if ((int64_t)g->n * g->Ho * g->Wo * g->Cp * K * K < 65536) nt = 1;
+    if (g->n * nch < 4 * nt) {
+        nrb = (4 * nt + g->n * nch - 1) / (g->n * nch);
+        if (nrb > g->Ho) nrb = g->Ho;
+    }
+    const int items = g->n * nch * nrb;
+    if (nt > items) nt = items;
+    #pragma omp parallel for num_threads(nt) schedule(static)
+    for (int it = 0; it < items; it++) {
+        const int n = it / (nch * nrb), rem = it % (nch * nrb), ch = rem / nrb, rb = rem % nrb;
+        const int c0 = ch * cbs, cb = g->C - c0 < cbs ? g->C - c0 : cbs;
+        const int o0 = (int)((int64_t)g->Ho * rb / nrb), o1 = (int)((int64_t)g->Ho * (rb + 1) / nrb);
+        s1_block(g, n, c0, cb, o0, o1, y, x, wt, bias);
+    }
+    return DCL_OK;
+}
+
+/* Weights (C,1,K,K) -> (K*K, Cp), flipped in both spatial axes when flip;
+ * bias -> (Cp); lanes past C zero.  One allocation, freed by the caller. */
+static float *s1_weights(const float *w, const float *b, int C, int Cp, int K, int flip, float **bias_out) {
+    const int KK = K * K;
+    float *wt = dcl_calloc(sizeof(float) * ((size_t)KK * Cp + Cp));
+    if (!wt) return NULL;
+    for (int c = 0; c < C; c++)
+        for (int t = 0; t < KK; t++) wt[(size_t)(flip ? KK - 1 - t : t) * Cp + c] = w[(size_t)c * KK + t];
+    *bias_out = NULL;
+    if (b) {
+        float *bp = wt + (size_t)KK * Cp;
+        memcpy(bp, b, sizeof(float) * C);
+        *bias_out = bp;
+    }
+    return wt;
+}
+
+static dcl_status s1_fwd(int nt, const dcl_conv_desc *d, float *y, const float *x, const float *w, const float *b) {
+    const int C = d->ci, Cp = (C + DW_VW - 1) / DW_VW * DW_VW;
+    float *bp;
+    float *wt = s1_weights(w, b, C, Cp, d->kh, 0, &bp);
+    if (!wt) return dcl_fail(DCL_ERR_NOMEM, "cpu depthwise conv: out of memory");
+    dw_s1 g = {d->n, C, Cp, d->hi, d->wi, d->ho, d->wo, d->kh, d->pt, d->pl};
+    dcl_status s = s1_conv(nt, &g, y, x, wt, bp);
+    dcl_free(wt);
+    return s;
+}
+
+/* dx = dy convolved with the flipped kernel, padding K-1-pt on top and
+ * K-1-pl on the left */
+static dcl_status s1_bwd_data(int nt, const dcl_conv_desc *d, float *dx, const float *dy, const float *w) {
+    const int C = d->ci, Cp = (C + DW_VW - 1) / DW_VW * DW_VW, K = d->kh;
+    float *bp;
+    float *wt = s1_weights(w, NULL, C, Cp, K, 1, &bp);
+    if (!wt) return dcl_fail(DCL_ERR_NOMEM, "cpu depthwise conv: out of memory");
+    dw_s1 g = {d->n, C, Cp, d->ho, d->wo, d->hi, d->wi, K, K - 1 - d->pt, K - 1 - d->pl};
+    dcl_status s = s1_conv(nt, &g, dx, dy, wt, NULL);
+    dcl_free(wt);
+    return s;
+}
+
 dcl_status cpu_dw_fwd(int nt, const dcl_conv_desc *d, float *y, const float *x, const float *w, const float *b) {
+    if (cpu_dw_s1_handles(d)) return s1_fwd(nt, d, y, x, w, b);
     const int C = d->ci, KK = d->kh * d->kw;
     float *wt = malloc(sizeof(float) * (size_t)KK * C);
     if (!wt) return dcl_fail(DCL_ERR_NOMEM, "cpu depthwise conv: out of memory");
@@ -221,6 +485,7 @@ static void bwd_data_row(const dcl_conv_desc *d, int ih, float *dxn, const float
 }
 
 dcl_status cpu_dw_bwd_data(int nt, const dcl_conv_desc *d, float *dx, const float *dy, const float *w) {
+    if (cpu_dw_s1_handles(d)) return s1_bwd_data(nt, d, dx, dy, w);
     const int C = d->ci, KK = d->kh * d->kw;
     float *wt = malloc(sizeof(float) * (size_t)KK * C);
     if (!wt) return dcl_fail(DCL_ERR_NOMEM, "cpu depthwise conv: out of memory");

@@ -70,6 +70,9 @@ dcl_status cpu_dw_fwd(int nt, const dcl_conv_desc *d, float *y, const float *x, 
 dcl_status cpu_dw_bwd_data(int nt, const dcl_conv_desc *d, float *dx, const float *dy, const float *w);
 dcl_status cpu_dw_bwd_weights(int nt, const dcl_conv_desc *d, float *dw, float *db, const float *dy,
                               const float *x);
+/* stride 1, 5x5, padding at most 4 per side: the register-blocked kernel
+ * cpu_dw_fwd and cpu_dw_bwd_data use for these shapes */
+int cpu_dw_s1_handles(const dcl_conv_desc *d);
 
 /* elementwise, normalisation, pooling, linear (cpu_kernels.c) */
 dcl_status cpu_bn_fwd_train(dcl_backend *be, int64_t M, int C, float *y, float *mean, float *var,
