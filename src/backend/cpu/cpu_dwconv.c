@@ -535,6 +535,50 @@ static inline __attribute__((always_inline)) void bww_line(const int KW, const d
     }
 }
 
+/* NR kernel rows at once (NR * KW <= 15 accumulators): the rows of the
+ * weight gradient for the consecutive input rows xr[0..NR) against one dy
+ * row; each dy vector is loaded once for NR * KW independent multiply-adds
+ * (one accumulator chain per tap: with a single kernel row the KW chains
+ * leave the multiply pipes waiting on the add latency). */
+static inline __attribute__((always_inline)) void bww_lines(const int KW, const int NR, const dcl_conv_desc *d, int cv,
+                                                            float *const *pr, const float *dyr,
+                                                            const float *const *xr) {
+    const int C = d->ci, W = d->wi, Wo = d->wo, sw = d->sw, dil = d->dw, pl = d->pl;
+    int lo = (pl + sw - 1) / sw;
+    int last = W - 1 + pl - (KW - 1) * dil;
+    int hi = last < 0 ? 0 : last / sw + 1;
+    if (hi > Wo) hi = Wo;
+    if (lo > hi) lo = hi;
+    for (int c = 0; c < cv; c += DW_VW) {
+        dvf acc[15];
+#pragma GCC unroll 15
+        for (int k = 0; k < NR * KW; k++) acc[k] = (dvf){0};
+        for (int ow = 0; ow < Wo; ow++) {
+            dvf g = dld(dyr + (size_t)ow * C + c);
+            int base = ow * sw - pl;
+            if (ow >= lo && ow < hi) {
+#pragma GCC unroll 3
+                for (int r = 0; r < NR; r++) {
+                    const float *xp = xr[r] + (size_t)base * C + c;
+#pragma GCC unroll 7
+                    for (int k = 0; k < KW; k++) acc[r * KW + k] += g * dld(xp + (size_t)k * dil * C);
+                }
+            } else {
+                for (int k = 0; k < KW; k++) {
+                    int iw = base + k * dil;
+                    if (iw < 0 || iw >= W) continue;
+                    for (int r = 0; r < NR; r++) acc[r * KW + k] += g * dld(xr[r] + (size_t)iw * C + c);
+                }
+            }
+        }
+        for (int r = 0; r < NR; r++)
+            for (int k = 0; k < KW; k++) {
+                float *p = pr[r] + (size_t)k * C + c;
+                dst_(p, dld(p) + acc[r * KW + k]);
+            }
+    }
+}
+
 /* part (KK, C) += contributions of output row (n, oh) */
 static void dw_bwd_w_row(const dcl_conv_desc *d, int n, int oh, float *part, float *pb, const float *dy,
                          const float *x) {
@@ -549,13 +593,40 @@ static void dw_bwd_w_row(const dcl_conv_desc *d, int n, int oh, float *part, flo
             #pragma omp simd
             for (int c = 0; c < C; c++) pb[c] += gp[c];
         }
+    /* 3x3 and 5x5: the valid kernel rows (consecutive) three at a time */
+    int multi = (KW == 3 || KW == 5) && cv > 0;
+    for (int kh = 0; kh < KH && multi;) {
+        const float *xr[3];
+        float *pr[3];
+        int nr = 0;
+        for (; kh < KH && nr < 3; kh++) {
+            int ih = ih0 + kh * d->dh;
+            if (ih < 0 || ih >= H) {
+                if (nr) { kh++; break; }
+                continue;
+            }
+            xr[nr] = xn + (size_t)ih * W * C;
+            pr[nr++] = part + (size_t)kh * KW * C;
+        }
+        if (nr == 0) break;
+        if (KW == 3) {
+            if (nr == 3) bww_lines(3, 3, d, cv, pr, dyr, xr);
+            else if (nr == 2) bww_lines(3, 2, d, cv, pr, dyr, xr);
+            else bww_lines(3, 1, d, cv, pr, dyr, xr);
+        } else {
+            if (nr == 3) bww_lines(5, 3, d, cv, pr, dyr, xr);
+            else if (nr == 2) bww_lines(5, 2, d, cv, pr, dyr, xr);
+            else bww_lines(5, 1, d, cv, pr, dyr, xr);
+        }
+    }
     for (int kh = 0; kh < KH; kh++) {
         int ih = ih0 + kh * d->dh;
         if (ih < 0 || ih >= H) continue;
         const float *xr = xn + (size_t)ih * W * C;
         float *prow = part + (size_t)kh * KW * C;
         int vec_done = 1;
-        switch (KW) {
+        switch (multi ? 0 : KW) {
+        case 0: break;
         case 3: bww_line(3, d, cv, prow, dyr, xr); break;
         case 5: bww_line(5, d, cv, prow, dyr, xr); break;
         case 7: bww_line(7, d, cv, prow, dyr, xr); break;
