@@ -502,44 +502,12 @@ dcl_status cpu_dw_bwd_data(int nt, const dcl_conv_desc *d, float *dx, const floa
     return DCL_OK;
 }
 
-/* One kernel row kh of the weight gradient for a row pair (dy row, x row),
- * full channel vectors only: each dy vector is loaded once and multiplied
- * with the KW input vectors it meets, KW accumulators in registers.  KW is a
- * constant after inlining. */
-static inline __attribute__((always_inline)) void bww_line(const int KW, const dcl_conv_desc *d, int cv,
-                                                           float *pr, const float *dyr, const float *xr) {
-    const int C = d->ci, W = d->wi, Wo = d->wo, sw = d->sw, dil = d->dw, pl = d->pl;
-    /* ow with every tap inside [0, W) */
-    int lo = (pl + sw - 1) / sw;
-    int last = W - 1 + pl - (KW - 1) * dil;
-    int hi = last < 0 ? 0 : last / sw + 1;
-    if (hi > Wo) hi = Wo;
-    if (lo > hi) lo = hi;
-    for (int c = 0; c < cv; c += DW_VW) {
-        dvf acc[8];
-        for (int k = 0; k < KW; k++) acc[k] = (dvf){0};
-        for (int ow = 0; ow < Wo; ow++) {
-            dvf g = dld(dyr + (size_t)ow * C + c);
-            int base = ow * sw - pl;
-            if (ow >= lo && ow < hi) {
-                const float *xp = xr + (size_t)base * C + c;
-                for (int k = 0; k < KW; k++) acc[k] += g * dld(xp + (size_t)k * dil * C);
-            } else {
-                for (int k = 0; k < KW; k++) {
-                    int iw = base + k * dil;
-                    if (iw >= 0 && iw < W) acc[k] += g * dld(xr + (size_t)iw * C + c);
-                }
-            }
-        }
-        for (int k = 0; k < KW; k++) dst_(pr + (size_t)k * C + c, dld(pr + (size_t)k * C + c) + acc[k]);
-    }
-}
-
 /* NR kernel rows at once (NR * KW <= 15 accumulators): the rows of the
  * weight gradient for the consecutive input rows xr[0..NR) against one dy
- * row; each dy vector is loaded once for NR * KW independent multiply-adds
- * (one accumulator chain per tap: with a single kernel row the KW chains
- * leave the multiply pipes waiting on the add latency). */
+ * row, full channel vectors only; each dy vector is loaded once for NR * KW
+ * independent multiply-adds (one accumulator chain per tap: with a single
+ * kernel row the KW chains leave the multiply pipes waiting on the add
+ * latency).  KW and NR are constants after inlining. */
 static inline __attribute__((always_inline)) void bww_lines(const int KW, const int NR, const dcl_conv_desc *d, int cv,
                                                             float *const *pr, const float *dyr,
                                                             const float *const *xr) {
@@ -625,12 +593,12 @@ static void dw_bwd_w_row(const dcl_conv_desc *d, int n, int oh, float *part, flo
         const float *xr = xn + (size_t)ih * W * C;
         float *prow = part + (size_t)kh * KW * C;
         int vec_done = 1;
+        const float *xr1[1] = {xr};
+        float *pr1[1] = {prow};
         switch (multi ? 0 : KW) {
         case 0: break;
-        case 3: bww_line(3, d, cv, prow, dyr, xr); break;
-        case 5: bww_line(5, d, cv, prow, dyr, xr); break;
-        case 7: bww_line(7, d, cv, prow, dyr, xr); break;
-        case 1: bww_line(1, d, cv, prow, dyr, xr); break;
+        case 7: bww_lines(7, 1, d, cv, pr1, dyr, xr1); break;
+        case 1: bww_lines(1, 1, d, cv, pr1, dyr, xr1); break;
         default: vec_done = 0;
         }
         for (int kw = 0; kw < KW; kw++) {
