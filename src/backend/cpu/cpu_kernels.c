@@ -9,6 +9,7 @@
  * about half a last-level cache are written with streaming stores.
  */
 #include "backend/cpu/cpu_internal.h"
+#include "backend/cpu/cpu_vec.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,13 +23,6 @@
 #define PAR_MIN 32768          /* elements below which a kernel runs on one thread */
 #define GEMM_PAR_MIN 262144    /* multiply-adds below which a small product runs on one thread */
 
-#ifdef _OPENMP
-static inline int thr_id(void) { return omp_get_thread_num(); }
-static inline int thr_n(void) { return omp_get_num_threads(); }
-#else
-static inline int thr_id(void) { return 0; }
-static inline int thr_n(void) { return 1; }
-#endif
 
 static inline int nthreads_for(const cpu_impl *c, int64_t work) {
     return work < PAR_MIN ? 1 : c->nt;
@@ -88,22 +82,9 @@ static inline float vexp(float x) {
 
 float cpu_expf_ref(float x) { return vexp(x); }
 
-/* Vector loops in GCC vector extensions: gcc does not if-convert the clamps
- * of the scalar version under the default -ftrapping-math, so the activation
- * loops are written with explicit vectors (AVX-512: 16 lanes, AVX: 8, else 4). */
-#if defined(__AVX512F__)
-#define VW 16
-#elif defined(__AVX__)
-#define VW 8
-#else
-#define VW 4
-#endif
-typedef float vf __attribute__((vector_size(VW * 4), aligned(4), may_alias));
-typedef int32_t vi __attribute__((vector_size(VW * 4), aligned(4), may_alias));
-
-static inline vf vld(const float *p) { return *(const vf *)p; }
-static inline void vst(float *p, vf v) { *(vf *)p = v; }
-static inline vf vbc(float s) { return (vf){0} + s; }
+/* Vector loops in GCC vector extensions (cpu_vec.h): gcc does not if-convert
+ * the clamps of the scalar version under the default -ftrapping-math, so the
+ * activation loops are written with explicit vectors. */
 /* m ? a : b, lane-wise; m from a vector comparison (all ones / zeros) */
 static inline vf vsel(vi m, vf a, vf b) { return (vf)((m & (vi)a) | (~m & (vi)b)); }
 

@@ -12,37 +12,23 @@
  * multiply-adds are contracted by the compiler as in the host version.
  */
 #include "backend/cpu/cpu_internal.h"
+#include "backend/cpu/cpu_vec.h"
 #include <math.h>
 #include <stdint.h>
 #include <immintrin.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #define OPT_PAR_MIN 32768   /* parameters below which a step runs on one thread */
 
+static inline vf o_sqrt(vf x) {
 #if defined(__AVX512F__)
-#define OVW 16
+    return (vf)_mm512_sqrt_ps((__m512)x);
 #elif defined(__AVX__)
-#define OVW 8
-#else
-#define OVW 4
-#endif
-typedef float ovf __attribute__((vector_size(OVW * 4), aligned(4), may_alias));
-
-static inline ovf o_ld(const float *p) { return *(const ovf *)p; }
-static inline void o_st(float *p, ovf v) { *(ovf *)p = v; }
-static inline ovf o_bc(float s) { return (ovf){0} + s; }
-static inline ovf o_sqrt(ovf x) {
-#if defined(__AVX512F__)
-    return (ovf)_mm512_sqrt_ps((__m512)x);
-#elif defined(__AVX__)
-    return (ovf)_mm256_sqrt_ps((__m256)x);
+    return (vf)_mm256_sqrt_ps((__m256)x);
 #elif defined(__SSE__)
-    return (ovf)_mm_sqrt_ps((__m128)x);
+    return (vf)_mm_sqrt_ps((__m128)x);
 #else
-    ovf r;
-    for (int k = 0; k < OVW; k++) r[k] = sqrtf(x[k]);
+    vf r;
+    for (int k = 0; k < VW; k++) r[k] = sqrtf(x[k]);
     return r;
 #endif
 }
@@ -69,41 +55,34 @@ static inline void split_range(int64_t n, int t, int T, int64_t *i0, int64_t *i1
 
 static inline int opt_threads(const cpu_impl *c, int64_t n) { return n < OPT_PAR_MIN ? 1 : c->nt; }
 
-#ifdef _OPENMP
-static inline int o_thr_id(void) { return omp_get_thread_num(); }
-static inline int o_thr_n(void) { return omp_get_num_threads(); }
-#else
-static inline int o_thr_id(void) { return 0; }
-static inline int o_thr_n(void) { return 1; }
-#endif
 
 /* Adam over [i0, i1); `decoupled` is a constant in each instantiation */
 FORCE_INLINE void adam_range(int64_t i0, int64_t i1, float *p, float *m, float *v, const float *grad,
                              float b1, float b2, float wd, float decay, float sbc2, float eps, float step,
                              int decoupled) {
     const float c1 = 1.0f - b1, c2 = 1.0f - b2;
-    const ovf vb1 = o_bc(b1), vb2 = o_bc(b2), vc1 = o_bc(c1), vc2 = o_bc(c2), vwd = o_bc(wd),
-              vdecay = o_bc(decay), vsbc2 = o_bc(sbc2), veps = o_bc(eps), vstep = o_bc(step);
+    const vf vb1 = vbc(b1), vb2 = vbc(b2), vc1 = vbc(c1), vc2 = vbc(c2), vwd = vbc(wd),
+              vdecay = vbc(decay), vsbc2 = vbc(sbc2), veps = vbc(eps), vstep = vbc(step);
     int64_t i = i0;
-    for (; i + OVW <= i1; i += OVW) {
-        ovf g = o_ld(grad + i), w = o_ld(p + i);
+    for (; i + VW <= i1; i += VW) {
+        vf g = vld(grad + i), w = vld(p + i);
         if (decoupled) { w *= vdecay; ROUNDED(w); }
         else g += vwd * w;
-        ovf mi = vb1 * o_ld(m + i) + vc1 * g;
-        ovf vi = vb2 * o_ld(v + i) + vc2 * g * g;
-        o_st(m + i, mi);
-        o_st(v + i, vi);
-        o_st(p + i, w - vstep * mi / (o_sqrt(vi) / vsbc2 + veps));
+        vf mi = vb1 * vld(m + i) + vc1 * g;
+        vf vn = vb2 * vld(v + i) + vc2 * g * g;
+        vst(m + i, mi);
+        vst(v + i, vn);
+        vst(p + i, w - vstep * mi / (o_sqrt(vn) / vsbc2 + veps));
     }
     for (; i < i1; i++) {
         float g = grad[i], w = p[i];
         if (decoupled) { w *= decay; ROUNDED(w); }
         else g += wd * w;
         float mi = b1 * m[i] + c1 * g;
-        float vi = b2 * v[i] + c2 * g * g;
+        float vn = b2 * v[i] + c2 * g * g;
         m[i] = mi;
-        v[i] = vi;
-        p[i] = w - step * mi / (sqrtf(vi) / sbc2 + eps);
+        v[i] = vn;
+        p[i] = w - step * mi / (sqrtf(vn) / sbc2 + eps);
     }
 }
 
@@ -118,7 +97,7 @@ dcl_status cpu_adam(dcl_backend *be, int64_t n, float *p, float *m, float *v, co
     #pragma omp parallel num_threads(nt)
     {
         int64_t i0, i1;
-        split_range(n, o_thr_id(), o_thr_n(), &i0, &i1);
+        split_range(n, thr_id(), thr_n(), &i0, &i1);
         if (decoupled) adam_range(i0, i1, p, m, v, grad, b1, b2, wd, decay, sbc2, eps, step, 1);
         else adam_range(i0, i1, p, m, v, grad, b1, b2, wd, decay, sbc2, eps, step, 0);
     }
@@ -129,19 +108,19 @@ dcl_status cpu_adam(dcl_backend *be, int64_t n, float *p, float *m, float *v, co
  * 0 no momentum, 1 momentum, first step (buf = g), 2 momentum (buf = mu*buf + g) */
 FORCE_INLINE void sgd_range(int64_t i0, int64_t i1, float *p, float *buf, const float *grad, float lr,
                             float mu, float wd, int nesterov, int mode) {
-    const ovf vlr = o_bc(lr), vmu = o_bc(mu), vwd = o_bc(wd);
+    const vf vlr = vbc(lr), vmu = vbc(mu), vwd = vbc(wd);
     int64_t i = i0;
-    for (; i + OVW <= i1; i += OVW) {
-        ovf w = o_ld(p + i);
-        ovf g = o_ld(grad + i) + vwd * w;
+    for (; i + VW <= i1; i += VW) {
+        vf w = vld(p + i);
+        vf g = vld(grad + i) + vwd * w;
         if (mode) {
-            ovf b = g;
-            if (mode == 2) b += vmu * o_ld(buf + i);
-            o_st(buf + i, b);
+            vf b = g;
+            if (mode == 2) b += vmu * vld(buf + i);
+            vst(buf + i, b);
             if (nesterov) g += vmu * b;
             else g = b;
         }
-        o_st(p + i, w - vlr * g);
+        vst(p + i, w - vlr * g);
     }
     for (; i < i1; i++) {
         float g = grad[i] + wd * p[i];
@@ -165,7 +144,7 @@ dcl_status cpu_sgd(dcl_backend *be, int64_t n, float *p, float *buf, const float
     #pragma omp parallel num_threads(nt)
     {
         int64_t i0, i1;
-        split_range(n, o_thr_id(), o_thr_n(), &i0, &i1);
+        split_range(n, thr_id(), thr_n(), &i0, &i1);
         if (mode == 0) sgd_range(i0, i1, p, buf, grad, lr, momentum, wd, 0, 0);
         else if (mode == 1) sgd_range(i0, i1, p, buf, grad, lr, momentum, wd, nesterov, 1);
         else sgd_range(i0, i1, p, buf, grad, lr, momentum, wd, nesterov, 2);
