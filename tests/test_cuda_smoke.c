@@ -9,7 +9,9 @@
  * only differences are summation order).  Gradient buffers of parameters
  * start non-zero to check that they accumulate; activation gradients start
  * as garbage to check that they are assigned.  A TF32 run of one conv is
- * checked at rtol 1e-2.  A timing section prints ms per call for a few
+ * checked at rtol 1e-2.  Four host threads share the backend (each its own
+ * shapes, so plans, scratch and staging buffers are contended) and must
+ * get the reference results.  A timing section prints ms per call for a few
  * EfficientNet-b4 convolutions (batch 8, 380x380 input).
  *
  * Without a usable GPU (or without CUDA in the build) it prints
@@ -22,6 +24,7 @@
 #include "backend/cuda/cuda_backend.h"
 #endif
 #include <stdint.h>
+#include <pthread.h>
 
 static dcl_backend *G, *R;     /* GPU, reference */
 static dcl_rng rng;
@@ -616,6 +619,67 @@ static void test_tf32(void) {
 /* timing                                                                 */
 /* ---------------------------------------------------------------------- */
 
+/* ---------------------------------------------------------------------- */
+/* several host threads calling one backend                               */
+
+typedef struct thr_job { int id, bad, fails; char err[200]; } thr_job;
+
+static float lcg(uint32_t *s) { *s = *s * 1664525u + 1013904223u; return (float)(*s >> 8) / 8388608.f - 1.f; }
+
+static void *thr_conv(void *p) {
+    thr_job *j = p;
+    uint32_t s = 12345u + 977u * (uint32_t)j->id;
+    for (int it = 0; it < 25; it++) {
+        dcl_conv_desc d = conv_d(2, 8 + 4 * j->id, 9 + j->id + it % 3, 9 + j->id, 16, 3, 1, 1, 1, 1, 0, 1);
+        if (dcl_conv_desc_finish(&d) != DCL_OK) { j->fails++; continue; }
+        const size_t nx = (size_t)d.n * d.hi * d.wi * d.ci, ny = (size_t)d.n * d.ho * d.wo * d.co;
+        const size_t nw = (size_t)d.co * d.ci * 9;
+        float *x = malloc(nx * 4), *w = malloc(nw * 4), *b = malloc(d.co * 4), *want = malloc(ny * 4), *got = malloc(ny * 4);
+        for (size_t i = 0; i < nx; i++) x[i] = lcg(&s);
+        for (size_t i = 0; i < nw; i++) w[i] = 0.1f * lcg(&s);
+        for (int i = 0; i < d.co; i++) b[i] = lcg(&s);
+        float *xd = G->mem_alloc(G, nx * 4), *wd = G->mem_alloc(G, nw * 4), *bd = G->mem_alloc(G, d.co * 4),
+              *yd = G->mem_alloc(G, ny * 4);
+        dcl_status st = xd && wd && bd && yd ? DCL_OK : DCL_ERR_NOMEM;
+        if (!st) st = G->to_device(G, xd, x, nx * 4);
+        if (!st) st = G->to_device(G, wd, w, nw * 4);
+        if (!st) st = G->to_device(G, bd, b, d.co * 4);
+        if (!st) st = G->conv_fwd(G, &d, yd, xd, wd, bd);
+        if (!st) st = G->add(G, (int64_t)ny, yd, yd, yd);   /* 2 y */
+        if (!st) st = G->to_host(G, got, yd, ny * 4);
+        if (!st) st = R->conv_fwd(R, &d, want, x, w, b);
+        if (st) {
+            if (!j->fails++) snprintf(j->err, sizeof j->err, "%s", dcl_last_error());
+        } else {
+            const double scale = 2 * maxabs(want, ny);
+            for (size_t i = 0; i < ny; i++)
+                if (!(fabs(got[i] - 2 * want[i]) <= 1e-2 * scale)) { j->bad++; break; }
+        }
+        G->mem_free(G, xd); G->mem_free(G, wd); G->mem_free(G, bd); G->mem_free(G, yd);
+        free(x); free(w); free(b); free(want); free(got);
+    }
+    return NULL;
+}
+
+static void test_threads(void) {
+    pthread_t th[4];
+    thr_job jb[4];
+    int started = 0;
+    for (int i = 0; i < 4; i++) {
+        jb[i] = (thr_job){.id = i};
+        if (pthread_create(&th[i], NULL, thr_conv, &jb[i]) == 0) started++;
+        else break;
+    }
+    CHECK(started == 4, "could start only %d threads", started);
+    for (int i = 0; i < started; i++) {
+        pthread_join(th[i], NULL);
+        CHECK(jb[i].fails == 0, "thread %d: %d failed calls, first: %s", i, jb[i].fails, jb[i].err);
+        CHECK(jb[i].bad == 0, "thread %d: %d of 25 convolutions wrong while other threads used the backend", i, jb[i].bad);
+    }
+    printf("cuda: 4 threads x 25 uploads, convolutions, adds and downloads on one backend: %s\n",
+           check_failed_ ? "see failures" : "all match ref");
+}
+
 static double time_it(int reps, dcl_status (*fn)(void *), void *arg) {
     for (int i = 0; i < 2; i++) if (fn(arg) != DCL_OK) return -1;      /* warm-up, algorithm choice */
     if (G->sync(G) != DCL_OK) return -1;
@@ -762,6 +826,7 @@ int main(void) {
     test_pool();
     test_elem();
     test_optim();
+    test_threads();
 #ifdef DCL_HAVE_CUDA
     test_tf32();
 #endif

@@ -9,6 +9,12 @@
  * (out,in).  Outputs first, then inputs.  Parameter gradients (dw, db,
  * dgamma, dbeta, dalpha) ACCUMULATE (+=); activation gradients (dx) are
  * ASSIGNED.
+ *
+ * Threads: several threads may call one backend at once (on different
+ * buffers).  The cpu backend locks its caches; the cuda backend holds a
+ * lock while an entry queues its work, which then runs on its one stream
+ * in the order the calls took the lock; the bf16 adapter gives each call
+ * its own temporaries.
  */
 #ifndef DCL_BACKEND_H
 #define DCL_BACKEND_H

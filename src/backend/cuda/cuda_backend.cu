@@ -154,6 +154,7 @@ dcl_status cu_workspace(cu_impl *I, size_t bytes, void **out, const char *op) {
 
 static void *cu_mem_alloc(dcl_backend *be, size_t bytes) {
     cu_impl *I = cu_of(be);
+    cu_guard guard(I);
     if (cu_enter(I, "mem_alloc") != DCL_OK) return NULL;
     void *p = NULL;
     size_t want = bytes ? bytes : 1;
@@ -173,6 +174,7 @@ static void *cu_mem_alloc(dcl_backend *be, size_t bytes) {
 static void cu_mem_free(dcl_backend *be, void *p) {
     if (!p) return;
     cu_impl *I = cu_of(be);
+    cu_guard guard(I);
     if (cu_enter(I, "mem_free") != DCL_OK) return;
     /* cudaFree waits for the device; kernels still queued may read p */
     cudaStreamSynchronize(I->stream);
@@ -276,6 +278,7 @@ static void cu_destroy(dcl_backend *be) {
             if (I->stream) cudaStreamDestroy(I->stream);
         }
         (void)cudaGetLastError();
+        if (I->lock_ready) pthread_mutex_destroy(&I->lock);
         free(I->plans);
         free(I);
     }
@@ -358,6 +361,7 @@ extern "C" dcl_status dcl_cuda_get_stats(dcl_backend *be, dcl_cuda_stats *st) {
     if (!dcl_backend_is_cuda(be)) return dcl_fail(DCL_ERR_ARG, "cuda stats: backend is not a CUDA backend");
     if (!st) return dcl_fail(DCL_ERR_ARG, "cuda stats: st is NULL");
     cu_impl *I = cu_of(be);
+    cu_guard guard(I);
     memset(st, 0, sizeof *st);
     st->conv_plans = I->nplans;
     st->plan_seconds = I->plan_seconds;
@@ -414,6 +418,11 @@ extern "C" dcl_backend *dcl_backend_cuda(int device) {
         dcl_fail(DCL_ERR_NOMEM, "cuda backend: out of host memory");
         return NULL;
     }
+    pthread_mutexattr_t ma;
+    pthread_mutexattr_init(&ma);
+    pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_RECURSIVE);
+    I->lock_ready = pthread_mutex_init(&I->lock, &ma) == 0;
+    pthread_mutexattr_destroy(&ma);
     dcl_status s = cu_init(I, device);
     if (s != DCL_OK) {
         /* keep the message of the failure; release what was made */

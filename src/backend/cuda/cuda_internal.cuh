@@ -15,6 +15,7 @@
 #define DCL_CUDA_INTERNAL_CUH
 
 #include <cuda_runtime.h>
+#include <pthread.h>
 #include <cudnn.h>
 #include <cublas_v2.h>
 #include <stdint.h>
@@ -53,6 +54,8 @@ typedef struct cu_impl {
     cu_stage stage[2];              /* to_device staging (cuda_backend.cu) */
     int stage_next;
     char name[32];
+    pthread_mutex_t lock;           /* recursive; held by every entry (CU_ENTER) */
+    int lock_ready;
 } cu_impl;
 
 static inline cu_impl *cu_of(dcl_backend *be) { return (cu_impl *)be->impl; }
@@ -108,7 +111,19 @@ dcl_status cu_fail_blas(const char *op, const char *call, cublasStatus_t s);
 
 /* Makes the backend's device current; every entry point starts with this. */
 dcl_status cu_enter(cu_impl *I, const char *op);
-#define CU_ENTER(be, op) cu_impl *I = cu_of(be); DCL_TRY(cu_enter(I, op))
+/* Several host threads may call one backend: every entry holds the
+ * backend's lock while it checks its arguments and queues its work (the
+ * scratch and staging buffers, the plan cache and the library handles are
+ * shared), so the calls' work runs on the one stream in the order they took
+ * the lock.  Recursive: an entry may call another. */
+struct cu_guard {
+    pthread_mutex_t *m;
+    explicit cu_guard(cu_impl *I) : m(I && I->lock_ready ? &I->lock : NULL) { if (m) pthread_mutex_lock(m); }
+    ~cu_guard() { if (m) pthread_mutex_unlock(m); }
+    cu_guard(const cu_guard &) = delete;
+    cu_guard &operator=(const cu_guard &) = delete;
+};
+#define CU_ENTER(be, op) cu_impl *I = cu_of(be); cu_guard cu_guard_(I); DCL_TRY(cu_enter(I, op))
 
 /* Scratch buffer of at least `bytes` (contents undefined). */
 dcl_status cu_scratch(cu_impl *I, int slot, size_t bytes, void **out, const char *op);
