@@ -8,7 +8,10 @@ set -o pipefail
 cd "$(dirname "$0")/.." || exit 2
 LOG=${OUT:-build-gpu/logs}; mkdir -p "$LOG"
 DCL_GPU_PREBUILT=1 DCL_TEST_ONLY_CUDA=1 bench/gpu_check.sh 2>&1 | tee "$LOG/check.txt"
-tmp=$(mktemp -d) && tar xzf build-gpu/hostlibs.tgz -C "$tmp" && export LD_LIBRARY_PATH="$tmp/hostlibs:/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+tmp=$(mktemp -d)
+tar xJf build-gpu/hostlibs.txz -C "$tmp" 2>/dev/null ||
+  python3 -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])' build-gpu/hostlibs.txz "$tmp"
+export LD_LIBRARY_PATH="$tmp/hostlibs:/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 PY=$(command -v python3)
 B="--size 299 --batch 32 --steps ${DCL_GPU_STEPS:-30} --warmup 5"
 nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv,noheader | tee "$LOG/bench.txt"

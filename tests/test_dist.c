@@ -17,6 +17,10 @@
  *     single-process --resume continues it; a rank that hangs (SIGSTOP) is
  *     caught by the watchdog (train.dist_timeout), which aborts the job.
  * Parts 1-3 are skipped when the build has no MPI or mpirun is not installed.
+ *  4. NCCL on one GPU (skipped without a NCCL build or a GPU): one rank's
+ *     NCCL all-reduce (mean) and broadcast of a device buffer, then the
+ *     trainer on the GPU with train.dist_backend nccl follows the same run
+ *     without it (gradients through ncclAllReduce on one rank vs untouched).
  *
  * `test_dist --make-cache DIR` writes the synthetic cache (bench/dist_bench.sh). */
 #include "check.h"
@@ -412,12 +416,111 @@ static int signal_rank(const char *cfg, const char *out, const char *logfile, in
 
 #define VIEWS "views: {patch: 0.5, patch_k: 2, srm: 0.5, frame_shift: 0.5, mixup: 0, flip: 0.5, crop: 0, jitter: 0, blur: 0, jpeg: 0}\n"
 
+/* ---- 4. NCCL with one rank on one GPU ---- */
+static void test_nccl_one_gpu(const char *dir) {
+    if (!dcl_dist_have_nccl()) {
+        printf("%s: NCCL part skipped: this build has no NCCL (DCL_HAVE_NCCL)\n", __FILE__);
+        return;
+    }
+    dcl_backend *be = dcl_backend_create("cuda", 0);
+    if (!be) {
+        printf("%s: NCCL part skipped: no GPU (%s)\n", __FILE__, dcl_last_error());
+        return;
+    }
+    /* the collectives on a device buffer */
+    dcl_dist *d = NULL;
+    dcl_dist_opts o = {30, DCL_DIST_NCCL};
+    CHECK_OK(dcl_dist_init(&d, &o));
+    if (d) {
+        CHECK_OK(dcl_dist_attach(d, be));
+        CHECK(!strcmp(dcl_dist_backend_name(d), "nccl"), "one rank with dist_backend nccl runs '%s'", dcl_dist_backend_name(d));
+        enum { N = 1000003 };
+        float *h = malloc(N * sizeof(float)), *g = malloc(N * sizeof(float));
+        float *dev = be->mem_alloc(be, N * sizeof(float));
+        CHECK(h && g && dev, "buffers: %s", dcl_last_error());
+        if (h && g && dev) {
+            for (int i = 0; i < N; i++) h[i] = (float)((i * 2654435761u) % 100003) * 1e-3f - 50.0f;
+            CHECK_OK(be->to_device(be, dev, h, N * sizeof(float)));
+            CHECK_OK(dcl_dist_allreduce_mean(d, be, dev, N));
+            CHECK_OK(dcl_dist_bcast_dev(d, be, dev, N, 0));
+            CHECK_OK(be->to_host(be, g, dev, N * sizeof(float)));
+            int bad = 0;
+            for (int i = 0; i < N; i++) bad += memcmp(&h[i], &g[i], sizeof(float)) != 0;
+            CHECK(bad == 0, "NCCL all-reduce mean over one rank changed %d of %d values", bad, N);
+            printf("NCCL, one rank: all-reduce (mean) and broadcast of %d floats on the GPU: %d values changed\n", N, bad);
+        }
+        if (dev) be->mem_free(be, dev);
+        free(h);
+        free(g);
+        dcl_dist_free(d, DCL_OK);
+    }
+    dcl_backend_destroy(be);
+
+    /* the trainer with and without NCCL */
+    char cache[300], cfg_text[2048];
+    snprintf(cache, sizeof cache, "%s/cache_gpu", dir);
+    CHECK(make_synth_cache(cache, 16, 4, 64, 11) == 0, "synthetic cache: %s", dcl_last_error());
+    snprintf(cfg_text, sizeof cfg_text,
+             "model: {arch: efficientnet_b0, width: 0.25, depth: 0.34, size: 64, drop_rate: 0.0}\n"
+             "data: {cache: %s, workers: 1, prefetch: 2, max_val_images: 16}\n"
+             "train: {epochs: 1, steps_per_epoch: 10, batch: 8, lr: 1.0e-3, device: cuda, "
+             "checkpoint_every: 5, log_every: 1, seed: 3}\n"
+             "dcl: {queue_size: 64, warmup_epochs: 1}\n" VIEWS, cache);
+    const char *names[2] = {"gpu_plain", "gpu_nccl"};
+    char outs[2][300];
+    /* dir is a short mkdtemp name */
+    steplog L[2];
+    for (int k = 0; k < 2; k++) {
+        snprintf(outs[k], sizeof outs[k], "%s/%s", dir, names[k]);
+        dcl_config *c = NULL;
+        dcl_train_cfg t;
+        dcl_train_result r;
+        char kv[640];
+        snprintf(kv, sizeof kv, "train.out=%s", outs[k]);
+        dcl_status s = dcl_config_parse(&c, cfg_text, strlen(cfg_text), "gpu.yaml");
+        if (!s) s = dcl_config_set_arg(c, kv);
+        if (!s && k == 1) s = dcl_config_set_arg(c, "train.dist_backend=nccl");
+        if (!s) s = dcl_train_cfg_from_config(&t, c);
+        dcl_config_free(c);
+        double t0 = dcl_now();
+        if (!s) s = dcl_train(&t, 0, "test", &r);
+        CHECK(s == DCL_OK, "GPU training (%s): %s", names[k], dcl_last_error());
+        read_log(outs[k], &L[k]);
+        printf("GPU training, %s: %d steps in %.1f s, last loss %.6f\n", names[k], L[k].n, dcl_now() - t0,
+               L[k].n ? L[k].loss[L[k].n - 1] : NAN);
+    }
+    CHECK(L[0].n == 10 && L[1].n == 10, "10 logged steps expected (plain %d, nccl %d)", L[0].n, L[1].n);
+    int worst;
+    double r = loss_ratio(&L[0], &L[1], 2e-4, 2e-3, &worst);
+    double exact = loss_ratio(&L[0], &L[1], 1e-30, 0, &worst);
+    printf("GPU, NCCL vs plain: worst loss ratio %.3g (tolerance 2e-4 + 2e-3 |x|), %s\n", r,
+           exact == 0 ? "all losses identical" : "losses not bit-identical");
+    CHECK(r <= 1.0, "NCCL run's losses differ from the plain run's at step %d: %.6g vs %.6g", worst + 1,
+          L[0].loss[worst < 0 ? 0 : worst], L[1].loss[worst < 0 ? 0 : worst]);
+    char pa[400], pb[400], wn[512] = "";
+    int missing;
+    snprintf(pa, sizeof pa, "%s/last.safetensors", outs[0]);
+    snprintf(pb, sizeof pb, "%s/last.safetensors", outs[1]);
+    r = ckpt_ratio(pa, pb, 2e-2, 1e-2, 5e-4, wn, sizeof wn, &missing);
+    printf("GPU, NCCL vs plain: final checkpoints, worst ratio %.3g at %s\n", r, wn);
+    CHECK(missing == 0 && r <= 1.0, "checkpoints differ: %d missing or different entries, worst ratio %.3g at %s", missing, r, wn);
+}
+
 int main(int argc, char **argv) {
     if (argc == 3 && !strcmp(argv[1], "--make-cache")) {
         if (make_synth_cache(argv[2], 40, 6, 64, 11)) { fprintf(stderr, "synthetic cache: %s\n", dcl_last_error()); return 1; }
         return 0;
     }
     test_sync_bn_hook();
+    {
+        char gdir[] = "/tmp/dcl_dist_gpu_XXXXXX";
+        CHECK(mkdtemp(gdir) != NULL, "mkdtemp");
+        test_nccl_one_gpu(gdir);
+        char cmd[100];
+        snprintf(cmd, sizeof cmd, "rm -rf %s", gdir);
+        if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", gdir);
+    }
+    if (getenv("DCL_TEST_ONLY_CUDA")) CHECK_DONE();
     if (!dcl_dist_have_mpi()) {
         printf("%s: MPI parts skipped: this build has no MPI (DCL_HAVE_MPI)\n", __FILE__);
         CHECK_DONE();

@@ -1,6 +1,7 @@
 /* End to end: the DCL trainer on a small synthetic face cache (a narrow
  * EfficientNet-b0 at 64x64): the loss falls, validation AUC exceeds 0.9;
- * the same with bf16 activation storage (cpu,bf16);
+ * the same with bf16 activation storage (cpu,bf16), and on a GPU (cuda and
+ * cuda,bf16; skipped without one);
  * a run killed with SIGKILL at random moments leaves a loadable checkpoint
  * and --resume continues it; bad configs give clear errors. */
 #include "check.h"
@@ -57,6 +58,50 @@ static void log_losses(const char *out, double *first, double *last) {
     *last = b / 8;
 }
 
+/* 1c. the trainer end to end on a GPU: views, queues, loader and
+ * checkpoints with a device backend; it learns as on the CPU */
+static void test_cuda_training(const char *dir, const char *cache) {
+    dcl_backend *be = dcl_backend_create("cuda", 0);
+    if (!be) {
+        printf("cuda: skipped: %s\n", dcl_last_error());
+        return;
+    }
+    dcl_backend_destroy(be);
+    const char *specs[2] = {"cuda", "cuda,bf16"};
+    for (int k = 0; k < 2; k++) {
+        char outc[300], dev[64];
+        snprintf(outc, sizeof outc, "%s/run_%s", dir, k ? "cuda_bf16" : "cuda");
+        snprintf(dev, sizeof dev, "train.device=%s", specs[k]);
+        dcl_train_cfg t;
+        CHECK_OK(load_cfg(&t, cache, outc, dev));
+        dcl_train_result r;
+        double t0 = dcl_now();
+        CHECK_OK(dcl_train(&t, 0, "test", &r));
+        double f, l;
+        log_losses(outc, &f, &l);
+        printf("%s: %lld steps in %.1f s: best validation AUC %.4f; cross-entropy %.4f -> %.4f\n", specs[k],
+               (long long)r.steps, dcl_now() - t0, r.best_auc, f, l);
+        CHECK(r.best_auc > 0.9, "%s: validation AUC %.4f should exceed 0.9", specs[k], r.best_auc);
+        CHECK(l < f, "%s: cross-entropy should fall: %.4f -> %.4f", specs[k], f, l);
+        /* the checkpoint written on the GPU loads on the CPU */
+        char last[400];
+        snprintf(last, sizeof last, "%s/last.safetensors", outc);
+        dcl_effnet_cfg e;
+        dcl_effnet_config(&e, "efficientnet_b0");
+        dcl_effnet_set_scale(&e, 0.25f, 0.34f);
+        e.drop_rate = 0;
+        dcl_detector *d = NULL;
+        CHECK_OK(dcl_detector_create(&d, dcl_backend_ref(), &e, &t.method, 1));
+        if (d) {
+            CHECK_OK(dcl_detector_plan(d, 8, 64, 64, DCL_PLAN_TRAIN));
+            dcl_train_state ts;
+            CHECK_OK(dcl_checkpoint_load(last, d, NULL, &ts));
+            CHECK(ts.step == r.steps, "%s: checkpoint at step %lld, trained %lld", specs[k], (long long)ts.step, (long long)r.steps);
+            dcl_detector_free(d);
+        }
+    }
+}
+
 int main(void) {
     char dir[] = "/tmp/dcl_train_XXXXXX";
     CHECK(mkdtemp(dir) != NULL, "mkdtemp");
@@ -65,6 +110,8 @@ int main(void) {
     snprintf(out, sizeof out, "%s/run", dir);
     snprintf(out2, sizeof out2, "%s/run_kill", dir);
     CHECK(make_synth_cache(cache, 40, 6, 64, 11) == 0, "synthetic cache: %s", dcl_last_error());
+    test_cuda_training(dir, cache);
+    if (getenv("DCL_TEST_ONLY_CUDA")) CHECK_DONE();
 
     /* 1. training works: loss falls, validation AUC > 0.9 */
     dcl_train_cfg t;
