@@ -5,11 +5,14 @@
  *    forward, BN statistics, queues and prototypes after the update;
  *  - the queue update's top-k and unset-prototype branches;
  *  - 10 Adam steps with queues starting empty (losses within 1e-3 relative).
- * Plus unit checks of the data views. */
+ * Plus unit checks of the data views, and the losses (parallel over the
+ * samples) giving the same bits with 1, 2 and 3 threads. */
 #include "check.h"
 #include "dcl/detector.h"
 #include "dcl/io.h"
 #include "dcl/views.h"
+#include "dcl/contrast.h"
+#include <omp.h>
 
 #define STEP "tests/fixtures/dcl/dcl_step.safetensors"
 #define TRAJ "tests/fixtures/dcl/dcl_traj.safetensors"
@@ -426,12 +429,74 @@ static void test_views(void) {
     dcl_sample_free(&r);
 }
 
+/* the inter and intra losses and their gradients: identical bits whatever
+ * the number of threads (queues larger than one product block) */
+static void test_loss_threads(void) {
+    const int B = 12, L = 16, C = 96, Q = 5000;
+    dcl_rng r;
+    dcl_rng_seed(&r, 77);
+    float *F = malloc(sizeof(float) * B * L * C), *q = malloc(sizeof(float) * B * L), *k = malloc(sizeof(float) * B * L);
+    for (int i = 0; i < B * L * C; i++) F[i] = (float)dcl_rng_normal(&r);
+    for (int i = 0; i < B * L; i++) { q[i] = (float)dcl_rng_normal(&r); k[i] = (float)dcl_rng_normal(&r); }
+    dcl_normalize_rows(q, q, B, L);
+    dcl_normalize_rows(k, k, B, L);
+    int y[12];
+    uint8_t cell[12 * 16];
+    for (int b = 0; b < B; b++) {
+        y[b] = b % 3 != 0;
+        for (int l = 0; l < L; l++) cell[b * L + l] = y[b] && (l * 7 + b) % 5 < 2;
+    }
+    dcl_queue mr, mf;
+    CHECK_OK(dcl_queue_init(&mr, Q, L));
+    CHECK_OK(dcl_queue_init(&mf, Q, L));
+    float v[16];
+    for (int i = 0; i < Q - 7; i++) {   /* not full: counts differ from the capacity */
+        for (int t = 0; t < L; t++) v[t] = (float)dcl_rng_normal(&r);
+        dcl_normalize_rows(v, v, 1, L);
+        dcl_queue_push(&mr, v);
+        if (i % 2) dcl_queue_push(&mf, v);
+    }
+    const int nt[3] = {1, 2, 3};
+    double li[3], la[3], lr[3], lf[3];
+    float *dq[3], *dF[3];
+    const int saved = omp_get_max_threads();
+    for (int t = 0; t < 3; t++) {
+        omp_set_num_threads(nt[t]);
+        dq[t] = malloc(sizeof(float) * B * L);
+        dF[t] = malloc(sizeof(float) * B * L * C);
+        CHECK_OK(dcl_inter_loss(&li[t], dq[t], q, k, y, B, L, &mr, &mf, 0.07f, 0.5f));
+        CHECK_OK(dcl_intra_loss(&la[t], &lr[t], &lf[t], dF[t], F, y, cell, B, L, C, 0.07f, 0, 0.5f));
+    }
+    omp_set_num_threads(saved);
+    int same = 1;
+    for (int t = 1; t < 3; t++) {
+        same &= li[t] == li[0] && la[t] == la[0] && lr[t] == lr[0] && lf[t] == lf[0];
+        same &= !memcmp(dq[t], dq[0], sizeof(float) * B * L) && !memcmp(dF[t], dF[0], sizeof(float) * B * L * C);
+    }
+    for (int t = 1; t < 3; t++) {
+        int bq = 0, bf = 0;
+        for (int i = 0; i < B * L; i++) bq += memcmp(&dq[t][i], &dq[0][i], 4) != 0;
+        for (int i = 0; i < B * L * C; i++) bf += memcmp(&dF[t][i], &dF[0][i], 4) != 0;
+        if (bq || bf) printf("  %d threads: %d inter and %d intra gradient values differ from 1 thread\n", nt[t], bq, bf);
+    }
+    CHECK(same, "losses with 1/2/3 threads: inter %.17g %.17g %.17g, intra %.17g %.17g %.17g (gradients compared bitwise)",
+          li[0], li[1], li[2], la[0], la[1], la[2]);
+    CHECK(isfinite(li[0]) && li[0] > 0 && isfinite(la[0]) && lf[0] != 0 && lr[0] != 0, "losses %g %g (%g real, %g fake)",
+          li[0], la[0], lr[0], lf[0]);
+    printf("inter / intra losses: the same bits with 1, 2 and 3 threads (%.6f, %.6f)\n", li[0], la[0]);
+    for (int t = 0; t < 3; t++) { free(dq[t]); free(dF[t]); }
+    dcl_queue_free(&mr);
+    dcl_queue_free(&mf);
+    free(F); free(q); free(k);
+}
+
 int main(void) {
     dcl_backend *cuda = dcl_backend_create("cuda", 0);
     char why[256];
     snprintf(why, sizeof why, "%s", cuda ? "" : dcl_last_error());
     if (!getenv("DCL_TEST_ONLY_CUDA")) {
         test_views();
+        test_loss_threads();
         test_step();
         test_no_keys();
         test_trajectory(dcl_backend_ref(), "ref");

@@ -1,6 +1,7 @@
 /* DCL losses, queues and prototypes (docs/DCL.md). */
 #include "dcl/contrast.h"
-#include <cblas.h>
+#include <oneapi/dnnl/dnnl.h>
+#include <omp.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -123,7 +124,8 @@ void dcl_normalize_rows(float *y, const float *x, int B, int D) {
         for (int i = 0; i < D; i++) s += (double)x[(size_t)b * D + i] * x[(size_t)b * D + i];
         double n = sqrt(s);
         if (n < 1e-12) n = 1e-12;
-        for (int i = 0; i < D; i++) y[(size_t)b * D + i] = (float)(x[(size_t)b * D + i] / n);
+        const double inv = 1.0 / n;   /* in double: the float result is that of x / n */
+        for (int i = 0; i < D; i++) y[(size_t)b * D + i] = (float)(x[(size_t)b * D + i] * inv);
     }
 }
 
@@ -140,48 +142,117 @@ void dcl_normalize_rows_bwd(float *dx, const float *dy, const float *x, int B, i
         }
         double dot = 0;
         for (int i = 0; i < D; i++) dot += (double)xr[i] * gr[i];
+        const double c = dot / s, inv = 1.0 / n;
         for (int i = 0; i < D; i++)
-            dx[(size_t)b * D + i] = (float)((gr[i] - xr[i] * dot / s) / n);
+            dx[(size_t)b * D + i] = (float)((gr[i] - xr[i] * c) * inv);
     }
 }
 
 /* ---------------- inter-instance (eq. 3) ---------------- */
 
+/* Row-major single-precision product C = alpha op(A) op(B) + beta C through
+ * oneDNN's sgemm on the calling thread alone (its OpenMP thread count set
+ * to 1 around the call; the setting belongs to this thread): the losses
+ * parallelise over samples and blocks themselves, and a product computed
+ * on one thread has the same arithmetic whatever the number of threads. */
+static void mm(char ta, char tb, int m, int n, int k, float alpha, const float *a, int lda, const float *b, int ldb,
+               float beta, float *c, int ldc) {
+    const int nt = omp_get_max_threads();
+    omp_set_num_threads(1);
+    dnnl_sgemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    omp_set_num_threads(nt);
+}
+
+/* Samples are independent: each thread takes whole samples with its own
+ * scratch (allocated once per thread: buffers this large come fresh from
+ * mmap, and faulting their pages in per sample cost as much as the
+ * products), per-sample losses are summed in sample order afterwards, so
+ * the result does not depend on the number of threads. */
+
+/* blocks of the inter loss's products: queue entries per score block, and
+ * rows x embedding columns per gradient block */
+#define IL_COLS 2048
+#define IL_ROWS 8
+#define IL_DCOLS 32
+
 dcl_status dcl_inter_loss(double *loss, float *dq, const float *q, const float *k, const int *y,
                           int B, int D, const dcl_queue *mr, const dcl_queue *mf, float tau, float scale) {
     if (mr->dim != D || mf->dim != D) return dcl_fail(DCL_ERR_SHAPE, "inter loss: queue dimension %d/%d, embedding %d", mr->dim, mf->dim, D);
+    if (B <= 0) { *loss = 0; return DCL_OK; }
+    /* The samples of one class share their negatives (the other class's
+     * queue): their scores against it are one product Q N^T, their gradients
+     * one product P N (P: softmax weights), each reading the queue once. */
     int qmax = mr->count > mf->count ? mr->count : mf->count;
-    float *s = malloc(sizeof(float) * (qmax + 1));
-    double *pw = malloc(sizeof(double) * (qmax + 1));
-    if (!s || !pw) { free(s); free(pw); return dcl_fail(DCL_ERR_NOMEM, "inter loss"); }
-    double total = 0;
-    for (int b = 0; b < B; b++) {
-        const float *qb = q + (size_t)b * D, *kb = k + (size_t)b * D;
-        const dcl_queue *neg = y[b] ? mr : mf;
-        int n = neg->count;
-        double s0 = 0;
-        for (int i = 0; i < D; i++) s0 += (double)qb[i] * kb[i];
-        if (n) cblas_sgemv(CblasRowMajor, CblasNoTrans, n, D, 1.0f, neg->data, D, qb, 1, 0.0f, s + 1, 1);
-        double m = s0 / tau;
-        for (int j = 1; j <= n; j++) if (s[j] / tau > m) m = s[j] / tau;
-        double z = exp(s0 / tau - m);
-        pw[0] = z;
-        for (int j = 1; j <= n; j++) { pw[j] = exp((double)s[j] / tau - m); z += pw[j]; }
-        total += log(z) + m - s0 / tau;
-        if (dq) {
-            /* d/dq = (1/tau) [ (p0 - 1) k + sum_j p_j n_j ] * scale / B */
-            double c = scale / (tau * (double)B);
-            float *g = dq + (size_t)b * D;
-            for (int i = 0; i < D; i++) g[i] = (float)(c * (pw[0] / z - 1.0) * kb[i]);
-            for (int j = 1; j <= n; j++) {
-                float cj = (float)(c * pw[j] / z);
-                if (cj != 0.0f) cblas_saxpy(D, cj, neg->data + (size_t)(j - 1) * D, 1, g, 1);
+    double *lb = malloc(sizeof(double) * B);
+    int *idx = malloc(sizeof(int) * B);
+    float *Qg = malloc(sizeof(float) * (size_t)B * D), *Dg = malloc(sizeof(float) * (size_t)B * D);
+    float *S = malloc(sizeof(float) * (size_t)B * (qmax > 0 ? qmax : 1));
+    if (!lb || !idx || !Qg || !Dg || !S) {
+        free(lb); free(idx); free(Qg); free(Dg); free(S);
+        return dcl_fail(DCL_ERR_NOMEM, "inter loss");
+    }
+    const double c = scale / (tau * (double)B);   /* d/dq = (1/tau) [ (p0 - 1) k + sum_j p_j n_j ] * scale / B */
+    for (int grp = 0; grp < 2; grp++) {
+        const dcl_queue *neg = grp ? mr : mf;   /* reals (grp 0) are pushed away from fakes, fakes from reals */
+        int nb = 0;
+        for (int b = 0; b < B; b++)
+            if ((y[b] != 0) == grp) idx[nb++] = b;
+        if (!nb) continue;
+        const int n = neg->count;
+        for (int i = 0; i < nb; i++) memcpy(Qg + (size_t)i * D, q + (size_t)idx[i] * D, D * sizeof(float));
+        /* the products in fixed blocks, each on one thread: the same
+         * arithmetic whatever the number of threads */
+        const int nj = (n + IL_COLS - 1) / IL_COLS;
+        #pragma omp parallel for schedule(static) if (nj > 1)
+        for (int jb = 0; jb < nj; jb++) {
+            const int j0 = jb * IL_COLS, jn = n - j0 < IL_COLS ? n - j0 : IL_COLS;
+            mm('N', 'T', nb, jn, D, 1.0f, Qg, D, neg->data + (size_t)j0 * D, D, 0.0f, S + j0, n);
+        }
+        #pragma omp parallel for schedule(static) if (nb > 1 && n > 1000)
+        for (int i = 0; i < nb; i++) {
+            const int b = idx[i];
+            const float *qb = q + (size_t)b * D, *kb = k + (size_t)b * D;
+            float *sr = S + (size_t)i * n;
+            double s0 = 0;
+            for (int t = 0; t < D; t++) s0 += (double)qb[t] * kb[t];
+            double m = s0 / tau;
+            for (int j = 0; j < n; j++) if (sr[j] / tau > m) m = sr[j] / tau;
+            double z = exp(s0 / tau - m);
+            const double p0 = z;
+            /* the row of scores becomes exp(s_j / tau - m), then the weights c p_j / z */
+            for (int j = 0; j < n; j++) {
+                double e = exp((double)sr[j] / tau - m);
+                z += e;
+                sr[j] = (float)e;
+            }
+            lb[b] = log(z) + m - s0 / tau;
+            if (dq) {
+                const double cz = c / z;
+                for (int j = 0; j < n; j++) sr[j] = (float)(cz * sr[j]);
+                float *g = dq + (size_t)b * D;
+                for (int t = 0; t < D; t++) g[t] = (float)(c * (p0 / z - 1.0) * kb[t]);
+            }
+        }
+        if (dq && n) {
+            const int ni = (nb + IL_ROWS - 1) / IL_ROWS, nt = (D + IL_DCOLS - 1) / IL_DCOLS;
+            #pragma omp parallel for collapse(2) schedule(static) if (ni * nt > 1)
+            for (int ib = 0; ib < ni; ib++)
+                for (int tb = 0; tb < nt; tb++) {
+                    const int i0 = ib * IL_ROWS, in = nb - i0 < IL_ROWS ? nb - i0 : IL_ROWS;
+                    const int t0 = tb * IL_DCOLS, tn = D - t0 < IL_DCOLS ? D - t0 : IL_DCOLS;
+                    mm('N', 'N', in, tn, n, 1.0f, S + (size_t)i0 * n, n, neg->data + t0, D, 0.0f, Dg + (size_t)i0 * D + t0, D);
+                }
+            for (int i = 0; i < nb; i++) {
+                float *g = dq + (size_t)idx[i] * D;
+                const float *dg = Dg + (size_t)i * D;
+                for (int t = 0; t < D; t++) g[t] += dg[t];
             }
         }
     }
-    *loss = B ? total / B : 0.0;
-    free(s);
-    free(pw);
+    double total = 0;
+    for (int b = 0; b < B; b++) total += lb[b];
+    free(lb); free(idx); free(Qg); free(Dg); free(S);
+    *loss = total / B;
     return DCL_OK;
 }
 
@@ -190,16 +261,26 @@ dcl_status dcl_inter_loss(double *loss, float *dq, const float *q, const float *
 dcl_status dcl_intra_loss(double *loss, double *lr_out, double *lf_out, float *dF, const float *F, const int *y,
                           const uint8_t *cell, int B, int L, int C, float tau, int reduce_sum, float scale) {
     size_t LC = (size_t)L * C, LL = (size_t)L * L;
+    double *lr = calloc(B > 0 ? B : 1, sizeof(double)), *lf = calloc(B > 0 ? B : 1, sizeof(double));
+    int fail = 0;
+    if (!lr || !lf) { free(lr); free(lf); return dcl_fail(DCL_ERR_NOMEM, "intra loss"); }
+    double red = reduce_sum ? 1.0 : 1.0 / B;
+    #pragma omp parallel if (B > 1)
+    {
     float *U = malloc(LC * sizeof(float)), *S = malloc(LL * sizeof(float));
     float *G = malloc(LL * sizeof(float)), *dU = malloc(LC * sizeof(float));
-    if (!U || !S || !G || !dU) { free(U); free(S); free(G); free(dU); return dcl_fail(DCL_ERR_NOMEM, "intra loss"); }
-    double sum_r = 0, sum_f = 0;
-    double red = reduce_sum ? 1.0 : 1.0 / B;
+    const int ok = U && S && G && dU;
+    if (!ok) {
+        #pragma omp atomic write
+        fail = 1;
+    }
+    #pragma omp for schedule(dynamic, 1)
     for (int b = 0; b < B; b++) {
+        if (!ok) continue;
         const float *Fb = F + (size_t)b * LC;
         const uint8_t *cb = cell + (size_t)b * L;
         dcl_normalize_rows(U, Fb, L, C);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, L, L, C, 1.0f, U, C, U, C, 0.0f, S, L);
+        mm('N', 'T', L, L, C, 1.0f, U, C, U, C, 0.0f, S, L);
         memset(G, 0, LL * sizeof(float));
         int active = 0;
         if (!y[b]) {
@@ -208,7 +289,7 @@ dcl_status dcl_intra_loss(double *loss, double *lr_out, double *lf_out, float *d
             for (size_t i = 0; i < LL; i++) if (S[i] / tau > m) m = S[i] / tau;
             for (size_t i = 0; i < LL; i++) z += exp(S[i] / tau - m);
             double lse = log(z) + m;
-            sum_r += -(lse - 2.0 * log((double)L) - 1.0 / tau);
+            lr[b] = -(lse - 2.0 * log((double)L) - 1.0 / tau);
             for (size_t i = 0; i < LL; i++) G[i] = (float)(-exp(S[i] / tau - m) / z / tau);
             active = 1;
         } else {
@@ -226,7 +307,7 @@ dcl_status dcl_intra_loss(double *loss, double *lr_out, double *lf_out, float *d
                         double w = exp(S[(size_t)i * L + j] / tau - m);
                         if (cb[i]) Bs += w; else A += w;
                     }
-                sum_f += log(A + Bs) - log(A);
+                lf[b] = log(A + Bs) - log(A);
                 double ca = 1.0 / (A + Bs) - 1.0 / A, cbf = 1.0 / (A + Bs);
                 for (int i = 0; i < L; i++)
                     for (int j = 0; j < L; j++) {
@@ -237,19 +318,34 @@ dcl_status dcl_intra_loss(double *loss, double *lr_out, double *lf_out, float *d
                 active = 1;
             }
         }
-        if (!dF) continue;
-        float *dFb = dF + (size_t)b * LC;
-        if (!active) { memset(dFb, 0, LC * sizeof(float)); continue; }
-        /* dU = (G + G^T) U, scaled; then through the normalisation */
-        float sc = (float)(scale * red);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, L, C, L, sc, G, L, U, C, 0.0f, dU, C);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, L, C, L, sc, G, L, U, C, 1.0f, dU, C);
-        dcl_normalize_rows_bwd(dFb, dU, Fb, L, C);
+        if (dF) {
+            float *dFb = dF + (size_t)b * LC;
+            if (!active) {
+                memset(dFb, 0, LC * sizeof(float));
+            } else {
+                /* dU = scale (G + G^T) U, then through the normalisation */
+                float sc = (float)(scale * red);
+                for (int i = 0; i < L; i++)
+                    for (int j = 0; j < i; j++) {
+                        float t = G[(size_t)i * L + j] + G[(size_t)j * L + i];
+                        G[(size_t)i * L + j] = G[(size_t)j * L + i] = t;
+                    }
+                for (int i = 0; i < L; i++) G[(size_t)i * L + i] *= 2;
+                mm('N', 'N', L, C, L, sc, G, L, U, C, 0.0f, dU, C);
+                dcl_normalize_rows_bwd(dFb, dU, Fb, L, C);
+            }
+        }
     }
+    free(U); free(S); free(G); free(dU);
+    }
+    if (fail) { free(lr); free(lf); return dcl_fail(DCL_ERR_NOMEM, "intra loss"); }
+    double sum_r = 0, sum_f = 0;
+    for (int b = 0; b < B; b++) { sum_r += lr[b]; sum_f += lf[b]; }
+    free(lr);
+    free(lf);
     if (lr_out) *lr_out = sum_r * red;
     if (lf_out) *lf_out = sum_f * red;
     *loss = (sum_r + sum_f) * red;
-    free(U); free(S); free(G); free(dU);
     return DCL_OK;
 }
 
