@@ -4,7 +4,9 @@
  * cuda,bf16; skipped without one);
  * a run killed with SIGKILL at random moments leaves a loadable checkpoint
  * and --resume continues it; bad configs give clear errors. */
+#define _GNU_SOURCE
 #include "check.h"
+#include <sched.h>
 #include "synthcache.h"
 #include "dcl/trainer.h"
 #include <signal.h>
@@ -125,6 +127,30 @@ int main(void) {
     double first, last;
     log_losses(out, &first, &last);
     printf("cross-entropy: first steps %.4f, last steps %.4f\n", first, last);
+    {   /* every step line says how much of the time went to waiting for batches */
+        char path[4200], line[4096];
+        snprintf(path, sizeof path, "%s/log.jsonl", out);
+        FILE *f = fopen(path, "r");
+        int steps_logged = 0, with_wait = 0, bad_wait = 0, epochs = 0, epoch_wait = 0;
+        while (f && fgets(line, sizeof line, f)) {
+            if (strstr(line, "\"epoch_end\"")) {
+                epochs++;
+                epoch_wait += strstr(line, "\"data_wait_seconds\": ") != NULL && strstr(line, "\"train_seconds\": ") != NULL;
+                continue;
+            }
+            if (!strstr(line, "{\"step\"")) continue;
+            steps_logged++;
+            const char *p = strstr(line, "\"data_wait\": ");
+            if (!p) continue;
+            with_wait++;
+            double v = atof(p + 13);
+            bad_wait += !(v >= 0 && v <= 1);
+        }
+        if (f) fclose(f);
+        CHECK(steps_logged > 0 && with_wait == steps_logged && bad_wait == 0,
+              "data_wait in %d of %d step lines (%d outside [0, 1])", with_wait, steps_logged, bad_wait);
+        CHECK(epochs > 0 && epoch_wait == epochs, "train_seconds / data_wait_seconds in %d of %d epoch lines", epoch_wait, epochs);
+    }
     CHECK(last < first, "cross-entropy should fall: %.4f -> %.4f", first, last);
     const long long steps = r.steps;
     /* the run directory refuses a second fresh run */
@@ -233,6 +259,29 @@ int main(void) {
     s = dcl_train_cfg_from_config(&t, c);
     CHECK(s != DCL_OK && strstr(dcl_last_error(), "lrr"), "unknown key should be named: %s", dcl_last_error());
     dcl_config_free(c);
+    /* data.workers: a count or auto */
+    const char *wauto = "data: {cache: x, workers: auto}\n", *wbad = "data: {cache: x, workers: many}\n";
+    CHECK_OK(dcl_config_parse(&c, wauto, strlen(wauto), "w.yaml"));
+    CHECK_OK(dcl_train_cfg_from_config(&t, c));
+    CHECK(t.workers == 0, "workers auto read as %d", t.workers);
+    dcl_config_free(c);
+    CHECK_OK(dcl_config_parse(&c, wbad, strlen(wbad), "w.yaml"));
+    s = dcl_train_cfg_from_config(&t, c);
+    CHECK(s != DCL_OK && strstr(dcl_last_error(), "data.workers") && strstr(dcl_last_error(), "many"),
+          "bad workers should be named: %s", dcl_last_error());
+    dcl_config_free(c);
+    CHECK(dcl_train_workers(5, 0, 1) == 5 && dcl_train_workers(5, 1, 1) == 5, "an explicit count is kept");
+    CHECK(dcl_train_workers(0, 1, 1) == 2, "auto on a host backend: %d", dcl_train_workers(0, 1, 1));
+    {
+        cpu_set_t set;
+        int ncpu = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 2;
+        int w1 = dcl_train_workers(0, 0, 1), w4 = dcl_train_workers(0, 0, 4);
+        int e1 = ncpu - 1 < 2 ? 2 : ncpu - 1 > 32 ? 32 : ncpu - 1;
+        int e4 = ncpu / 4 - 1 < 2 ? 2 : ncpu / 4 - 1 > 32 ? 32 : ncpu / 4 - 1;
+        CHECK(w1 == e1 && w4 == e4, "auto on a device backend with %d cores: %d (1 process), %d (4 processes); expected %d, %d",
+              ncpu, w1, w4, e1, e4);
+        CHECK(dcl_train_workers(0, 0, 100000) == 2, "auto never below 2");
+    }
     const char *bad2 = "data: {cache: x}\ndcl: {hard_mode: hardest}\n";
     CHECK_OK(dcl_config_parse(&c, bad2, strlen(bad2), "bad2.yaml"));
     s = dcl_train_cfg_from_config(&t, c);

@@ -70,6 +70,7 @@ dcl_status dcl_dist_finalize(void);
 int dcl_dist_rank(const dcl_dist *d);
 int dcl_dist_world(const dcl_dist *d);
 int dcl_dist_local_rank(const dcl_dist *d);   /* rank among the processes of this host */
+int dcl_dist_local_size(const dcl_dist *d);   /* processes of the job on this host (1 without MPI) */
 /* "single", "mpi" or "nccl" (the path device buffers take). */
 const char *dcl_dist_backend_name(const dcl_dist *d);
 

@@ -4,6 +4,7 @@
 #include "dcl/dist.h"
 #include "dcl/eval.h"
 #include <errno.h>
+#include <sched.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -25,7 +26,7 @@ dcl_train_cfg dcl_train_cfg_defaults(void) {
     t.drop_path_rate = 0.0f;
     snprintf(t.train_split, sizeof t.train_split, "train");
     snprintf(t.val_split, sizeof t.val_split, "val");
-    t.workers = 2;
+    t.workers = 0;   /* auto: dcl_train_workers */
     t.prefetch = 2;
     t.balance = 1;
     t.epochs = 20;
@@ -114,7 +115,17 @@ dcl_status dcl_train_cfg_from_config(dcl_train_cfg *t, const dcl_config *c) {
     DCL_TRY(get_strbuf(c, "data.cache", t->cache, sizeof t->cache));
     DCL_TRY(get_strbuf(c, "data.train_split", t->train_split, sizeof t->train_split));
     DCL_TRY(get_strbuf(c, "data.val_split", t->val_split, sizeof t->val_split));
-    DCL_TRY(dcl_config_get_int(c, "data.workers", t->workers, &t->workers));
+    {   /* a positive count, or auto (0) */
+        const char *w = NULL;
+        DCL_TRY(dcl_config_get_str(c, "data.workers", NULL, &w));
+        if (w) {
+            char *end = NULL;
+            long v = strtol(w, &end, 10);
+            if (!strcmp(w, "auto")) t->workers = 0;
+            else if (end != w && !*end && v >= 0 && v <= 1024) t->workers = (int)v;
+            else return dcl_fail(DCL_ERR_FORMAT, "config: data.workers must be a count (1..1024) or auto, found '%s'", w);
+        }
+    }
     DCL_TRY(dcl_config_get_int(c, "data.prefetch", t->prefetch, &t->prefetch));
     DCL_TRY(dcl_config_get_bool(c, "data.balance", t->balance, &t->balance));
     DCL_TRY(dcl_config_get_int(c, "data.max_val_images", t->max_val_images, &t->max_val_images));
@@ -224,7 +235,7 @@ dcl_status dcl_train_cfg_from_config(dcl_train_cfg *t, const dcl_config *c) {
     if (t->size < 32 || t->size > 2048) return dcl_fail(DCL_ERR_FORMAT, "config: model.size %d out of range 32..2048", t->size);
     if (t->batch < 2) return dcl_fail(DCL_ERR_FORMAT, "config: train.batch must be at least 2, found %d", t->batch);
     if (t->epochs < 1) return dcl_fail(DCL_ERR_FORMAT, "config: train.epochs must be at least 1");
-    if (t->workers < 1) t->workers = 1;
+    if (t->workers < 0) t->workers = 0;
     if (!t->cache[0]) return dcl_fail(DCL_ERR_FORMAT, "config: data.cache (a face cache written by dcl extract) is required");
     return DCL_OK;
 }
@@ -605,6 +616,21 @@ static int agreed_stop(dcl_dist *dist, dcl_status *s) {
     return stop;
 }
 
+/* data.workers auto (0): on a host backend the compute threads use the
+ * cores, and 2 decoding threads keep up with it (a b4 step takes seconds);
+ * a GPU consumes hundreds of images a second, so the loader gets this
+ * process's share of the host's cores but one (for the thread that drives
+ * the GPU), at least 2 and at most 32. */
+int dcl_train_workers(int workers, int host_backend, int local_processes) {
+    if (workers > 0) return workers;
+    if (host_backend) return 2;
+    cpu_set_t set;
+    int ncpu = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : (int)sysconf(_SC_NPROCESSORS_ONLN);
+    if (local_processes < 1) local_processes = 1;
+    int w = ncpu / local_processes - 1;
+    return w < 2 ? 2 : w > 32 ? 32 : w;
+}
+
 static dcl_status train_run(const dcl_train_cfg *t, int resume, const char *config_text, dcl_train_result *res,
                             dcl_dist *dist) {
     memset(res, 0, sizeof *res);
@@ -663,6 +689,13 @@ static dcl_status train_run(const dcl_train_cfg *t, int resume, const char *conf
             dcl_effnet_set_scale(&ecfg, t->width > 0 ? t->width : ecfg.width_mult, t->depth > 0 ? t->depth : ecfg.depth_mult);
         be = dcl_backend_create(devspec, t->threads);
         if (!be) s = DCL_ERR_UNSUPPORTED;
+    }
+    dcl_train_cfg t_resolved;
+    if (!s) {
+        t_resolved = *t;
+        t_resolved.workers = dcl_train_workers(t->workers, be->is_host, dcl_dist_local_size(dist));
+        if (t->workers <= 0 && lead) dcl_log(2, "data.workers auto: %d decoding threads", t_resolved.workers);
+        t = &t_resolved;
     }
     /* without the inter loss nothing reads the keys or the queues */
     dcl_method_cfg mcfg = t->method;
@@ -757,16 +790,20 @@ static dcl_status train_run(const dcl_train_cfg *t, int resume, const char *conf
     int stop = 0;
     for (int epoch = ts.epoch; !s && epoch < t->epochs && !stop; epoch++) {
         dcl_step_weights w = dcl_train_weights(t, epoch);
-        double t0 = dcl_now();
+        double t0 = dcl_now(), wait = 0, busy = 0;   /* seconds waiting for batches / in the steps */
         int64_t first = ts.step - (int64_t)epoch * spe;
         for (int64_t i = first; i < spe && !s && !stop; i++) {
             dcl_batch *b = NULL;
+            double tw = dcl_now();
             s = dcl_loader_next(tl, &b);
+            wait += dcl_now() - tw;
             if (s) break;
             dcl_cell_masks(cell, b->mask, Bl, t->size, t->size, H2, W2, t->method.pix_thr, t->method.cell_thr);
             dcl_step_stats st;
             float lr = dcl_sched_lr(&sched, ts.step);
+            double tb = dcl_now();
             s = dcl_detector_step(d, b->v1, b->v2, b->label, cell, w, opt, lr, &rng, &st);
+            busy += dcl_now() - tb;
             if (s) break;
             ts.step++;
             res->last_loss = st.loss;
@@ -777,9 +814,11 @@ static dcl_status train_run(const dcl_train_cfg *t, int resume, const char *conf
             if (log && t->log_every > 0 && ts.step % t->log_every == 0)
                 fprintf(log, "{\"step\": %lld, \"epoch\": %d, \"lr\": %.6g, \"loss\": %.6g, \"ce\": %.6g, \"inter\": %.6g, "
                              "\"intra\": %.6g, \"intra_real\": %.6g, \"intra_fake\": %.6g, \"w_ce\": %g, \"w_inter\": %g, "
-                             "\"w_intra\": %g, \"queue_real\": %d, \"queue_fake\": %d, \"img_s\": %.3f",
+                             "\"w_intra\": %g, \"queue_real\": %d, \"queue_fake\": %d, \"img_s\": %.3f, "
+                             "\"data_wait\": %.4f, \"step_time\": %.4f",
                         (long long)ts.step, epoch, lr, st.loss, st.ce, st.inter, st.intra, st.intra_real, st.intra_fake,
-                        w.ce, w.inter, w.intra, d->mr.count, d->mf.count, rate),
+                        w.ce, w.inter, w.intra, d->mr.count, d->mf.count, rate, el > 0 ? wait / el : 0.0,
+                        el > 0 ? busy / el : 0.0),
                     fprintf(log, world > 1 ? ", \"ranks\": %d}\n" : "}\n", world), fflush(log);
             if (t->checkpoint_every > 0 && ts.step % t->checkpoint_every == 0) {
                 ts.epoch = epoch;
@@ -790,6 +829,12 @@ static dcl_status train_run(const dcl_train_cfg *t, int resume, const char *conf
         }
         if (lead && isatty(2)) fprintf(stderr, "\n");
         if (s || stop) { ts.epoch = epoch; break; }
+        const double train_s = dcl_now() - t0;
+        /* a GPU waiting for the loader: say so once per epoch */
+        if (lead && train_s > 10 && wait > 0.2 * train_s)
+            dcl_log(1, "epoch %d: %.0f%% of the training time went to waiting for batches (data.workers %d): "
+                       "raise data.workers if cores are free, or keep the cache on a faster disk",
+                    epoch + 1, 100 * wait / train_s, t->workers);
         /* end of epoch: validation, best model, checkpoint */
         double auc, acc;
         s = validate(d, t, Bl, dist, cache, vidx, nv, &ecfg, &auc, &acc);
@@ -812,8 +857,10 @@ static dcl_status train_run(const dcl_train_cfg *t, int resume, const char *conf
         }
         if (log) {
             fprintf(log, "{\"epoch_end\": %d, \"step\": %lld, \"val_auc\": %.6g, \"val_acc\": %.6g, \"best_auc\": %.6g, "
-                         "\"best_epoch\": %d, \"seconds\": %.1f, \"loader_errors\": %d}\n",
-                    epoch + 1, (long long)ts.step, auc, acc, ts.best_auc, ts.best_epoch + 1, dcl_now() - t0, dcl_loader_errors(tl));
+                         "\"best_epoch\": %d, \"seconds\": %.1f, \"train_seconds\": %.1f, \"data_wait_seconds\": %.1f, "
+                         "\"loader_errors\": %d}\n",
+                    epoch + 1, (long long)ts.step, auc, acc, ts.best_auc, ts.best_epoch + 1, dcl_now() - t0, train_s, wait,
+                    dcl_loader_errors(tl));
             fflush(log);
         }
         if (lead)

@@ -25,7 +25,7 @@
 #endif
 
 struct dcl_dist {
-    int rank, world, local_rank;
+    int rank, world, local_rank, local_size;
     int use_mpi;              /* collectives go through MPI */
     int nccl;                 /* device buffers through NCCL */
     dcl_dist_kind kind;
@@ -48,7 +48,7 @@ static struct {
     int mpi_on;               /* MPI initialised and in use by dcl */
     int owns_mpi;             /* we called MPI_Init (and finalise it at exit) */
     int thread_level;
-    int rank, world, local_rank;
+    int rank, world, local_rank, local_size;
     int failed;               /* a run failed on this rank: abort the job at exit */
     int finalized;
     double timeout;
@@ -217,8 +217,10 @@ static dcl_status mpi_start(void) {
     MPI_Comm_size(G.comm, &G.world);
     MPI_Comm local;
     G.local_rank = 0;
+    G.local_size = 1;
     if (MPI_Comm_split_type(G.comm, MPI_COMM_TYPE_SHARED, G.rank, MPI_INFO_NULL, &local) == MPI_SUCCESS) {
         MPI_Comm_rank(local, &G.local_rank);
+        MPI_Comm_size(local, &G.local_size);
         MPI_Comm_free(&local);
     }
     G.mpi_on = 1;
@@ -248,6 +250,7 @@ dcl_status dcl_dist_init(dcl_dist **out, const dcl_dist_opts *opts) {
         d->rank = G.rank;
         d->world = G.world;
         d->local_rank = G.local_rank;
+        d->local_size = G.local_size > 0 ? G.local_size : 1;
         if (envw > 1 && G.world == 1) {
             free(d);
             return dcl_fail(DCL_ERR_UNSUPPORTED, "distributed: the launcher started %d processes but MPI connects only this "
@@ -303,6 +306,7 @@ dcl_status dcl_dist_finalize(void) {
 int dcl_dist_rank(const dcl_dist *d) { return d ? d->rank : 0; }
 int dcl_dist_world(const dcl_dist *d) { return d ? d->world : 1; }
 int dcl_dist_local_rank(const dcl_dist *d) { return d ? d->local_rank : 0; }
+int dcl_dist_local_size(const dcl_dist *d) { return d && d->local_size > 0 ? d->local_size : 1; }
 
 const char *dcl_dist_backend_name(const dcl_dist *d) {
     if (!d) return "single";
