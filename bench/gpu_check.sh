@@ -35,14 +35,17 @@ if [ "${1:-}" = --prepare ]; then
   printf 'int cmd_bench(int, char **);\nint main(int c, char **v) { return cmd_bench(c - 1, v + 1); }\n' > $obj/benchmain.c
   cc -c -o $obj/benchmain.o $obj/benchmain.c || exit 1
   cc -fopenmp -Wl,--as-needed -o $PRE/dcl $obj/benchmain.o $obj/src/cli/cmd_bench.o $obj/src/cli/common.o $obj/libdcl.a $libs -lstdc++ || exit 1
+  # the end-to-end trainer benchmark (bench/train_bench.c)
+  cc -O2 -fopenmp -Iinclude -Isrc -Itests -c -o $obj/train_bench.o bench/train_bench.c || exit 1
+  cc -fopenmp -Wl,--as-needed -o $PRE/train_bench $obj/train_bench.o $obj/tests/synthcache.o $obj/libdcl.a $libs -lstdc++ || exit 1
   # everything the tests load except the C/C++ runtimes and CUDA's own libraries
-  ldd $(for t in $TESTS; do echo $PRE/$t; done) $PRE/dcl | awk '/=> \//{print $3}' | sort -u |
+  ldd $(for t in $TESTS; do echo $PRE/$t; done) $PRE/dcl $PRE/train_bench | awk '/=> \//{print $3}' | sort -u |
     grep -vE '/(libc|libm|libdl|librt|libpthread|libstdc\+\+|libgcc_s|libgomp|libcu[A-Za-z_]*|libnccl|ld-linux[-a-z0-9_]*)\.so' |
     xargs -r cp -L -t $PRE/hostlibs
   # xz: the working tree that travels is limited (64 MiB)
   tar cJf $PRE/hostlibs.txz -C $PRE hostlibs && rm -rf $PRE/hostlibs
   # no debug information (the same limit)
-  strip $(for t in $TESTS; do echo $PRE/$t; done) $PRE/dcl
+  strip $(for t in $TESTS; do echo $PRE/$t; done) $PRE/dcl $PRE/train_bench
   du -sh $PRE; echo "carry $PRE to the GPU machine"
   exit 0
 fi

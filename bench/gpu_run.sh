@@ -25,4 +25,7 @@ for mode in infer train; do
   timeout 90 $PY bench/torch_bench.py --device cuda --amp bf16 --variant b4 $B --mode $mode --threads 8 2>&1 | tail -1 | sed 's/$/ (AMP bf16)/' | tee -a "$LOG/bench.txt"
   timeout 90 $PY bench/torch_bench.py --device cuda --variant b4 $B --mode $mode --threads 8 2>&1 | tail -1 | sed 's/$/ (fp32, TF32 convs)/' | tee -a "$LOG/bench.txt"
 done
+# the whole trainer (loader, views, both encoders, queues): 2 decoding threads against data.workers auto
+timeout 150 build-gpu/train_bench cuda efficientnet_b4 299 32 ${DCL_GPU_TRAIN_STEPS:-60} 2,auto 2> "$LOG/train_bench.txt" |
+  tee -a "$LOG/bench.txt"
 cat "$LOG/profile.txt"
