@@ -70,7 +70,7 @@ static int loader_only(const char *cache, int size, int batch, int nb, char *wor
         memset(&lc, 0, sizeof lc);
         lc.batch = batch;
         lc.size = size;
-        lc.workers = dcl_train_workers(strcmp(w, "auto") ? atoi(w) : 0, 0, 1);
+        lc.workers = dcl_loader_workers(strcmp(w, "auto") ? atoi(w) : 0, 0, 1);
         lc.prefetch = 2;
         lc.train = 1;
         lc.balance = 1;

@@ -270,17 +270,17 @@ int main(void) {
     CHECK(s != DCL_OK && strstr(dcl_last_error(), "data.workers") && strstr(dcl_last_error(), "many"),
           "bad workers should be named: %s", dcl_last_error());
     dcl_config_free(c);
-    CHECK(dcl_train_workers(5, 0, 1) == 5 && dcl_train_workers(5, 1, 1) == 5, "an explicit count is kept");
-    CHECK(dcl_train_workers(0, 1, 1) == 2, "auto on a host backend: %d", dcl_train_workers(0, 1, 1));
+    CHECK(dcl_loader_workers(5, 0, 1) == 5 && dcl_loader_workers(5, 1, 1) == 5, "an explicit count is kept");
+    CHECK(dcl_loader_workers(0, 1, 1) == 2, "auto on a host backend: %d", dcl_loader_workers(0, 1, 1));
     {
         cpu_set_t set;
         int ncpu = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 2;
-        int w1 = dcl_train_workers(0, 0, 1), w4 = dcl_train_workers(0, 0, 4);
+        int w1 = dcl_loader_workers(0, 0, 1), w4 = dcl_loader_workers(0, 0, 4);
         int e1 = ncpu - 1 < 2 ? 2 : ncpu - 1 > 32 ? 32 : ncpu - 1;
         int e4 = ncpu / 4 - 1 < 2 ? 2 : ncpu / 4 - 1 > 32 ? 32 : ncpu / 4 - 1;
         CHECK(w1 == e1 && w4 == e4, "auto on a device backend with %d cores: %d (1 process), %d (4 processes); expected %d, %d",
               ncpu, w1, w4, e1, e4);
-        CHECK(dcl_train_workers(0, 0, 100000) == 2, "auto never below 2");
+        CHECK(dcl_loader_workers(0, 0, 100000) == 2, "auto never below 2");
     }
     const char *bad2 = "data: {cache: x}\ndcl: {hard_mode: hardest}\n";
     CHECK_OK(dcl_config_parse(&c, bad2, strlen(bad2), "bad2.yaml"));

@@ -55,6 +55,12 @@ dcl_status dcl_loader_start(dcl_loader *l, int64_t start);
 /* Next batch in order; NULL *out at the end of an eval pass.  The batch stays
  * valid until the next call. */
 dcl_status dcl_loader_next(dcl_loader *l, dcl_batch **out);
+/* Decoding threads for a requested count (workers > 0: kept; 0: auto):
+ * with a host backend 2 (the compute threads use the cores); with a device
+ * backend, which consumes hundreds of images a second, this process's share
+ * of the usable cores (its affinity mask) divided among local_processes,
+ * less one for the thread that drives the device, in 2..32. */
+int dcl_loader_workers(int workers, int host_backend, int local_processes);
 /* Unreadable images met so far (each logged once with its reason). */
 int dcl_loader_errors(const dcl_loader *l);
 

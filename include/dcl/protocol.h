@@ -178,7 +178,7 @@ typedef struct dcl_protocol_opts {
     const char *device;    /* backend for scoring ("cpu"); training uses train.device */
     int threads;           /* 0: all cores */
     int batch;             /* scoring batch (32) */
-    int workers;           /* scoring decoding threads (2) */
+    int workers;           /* scoring decoding threads (0: auto, dcl_loader_workers) */
     const char *runs;      /* comma-separated run names to train / score; NULL: all */
     int no_train;          /* score and tabulate only what exists */
     int dry_run;           /* print the plan (to stdout) and stop */

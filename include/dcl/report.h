@@ -144,7 +144,7 @@ typedef struct dcl_report_opts {
     double theta_low, theta_high;/* Figure 3 thresholds (0.3, 0.7); NaN: auto, the median and the 90th
                                     percentile of the drawn crops' similarities */
     int batch;                   /* 16 */
-    int workers;                 /* 2 */
+    int workers;                 /* decoding threads; 0: auto (dcl_loader_workers) */
     const char *device;          /* "cpu" */
     int threads;                 /* 0: default */
     int tsne_iters;              /* 1000 */

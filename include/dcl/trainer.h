@@ -19,7 +19,7 @@ typedef struct dcl_train_cfg {
     /* data */
     char cache[1024];
     char train_split[32], val_split[32];
-    int workers, prefetch, balance;  /* workers 0: auto (dcl_train_workers) */
+    int workers, prefetch, balance;  /* workers 0: auto (dcl_loader_workers) */
     int max_val_images;         /* 0 = all */
     /* optimisation */
     int epochs;
@@ -66,10 +66,6 @@ typedef struct dcl_train_result {
 /* Trains into t->out (config.yaml, log.jsonl, last.safetensors, best.safetensors).
  * resume: continue from out/last.safetensors. config_text: the YAML saved with the run. */
 dcl_status dcl_train(const dcl_train_cfg *t, int resume, const char *config_text, dcl_train_result *res);
-/* Decoding threads for data.workers (0 = auto): 2 on a host backend; on a
- * device backend this process's share of the usable cores (its affinity
- * mask) divided among local_processes, less one, in 2..32. */
-int dcl_train_workers(int workers, int host_backend, int local_processes);
 
 /* Scores every image of `idx` with the query encoder (eval mode):
  * probabilities of fake into prob[n]. */

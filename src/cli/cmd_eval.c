@@ -5,6 +5,7 @@
 #include "backend/backend.h"
 #include "dcl/protocol.h"
 #include "dcl/trainer.h"
+#include "dcl/loader.h"
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -15,12 +16,12 @@
 static void usage(FILE *f) {
     fprintf(f,
             "usage: dcl eval --checkpoint FILE --data CACHE [--split test] [--out DIR]\n"
-            "                [--batch 32] [--workers 2] [--device cpu] [--threads N]\n"
+            "                [--batch 32] [--workers auto|N] [--device cpu] [--threads N]\n"
             "                [--video-agg mean|max-mean] [--threshold 0.5] [--size N]\n"
             "       dcl eval --protocol FILE [--set key=value ...] [--runs NAME,...]\n"
             "                [--no-train] [--dry-run] [--epochs N] [--steps N] [--size N]\n"
             "                [--arch A] [--width W] [--depth D] [--train-set key=value ...]\n"
-            "                [--batch 32] [--workers 2] [--device cpu] [--threads N]\n"
+            "                [--batch 32] [--workers auto|N] [--device cpu] [--threads N]\n"
             "\n"
             "The first form scores every image of a split of a face cache (dcl extract) with a\n"
             "model file (best.safetensors) or a training checkpoint (last.safetensors) and writes\n"
@@ -98,7 +99,8 @@ static int eval_checkpoint(const char *ckpt, const char *data, const char *split
     dcl_scores sc = {0};
     int bad = 0;
     double t0 = dcl_now();
-    if (!s) s = dcl_scores_from_cache(&sc, &bad, d, c, idx, n, batch, info.size, workers, info.mean, info.std, 1);
+    if (!s) s = dcl_scores_from_cache(&sc, &bad, d, c, idx, n, batch, info.size, dcl_loader_workers(workers, be->is_host, 1),
+                                      info.mean, info.std, 1);
     double secs = dcl_now() - t0;
     char defout[4200], path[4400];
     if (!outdir) {
@@ -173,7 +175,7 @@ static int eval_checkpoint(const char *ckpt, const char *data, const char *split
 int cmd_eval(int argc, char **argv) {
     const char *ckpt = NULL, *data = NULL, *split = "test", *outdir = NULL, *device = "cpu", *protocol = NULL;
     const char *runs = NULL, *aggs = "mean";
-    int batch = 32, workers = 2, threads = 0, size = 0, no_train = 0, dry_run = 0, device_given = 0;
+    int batch = 32, workers = 0, threads = 0, size = 0, no_train = 0, dry_run = 0, device_given = 0;
     double thr = 0.5;
     const char *sets[256], *tsets[300];
     int nsets = 0, ntsets = 0;
@@ -192,7 +194,7 @@ int cmd_eval(int argc, char **argv) {
         else if (!strcmp(a, "--split")) split = v;
         else if (!strcmp(a, "--out")) outdir = v;
         else if (!strcmp(a, "--batch")) bad = parse_int(v, 1, 4096, &batch);
-        else if (!strcmp(a, "--workers")) bad = parse_int(v, 1, 256, &workers);
+        else if (!strcmp(a, "--workers")) { if (strcmp(v, "auto")) bad = parse_int(v, 1, 256, &workers); else workers = 0; }
         else if (!strcmp(a, "--threads")) bad = parse_int(v, 0, 4096, &threads);
         else if (!strcmp(a, "--device")) { device = v; device_given = 1; }
         else if (!strcmp(a, "--video-agg")) aggs = v;

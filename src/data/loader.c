@@ -3,6 +3,8 @@
 #include "dcl/loader.h"
 #include <math.h>
 #include <pthread.h>
+#include <sched.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -424,4 +426,14 @@ dcl_status dcl_loader_next(dcl_loader *l, dcl_batch **out) {
         }
         pthread_cond_wait(&l->cv, &l->mu);
     }
+}
+
+int dcl_loader_workers(int workers, int host_backend, int local_processes) {
+    if (workers > 0) return workers;
+    if (host_backend) return 2;
+    cpu_set_t set;
+    int ncpu = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : (int)sysconf(_SC_NPROCESSORS_ONLN);
+    if (local_processes < 1) local_processes = 1;
+    int w = ncpu / local_processes - 1;
+    return w < 2 ? 2 : w > 32 ? 32 : w;
 }

@@ -4,7 +4,6 @@
 #include "dcl/dist.h"
 #include "dcl/eval.h"
 #include <errno.h>
-#include <sched.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -26,7 +25,7 @@ dcl_train_cfg dcl_train_cfg_defaults(void) {
     t.drop_path_rate = 0.0f;
     snprintf(t.train_split, sizeof t.train_split, "train");
     snprintf(t.val_split, sizeof t.val_split, "val");
-    t.workers = 0;   /* auto: dcl_train_workers */
+    t.workers = 0;   /* auto: dcl_loader_workers */
     t.prefetch = 2;
     t.balance = 1;
     t.epochs = 20;
@@ -616,21 +615,6 @@ static int agreed_stop(dcl_dist *dist, dcl_status *s) {
     return stop;
 }
 
-/* data.workers auto (0): on a host backend the compute threads use the
- * cores, and 2 decoding threads keep up with it (a b4 step takes seconds);
- * a GPU consumes hundreds of images a second, so the loader gets this
- * process's share of the host's cores but one (for the thread that drives
- * the GPU), at least 2 and at most 32. */
-int dcl_train_workers(int workers, int host_backend, int local_processes) {
-    if (workers > 0) return workers;
-    if (host_backend) return 2;
-    cpu_set_t set;
-    int ncpu = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : (int)sysconf(_SC_NPROCESSORS_ONLN);
-    if (local_processes < 1) local_processes = 1;
-    int w = ncpu / local_processes - 1;
-    return w < 2 ? 2 : w > 32 ? 32 : w;
-}
-
 static dcl_status train_run(const dcl_train_cfg *t, int resume, const char *config_text, dcl_train_result *res,
                             dcl_dist *dist) {
     memset(res, 0, sizeof *res);
@@ -693,7 +677,7 @@ static dcl_status train_run(const dcl_train_cfg *t, int resume, const char *conf
     dcl_train_cfg t_resolved;
     if (!s) {
         t_resolved = *t;
-        t_resolved.workers = dcl_train_workers(t->workers, be->is_host, dcl_dist_local_size(dist));
+        t_resolved.workers = dcl_loader_workers(t->workers, be->is_host, dcl_dist_local_size(dist));
         if (t->workers <= 0 && lead) dcl_log(2, "data.workers auto: %d decoding threads", t_resolved.workers);
         t = &t_resolved;
     }

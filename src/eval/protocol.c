@@ -3,6 +3,7 @@
 #define _GNU_SOURCE
 #include "dcl/protocol.h"
 #include "dcl/trainer.h"
+#include "dcl/loader.h"
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <limits.h>
@@ -888,7 +889,7 @@ void dcl_protocol_opts_default(dcl_protocol_opts *o) {
     memset(o, 0, sizeof *o);
     o->device = "cpu";
     o->batch = 32;
-    o->workers = 2;
+    o->workers = 0;   /* auto */
     o->progress = 1;
 }
 
@@ -1113,7 +1114,7 @@ static dcl_status score_run(const dcl_protocol *p, const dcl_protocol_opts *o, c
         if (!s) {
             dcl_log(2, "run %s: scoring %d images of %s/%s", r->name, k, t->cache, t->split);
             s = dcl_scores_from_cache(&sc, &bad, d, c, idx, k, o->batch > 0 ? o->batch : 32, info.size,
-                                      o->workers > 0 ? o->workers : 2, info.mean, info.std, o->progress);
+                                      dcl_loader_workers(o->workers, (*be)->is_host, 1), info.mean, info.std, o->progress);
         }
         if (!s && bad) dcl_log(1, "run %s: %d unreadable crops of %s/%s left out (see the messages above)", r->name, bad, t->cache, t->split);
         char dir[4400];

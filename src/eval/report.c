@@ -25,7 +25,7 @@ void dcl_report_default_opts(dcl_report_opts *o) {
     o->theta_low = 0.3;
     o->theta_high = 0.7;
     o->batch = 16;
-    o->workers = 2;
+    o->workers = 0;   /* auto */
     o->device = "cpu";
     o->tsne_iters = 1000;
 }
@@ -763,7 +763,7 @@ static dcl_status pass_run(model_pass *p, const dcl_cache *c, const int *idx, in
     memset(&lc, 0, sizeof lc);
     lc.batch = B;
     lc.size = p->size;
-    lc.workers = o->workers > 0 ? o->workers : 1;
+    lc.workers = dcl_loader_workers(o->workers, p->d->be->is_host, 1);
     lc.prefetch = 2;
     lc.train = 0;
     memcpy(lc.mean, p->info.mean, sizeof lc.mean);
