@@ -60,6 +60,26 @@ static void log_losses(const char *out, double *first, double *last) {
     *last = b / 8;
 }
 
+/* Loads a checkpoint of the narrow b0 test model into a fresh detector on
+ * the reference backend; returns its step, or -1 when it does not load. */
+static int64_t checkpoint_step(const char *path, const dcl_method_cfg *method) {
+    dcl_effnet_cfg e;
+    dcl_effnet_config(&e, "efficientnet_b0");
+    dcl_effnet_set_scale(&e, 0.25f, 0.34f);
+    e.drop_rate = 0;
+    dcl_detector *d = NULL;
+    int64_t step = -1;
+    CHECK_OK(dcl_detector_create(&d, dcl_backend_ref(), &e, method, 1));
+    if (d) {
+        CHECK_OK(dcl_detector_plan(d, 8, 64, 64, DCL_PLAN_TRAIN));
+        dcl_train_state ts;
+        if (dcl_checkpoint_load(path, d, NULL, &ts) == DCL_OK) step = ts.step;
+        else CHECK(0, "%s does not load: %s", path, dcl_last_error());
+        dcl_detector_free(d);
+    }
+    return step;
+}
+
 /* 1c. the trainer end to end on a GPU: views, queues, loader and
  * checkpoints with a device backend; it learns as on the CPU */
 static void test_cuda_training(const char *dir, const char *cache) {
@@ -88,19 +108,8 @@ static void test_cuda_training(const char *dir, const char *cache) {
         /* the checkpoint written on the GPU loads on the CPU */
         char last[400];
         snprintf(last, sizeof last, "%s/last.safetensors", outc);
-        dcl_effnet_cfg e;
-        dcl_effnet_config(&e, "efficientnet_b0");
-        dcl_effnet_set_scale(&e, 0.25f, 0.34f);
-        e.drop_rate = 0;
-        dcl_detector *d = NULL;
-        CHECK_OK(dcl_detector_create(&d, dcl_backend_ref(), &e, &t.method, 1));
-        if (d) {
-            CHECK_OK(dcl_detector_plan(d, 8, 64, 64, DCL_PLAN_TRAIN));
-            dcl_train_state ts;
-            CHECK_OK(dcl_checkpoint_load(last, d, NULL, &ts));
-            CHECK(ts.step == r.steps, "%s: checkpoint at step %lld, trained %lld", specs[k], (long long)ts.step, (long long)r.steps);
-            dcl_detector_free(d);
-        }
+        int64_t step = checkpoint_step(last, &t.method);
+        CHECK(step == r.steps, "%s: checkpoint at step %lld, trained %lld", specs[k], (long long)step, (long long)r.steps);
     }
 }
 
@@ -229,20 +238,11 @@ int main(void) {
         snprintf(last, sizeof last, "%s/last.safetensors", out2);
         CHECK(access(last, F_OK) == 0, "round %d: no checkpoint after kill", round);
         /* loads into a fresh detector */
-        dcl_effnet_cfg e;
-        dcl_effnet_config(&e, "efficientnet_b0");
-        dcl_effnet_set_scale(&e, 0.25f, 0.34f);
-        e.drop_rate = 0;
-        dcl_detector *d = NULL;
-        CHECK_OK(dcl_detector_create(&d, dcl_backend_ref(), &e, &tk.method, 1));
-        if (d) {
-            CHECK_OK(dcl_detector_plan(d, 8, 64, 64, DCL_PLAN_TRAIN));
-            dcl_train_state ts;
-            CHECK_OK(dcl_checkpoint_load(last, d, NULL, &ts));
-            printf("round %d: killed; checkpoint at step %lld loads\n", round, (long long)ts.step);
-            CHECK(ts.step > prev_step, "round %d: resumed run should progress past step %lld (at %lld)", round, (long long)prev_step, (long long)ts.step);
-            prev_step = ts.step;
-            dcl_detector_free(d);
+        int64_t step = checkpoint_step(last, &tk.method);
+        if (step >= 0) {
+            printf("round %d: killed; checkpoint at step %lld loads\n", round, (long long)step);
+            CHECK(step > prev_step, "round %d: resumed run should progress past step %lld (at %lld)", round, (long long)prev_step, (long long)step);
+            prev_step = step;
         }
     }
     CHECK(kills == 3, "the child should have been killed 3 times (%d)", kills);
