@@ -238,11 +238,16 @@ dcl_status dcl_detector_step(dcl_detector *d, const float *v1, const float *v2, 
     if (d->cfg.no_keys && w.inter > 0)
         return dcl_fail(DCL_ERR_ARG, "dcl: the inter loss needs the key encoder (no_keys is set)");
     /* 2-3. momentum update of the key encoder, key forward (keys feed the
-     * inter loss and the queues / prototypes) */
+     * inter loss and the queues / prototypes).  Without data parallelism the
+     * key forward is only queued here and its keys fetched after the losses
+     * that need only the query (cross-entropy, intra): on a device backend
+     * the GPU runs the key encoder while the host computes them.  The order
+     * of the work and of the random draws is the same either way. */
     if (!d->cfg.no_keys)
         DCL_TRY(dcl_ema_update(d->be, dcl_net_params(qn)->total, dcl_net_param_data(kn), dcl_net_param_data(qn), d->cfg.beta));
     const float *kloc = d->h_k, *kall = d->h_k;
     const int *yall = y;
+    const int keys_pending = !d->cfg.no_keys && !d->dist;
     if (d->cfg.no_keys) {
         /* no keys: the inter loss is off and the queues are not read */
     } else if (d->dist) {
@@ -263,13 +268,12 @@ dcl_status dcl_detector_step(dcl_detector *d, const float *v1, const float *v2, 
     } else {
         DCL_TRY(dcl_net_set_input(kn, v2));
         DCL_TRY(dcl_net_forward(kn, rng));
-        DCL_TRY(dcl_net_value_to_host(kn, d->k_embed, d->h_k));
-        dcl_normalize_rows(d->h_k, d->h_k, B, L);
     }
     /* A summed intra loss over the whole batch is the sum of the ranks' sums:
      * scale each rank's gradient by R since gradients are averaged. */
     float w_intra = w.intra * ((R > 1 && d->cfg.intra_sum) ? (float)R : 1.0f);
-    /* 4. losses and their gradients */
+    /* 4. losses and their gradients: cross-entropy and intra first (the
+     * query's outputs only), then inter (the keys) */
     float lce;
     if (K == 1) {
         float *t = d->h_dq; /* targets as floats (reuses a scratch row) */
@@ -282,6 +286,25 @@ dcl_status dcl_detector_step(dcl_detector *d, const float *v1, const float *v2, 
     }
     st->ce = lce;
     DCL_TRY(dcl_net_seed_from_host(qn, d->q->logits, d->h_dlogits));
+    if (w.intra > 0) {
+        uint8_t *nocell = NULL;
+        if (!cell) {
+            nocell = calloc((size_t)B * L, 1);
+            if (!nocell) return dcl_fail(DCL_ERR_NOMEM, "cell masks");
+        }
+        dcl_status s = dcl_net_value_to_host(qn, d->q->features, d->h_F);
+        if (!s) s = dcl_intra_loss(&st->intra, &st->intra_real, &st->intra_fake, d->h_dF, d->h_F, y,
+                                   cell ? cell : nocell, B, L, C, d->cfg.tau, d->cfg.intra_sum, w_intra);
+        free(nocell);
+        DCL_TRY(s);
+        DCL_TRY(dcl_net_seed_from_host(qn, d->q->features, d->h_dF));
+    } else {
+        DCL_TRY(dcl_net_seed_from_host(qn, d->q->features, d->h_zero));
+    }
+    if (keys_pending) {
+        DCL_TRY(dcl_net_value_to_host(kn, d->k_embed, d->h_k));
+        dcl_normalize_rows(d->h_k, d->h_k, B, L);
+    }
     if (w.inter > 0) {
         DCL_TRY(dcl_net_value_to_host(qn, d->q_embed, d->h_eq));
         dcl_normalize_rows(d->h_q, d->h_eq, B, L);
@@ -290,21 +313,6 @@ dcl_status dcl_detector_step(dcl_detector *d, const float *v1, const float *v2, 
         DCL_TRY(dcl_net_seed_from_host(qn, d->q_embed, d->h_deq));
     } else {
         DCL_TRY(dcl_net_seed_from_host(qn, d->q_embed, d->h_zero));
-    }
-    if (w.intra > 0) {
-        uint8_t *nocell = NULL;
-        if (!cell) {
-            nocell = calloc((size_t)B * L, 1);
-            if (!nocell) return dcl_fail(DCL_ERR_NOMEM, "cell masks");
-        }
-        DCL_TRY(dcl_net_value_to_host(qn, d->q->features, d->h_F));
-        dcl_status s = dcl_intra_loss(&st->intra, &st->intra_real, &st->intra_fake, d->h_dF, d->h_F, y,
-                                      cell ? cell : nocell, B, L, C, d->cfg.tau, d->cfg.intra_sum, w_intra);
-        free(nocell);
-        DCL_TRY(s);
-        DCL_TRY(dcl_net_seed_from_host(qn, d->q->features, d->h_dF));
-    } else {
-        DCL_TRY(dcl_net_seed_from_host(qn, d->q->features, d->h_zero));
     }
     if (R > 1) {
         /* losses of the whole batch: means of the ranks' means (equal shards);
