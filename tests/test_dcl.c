@@ -410,6 +410,38 @@ static void test_views(void) {
         CHECK(fabs(sum) < 1e-6, "SRM kernel %d sums to %g", k, sum);
     }
     CHECK(fabs(res[(8 * 16 + 8) * 3]) < 1e-4 && fabs(res[(8 * 16 + 8) * 3 + 1]) < 1e-4, "flat image residual");
+    /* against a direct 5x5 convolution of the grey image (zero padding,
+     * clipped to [-3, 3], divided by 3), borders and odd sizes included */
+    {
+        const int sz[3][2] = {{23, 17}, {3, 9}, {1, 1}};
+        dcl_rng rr;
+        dcl_rng_seed(&rr, 9);
+        for (int t = 0; t < 3; t++) {
+            const int w = sz[t][0], h = sz[t][1];
+            float *im = malloc(sizeof(float) * w * h * 3), *got = malloc(sizeof(float) * w * h * 3);
+            for (int i = 0; i < w * h * 3; i++) im[i] = (float)dcl_rng_uniform(&rr);
+            dcl_srm_residuals(got, im, w, h);
+            double worst = 0;
+            for (int y = 0; y < h; y++)
+                for (int x = 0; x < w; x++)
+                    for (int k = 0; k < 3; k++) {
+                        double a = 0;
+                        for (int dy = -2; dy <= 2; dy++)
+                            for (int dx = -2; dx <= 2; dx++) {
+                                int yy = y + dy, xx = x + dx;
+                                if (yy < 0 || yy >= h || xx < 0 || xx >= w) continue;
+                                const float *p = im + ((size_t)yy * w + xx) * 3;
+                                a += dcl_srm_kernels[k][(dy + 2) * 5 + dx + 2] * 255.0 * (0.299 * p[0] + 0.587 * p[1] + 0.114 * p[2]);
+                            }
+                        a = (a < -3 ? -3 : a > 3 ? 3 : a) / 3.0;
+                        double e = fabs(a - got[((size_t)y * w + x) * 3 + k]);
+                        if (e > worst) worst = e;
+                    }
+            CHECK(worst < 1e-4, "SRM residuals of a %dx%d image differ from the direct convolution by %g", w, h, worst);
+            free(im);
+            free(got);
+        }
+    }
     /* mixup touches fakes only */
     dcl_views_cfg c = dcl_views_none();
     c.p_mixup = 1.0f;

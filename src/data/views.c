@@ -242,24 +242,41 @@ const float dcl_srm_kernels[3][25] = {
 };
 
 void dcl_srm_residuals(float *dst, const float *rgb, int w, int h) {
-    float *g = malloc((size_t)w * h * sizeof(float));
-    if (!g) { memset(dst, 0, (size_t)w * h * 3 * sizeof(float)); return; }
-    for (size_t i = 0; i < (size_t)w * h; i++)
-        g[i] = 255.0f * (0.299f * rgb[3 * i] + 0.587f * rgb[3 * i + 1] + 0.114f * rgb[3 * i + 2]);
-    for (int y = 0; y < h; y++)
+    /* the grey image with a 2-pixel zero border: every tap reads memory, the
+     * rows vectorise, and a tap outside the image adds k * 0 as zero padding
+     * does; zero taps are skipped (they add nothing).  Taps are added in the
+     * same order as a direct loop over (dy, dx). */
+    const int W = w + 4;
+    float *g = calloc((size_t)W * (h + 4), sizeof(float));
+    float *acc = malloc((size_t)3 * w * sizeof(float));
+    if (!g || !acc) { free(g); free(acc); memset(dst, 0, (size_t)w * h * 3 * sizeof(float)); return; }
+    for (int y = 0; y < h; y++) {
+        float *gr = g + (size_t)(y + 2) * W + 2;
+        const float *p = rgb + (size_t)y * w * 3;
+        for (int x = 0; x < w; x++) gr[x] = 255.0f * (0.299f * p[3 * x] + 0.587f * p[3 * x + 1] + 0.114f * p[3 * x + 2]);
+    }
+    for (int y = 0; y < h; y++) {
+        for (int j = 0; j < 3; j++) {
+            float *a = acc + (size_t)j * w;
+            for (int x = 0; x < w; x++) a[x] = 0;
+            for (int dy = -2; dy <= 2; dy++)
+                for (int dx = -2; dx <= 2; dx++) {
+                    const float k = dcl_srm_kernels[j][(dy + 2) * 5 + dx + 2];
+                    if (k == 0) continue;
+                    const float *gr = g + (size_t)(y + 2 + dy) * W + 2 + dx;
+                    for (int x = 0; x < w; x++) a[x] += k * gr[x];
+                }
+        }
+        float *o = dst + (size_t)y * w * 3;
         for (int x = 0; x < w; x++)
             for (int j = 0; j < 3; j++) {
-                float a = 0;
-                for (int dy = -2; dy <= 2; dy++)
-                    for (int dx = -2; dx <= 2; dx++) {
-                        int yy = y + dy, xx = x + dx;
-                        if (yy < 0 || yy >= h || xx < 0 || xx >= w) continue; /* zero padding */
-                        a += dcl_srm_kernels[j][(dy + 2) * 5 + dx + 2] * g[(size_t)yy * w + xx];
-                    }
-                a = a < -3 ? -3 : a > 3 ? 3 : a;
-                dst[((size_t)y * w + x) * 3 + j] = a / 3.0f;
+                float v = acc[(size_t)j * w + x];
+                v = v < -3 ? -3 : v > 3 ? 3 : v;
+                o[3 * x + j] = v / 3.0f;
             }
+    }
     free(g);
+    free(acc);
 }
 
 void dcl_view_finish(float *dst, const dcl_sample *s, const float mean[3], const float std[3],
