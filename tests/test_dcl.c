@@ -442,6 +442,45 @@ static void test_views(void) {
             free(got);
         }
     }
+    /* the blur view against a direct reflected Gaussian in double */
+    {
+        const int sz[4][2] = {{31, 23}, {4, 9}, {1, 1}, {2, 2}};
+        const float sig[4] = {1.4f, 0.9f, 1.5f, 0.4f};
+        dcl_rng rr;
+        dcl_rng_seed(&rr, 12);
+        for (int t = 0; t < 4; t++) {
+            const int w = sz[t][0], h = sz[t][1], rad = (int)ceilf(3 * sig[t]);
+            dcl_sample b = {0};
+            b.w = w; b.h = h;
+            b.rgb = malloc(sizeof(float) * w * h * 3);
+            b.mask = calloc((size_t)w * h, sizeof(float));
+            double *ref = malloc(sizeof(double) * w * h * 3), *tmp = malloc(sizeof(double) * w * h * 3), kern[32], ks = 0;
+            for (int i = 0; i < w * h * 3; i++) ref[i] = b.rgb[i] = (float)dcl_rng_uniform(&rr);
+            for (int i = -rad; i <= rad; i++) ks += kern[i + rad] = exp(-(double)i * i / (2.0 * sig[t] * sig[t]));
+            for (int pass = 0; pass < 2; pass++) {   /* x, then y */
+                const int n = pass ? h : w;
+                for (int y = 0; y < h; y++)
+                    for (int x = 0; x < w; x++)
+                        for (int c = 0; c < 3; c++) {
+                            double a = 0;
+                            for (int i = -rad; i <= rad; i++) {
+                                int q = (pass ? y : x) + i;
+                                q = q < 0 ? -q : q >= n ? 2 * n - 2 - q : q;
+                                q = q < 0 ? 0 : q >= n ? n - 1 : q;
+                                a += kern[i + rad] / ks * ref[((size_t)(pass ? q : y) * w + (pass ? x : q)) * 3 + c];
+                            }
+                            tmp[((size_t)y * w + x) * 3 + c] = a;
+                        }
+                memcpy(ref, tmp, sizeof(double) * w * h * 3);
+            }
+            dcl_gaussian_blur(&b, sig[t]);
+            double worst = 0;
+            for (int i = 0; i < w * h * 3; i++) worst = fmax(worst, fabs(b.rgb[i] - ref[i]));
+            CHECK(worst < 2e-6, "blur of a %dx%d image (sigma %.1f) differs from the direct filter by %g", w, h, sig[t], worst);
+            free(ref); free(tmp);
+            dcl_sample_free(&b);
+        }
+    }
     /* mixup touches fakes only */
     dcl_views_cfg c = dcl_views_none();
     c.p_mixup = 1.0f;

@@ -51,6 +51,9 @@ void dcl_random_patch(dcl_sample *s, int k, const int *perm /* k*k: source patch
 /* The three standard 5x5 SRM kernels on the grey image -> 3 residual maps
  * (h*w*3, channel j = kernel j), clipped to [-3,3] / 3. */
 void dcl_srm_residuals(float *dst, const float *rgb, int w, int h);
+/* Gaussian blur of the image in place (the blur view): separable, kernel
+ * radius ceil(3 sigma), reflected borders (no-op when the radius is 0). */
+void dcl_gaussian_blur(dcl_sample *s, float sigma);
 extern const float dcl_srm_kernels[3][25];
 
 #ifdef __cplusplus
