@@ -48,7 +48,7 @@ endif
 endif
 
 .PHONY: all test check setup asan bench clean demo fuzz
-all: $(BUILD)/dcl $(TEST_BIN)
+all: $(BUILD)/dcl $(TEST_BIN) $(BUILD)/train_bench
 
 # rebuild everything when the flags change (e.g. DCL_CUDA=0/1 in one folder)
 FLAGS_STAMP := $(BUILD)/.flags-$(shell echo '$(CC) $(CFLAGS) $(NVFLAGS) $(DCL_CUDA)' | md5sum | cut -c1-12)
@@ -71,6 +71,12 @@ $(BUILD)/%.o: %.c
 $(BUILD)/%.o: %.cu
 	@mkdir -p $(@D)
 	$(NVCC) $(NVFLAGS) -MMD -MP -c -o $@ $<
+
+# the whole trainer's throughput on a synthetic cache (bench/train_bench.c)
+$(BUILD)/bench/train_bench.o: CFLAGS += -Itests
+$(BUILD)/bench/train_bench.o: $(FLAGS_STAMP)
+$(BUILD)/train_bench: $(BUILD)/bench/train_bench.o $(BUILD)/tests/synthcache.o $(BUILD)/libdcl.a
+	$(CC) $(LDFLAGS) -o $@ $< $(BUILD)/tests/synthcache.o $(BUILD)/libdcl.a $(LDLIBS) $(if $(CU_OBJ),-lstdc++)
 
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(TEST_COMMON_OBJ) $(BUILD)/libdcl.a
 	$(CC) $(LDFLAGS) -o $@ $< $(TEST_COMMON_OBJ) $(BUILD)/libdcl.a $(LDLIBS) $(if $(CU_OBJ),-lstdc++)
@@ -108,4 +114,4 @@ fuzz:
 clean:
 	rm -rf build build-asan build-fuzz
 
--include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_BIN:=.d) $(CU_OBJ:.o=.d)
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_BIN:=.d) $(CU_OBJ:.o=.d) $(BUILD)/bench/train_bench.d

@@ -5,9 +5,7 @@
  * waiting for batches.  `dcl bench --mode train` times the network alone;
  * this answers whether the data pipeline keeps a device fed.
  *
- * Build (after `make`, which builds build/libdcl.a and tests/synthcache.o):
- *   cc -O2 -fopenmp -Iinclude -Isrc -Itests bench/train_bench.c build/tests/synthcache.o build/libdcl.a \
- *      $(make -s --no-print-directory --eval 'l: ; @echo $(LDLIBS)' l) -lstdc++ -o build/train_bench
+ * Built by `make` (build/train_bench).
  * Run:
  *   build/train_bench DEVICE ARCH SIZE BATCH STEPS WORKERS[,WORKERS...] [CACHE_DIR]
  *   e.g. build/train_bench cuda efficientnet_b4 299 32 60 2,auto
