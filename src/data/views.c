@@ -205,7 +205,12 @@ static void jpeg_recompress(dcl_sample *s, int q) {
     dcl_image img;
     if (dcl_image_alloc(&img, s->w, s->h)) return;
     size_t n = (size_t)s->w * s->h * 3;
-    for (size_t i = 0; i < n; i++) img.data[i] = (uint8_t)lroundf(clamp01(s->rgb[i]) * 255.0f);
+    for (size_t i = 0; i < n; i++) {
+        /* lroundf of v in [0, 255] (checked over every float there), vectorisable */
+        const float v = clamp01(s->rgb[i]) * 255.0f;
+        const int r = (int)v;
+        img.data[i] = (uint8_t)(r + (v - (float)r >= 0.5f));
+    }
     uint8_t *buf = NULL;
     size_t len = 0;
     dcl_image dec = {0};
