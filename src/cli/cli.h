@@ -12,4 +12,7 @@ int cli_fail(const char *cmd, dcl_status s);
 int cli_exit_code(dcl_status s);
 /* "a,b,c" -> three floats; 0 on success. */
 int cli_parse_floats3(const char *s, float out[3]);
+/* --workers: "auto" -> 0 (resolved by dcl_loader_workers) or a count in
+ * 1..256; 0 on success. */
+int cli_parse_workers(const char *s, int *out);
 #endif

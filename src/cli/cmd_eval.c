@@ -194,7 +194,7 @@ int cmd_eval(int argc, char **argv) {
         else if (!strcmp(a, "--split")) split = v;
         else if (!strcmp(a, "--out")) outdir = v;
         else if (!strcmp(a, "--batch")) bad = parse_int(v, 1, 4096, &batch);
-        else if (!strcmp(a, "--workers")) { if (strcmp(v, "auto")) bad = parse_int(v, 1, 256, &workers); else workers = 0; }
+        else if (!strcmp(a, "--workers")) bad = cli_parse_workers(v, &workers);
         else if (!strcmp(a, "--threads")) bad = parse_int(v, 0, 4096, &threads);
         else if (!strcmp(a, "--device")) { device = v; device_given = 1; }
         else if (!strcmp(a, "--video-agg")) aggs = v;

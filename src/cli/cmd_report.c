@@ -73,7 +73,7 @@ int cmd_report(int argc, char **argv) {
         else if (!strcmp(a, "--gradcam")) bad = parse_int(v, 0, 64, &o.gradcam_per_class);
         else if (!strcmp(a, "--tsne-iters")) bad = parse_int(v, 1, 100000, &o.tsne_iters);
         else if (!strcmp(a, "--batch")) bad = parse_int(v, 1, 4096, &o.batch);
-        else if (!strcmp(a, "--workers")) { if (strcmp(v, "auto")) bad = parse_int(v, 1, 256, &o.workers); else o.workers = 0; }
+        else if (!strcmp(a, "--workers")) bad = cli_parse_workers(v, &o.workers);
         else if (!strcmp(a, "--threads")) bad = parse_int(v, 0, 1024, &o.threads);
         else if (!strcmp(a, "--theta-low")) bad = parse_double(v, &o.theta_low) || o.theta_low < -1 || o.theta_low > 1;
         else if (!strcmp(a, "--theta-high")) bad = parse_double(v, &o.theta_high) || o.theta_high < -1 || o.theta_high > 1;

@@ -234,7 +234,6 @@ dcl_status dcl_train_cfg_from_config(dcl_train_cfg *t, const dcl_config *c) {
     if (t->size < 32 || t->size > 2048) return dcl_fail(DCL_ERR_FORMAT, "config: model.size %d out of range 32..2048", t->size);
     if (t->batch < 2) return dcl_fail(DCL_ERR_FORMAT, "config: train.batch must be at least 2, found %d", t->batch);
     if (t->epochs < 1) return dcl_fail(DCL_ERR_FORMAT, "config: train.epochs must be at least 1");
-    if (t->workers < 0) t->workers = 0;
     if (!t->cache[0]) return dcl_fail(DCL_ERR_FORMAT, "config: data.cache (a face cache written by dcl extract) is required");
     return DCL_OK;
 }

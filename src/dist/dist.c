@@ -250,7 +250,7 @@ dcl_status dcl_dist_init(dcl_dist **out, const dcl_dist_opts *opts) {
         d->rank = G.rank;
         d->world = G.world;
         d->local_rank = G.local_rank;
-        d->local_size = G.local_size > 0 ? G.local_size : 1;
+        d->local_size = G.local_size;
         if (envw > 1 && G.world == 1) {
             free(d);
             return dcl_fail(DCL_ERR_UNSUPPORTED, "distributed: the launcher started %d processes but MPI connects only this "
