@@ -145,6 +145,13 @@ static void color_jitter(dcl_sample *s, dcl_rng *r, float j) {
     }
 }
 
+/* index i of a row of n mirrored at the ends (-1 -> 1, n -> n-2), clamped
+ * for rows too short to mirror */
+static inline int reflect(int i, int n) {
+    int r = i < 0 ? -i : i >= n ? 2 * n - 2 - i : i;
+    return r < 0 ? 0 : r >= n ? n - 1 : r;
+}
+
 void dcl_gaussian_blur(dcl_sample *s, float sigma) {
     int rad = (int)ceilf(3 * sigma);
     if (rad < 1) return;
@@ -167,12 +174,8 @@ void dcl_gaussian_blur(dcl_sample *s, float sigma) {
     if (!pad || !acc || !rows) { free(pad); free(acc); free(rows); free(k); free(tmp); return; }
     for (int y = 0; y < h; y++) {
         const float *src = s->rgb + (size_t)y * W3;
-        for (int x = -rad; x < w + rad; x++) {
-            int xx = x < 0 ? -x : x >= w ? 2 * w - 2 - x : x;
-            if (xx < 0) xx = 0;
-            if (xx >= w) xx = w - 1;
-            memcpy(pad + (size_t)(x + rad) * 3, src + (size_t)xx * 3, 3 * sizeof(float));
-        }
+        for (int x = -rad; x < w + rad; x++)
+            memcpy(pad + (size_t)(x + rad) * 3, src + (size_t)reflect(x, w) * 3, 3 * sizeof(float));
         float *o = tmp + (size_t)y * W3;
         for (size_t j = 0; j < W3; j++) o[j] = 0;
         for (int i = 0; i < kn; i++) {
@@ -181,12 +184,7 @@ void dcl_gaussian_blur(dcl_sample *s, float sigma) {
         }
     }
     for (int y = 0; y < h; y++) {
-        for (int i = -rad; i <= rad; i++) {
-            int yy = y + i < 0 ? -(y + i) : y + i >= h ? 2 * h - 2 - (y + i) : y + i;
-            if (yy < 0) yy = 0;
-            if (yy >= h) yy = h - 1;
-            rows[i + rad] = tmp + (size_t)yy * W3;
-        }
+        for (int i = -rad; i <= rad; i++) rows[i + rad] = tmp + (size_t)reflect(y + i, h) * W3;
         for (size_t j = 0; j < W3; j++) acc[j] = 0;
         for (int i = 0; i < kn; i++) {
             const float ki = k[i], *pr = rows[i];

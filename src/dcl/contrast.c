@@ -163,12 +163,6 @@ static void mm(char ta, char tb, int m, int n, int k, float alpha, const float *
     omp_set_num_threads(nt);
 }
 
-/* Samples are independent: each thread takes whole samples with its own
- * scratch (allocated once per thread: buffers this large come fresh from
- * mmap, and faulting their pages in per sample cost as much as the
- * products), per-sample losses are summed in sample order afterwards, so
- * the result does not depend on the number of threads. */
-
 /* blocks of the inter loss's products: queue entries per score block, and
  * rows x embedding columns per gradient block */
 #define IL_COLS 2048
@@ -258,6 +252,11 @@ dcl_status dcl_inter_loss(double *loss, float *dq, const float *q, const float *
 
 /* ---------------- intra-instance (eqs. 7-9) ---------------- */
 
+/* Samples are independent: each thread takes whole samples with its own
+ * scratch (allocated once per thread: buffers this large come fresh from
+ * mmap, and faulting their pages in per sample cost as much as the
+ * products), per-sample losses are summed in sample order afterwards, so
+ * the result does not depend on the number of threads. */
 dcl_status dcl_intra_loss(double *loss, double *lr_out, double *lf_out, float *dF, const float *F, const int *y,
                           const uint8_t *cell, int B, int L, int C, float tau, int reduce_sum, float scale) {
     size_t LC = (size_t)L * C, LL = (size_t)L * L;
