@@ -289,6 +289,10 @@ static void test_dw_s1(dcl_backend *be) {
         {"dw5x5 s1 same c421 chunks", 1, 421, 20, 20, 421, 5, 5, 1, 1, 1, 1, 421, 1, 1, 0, 0, 0, 0},
         {"dw3x3 s1 asym c61 threads", 2, 61, 20, 19, 61, 3, 3, 1, 1, 1, 1, 61, 0, 0, 0, 2, 2, 0},
         {"dw5x5 s1 asym c61 threads", 2, 61, 20, 19, 61, 5, 5, 1, 1, 1, 1, 61, 1, 0, 0, 4, 4, 0},
+        /* outputs of 8 MB and more: the stride-1 kernel's tiles-outer walk
+         * with streaming stores (cpu_dwconv.c s1_mode) */
+        {"dw3x3 s1 same c96 8MB tiles outer", 2, 96, 110, 100, 96, 3, 3, 1, 1, 1, 1, 96, 1, 1, 0, 0, 0, 0},
+        {"dw5x5 s1 asym c40 8MB tiles outer", 4, 40, 121, 109, 40, 5, 5, 1, 1, 1, 1, 40, 0, 0, 0, 4, 4, 0},
     };
     for (size_t j = 0; j < sizeof big / sizeof big[0]; j++) test_conv(be, &big[j]);
 }
@@ -698,8 +702,9 @@ int main(void) {
     }
 #if !defined(__AVX512F__)
     /* the automatic rule for depthwise stride 1 without AVX-512: 5x5
-     * backward data and 5x5 forward on 10x10 to 20x20 maps on the own
-     * kernel, other 5x5 maps forward and 3x3 on oneDNN */
+     * backward data, 5x5 forward on 10x10 to 20x20 maps and on outputs of
+     * 8 MB and more, 3x3 on outputs of 8 MB and more with 96 channels or
+     * more on the own kernel, the rest on oneDNN */
     {
         dcl_backend *be = dcl_backend_cpu(2);
         CHECK(be != NULL, "cpu backend: %s", dcl_last_error());
@@ -718,16 +723,30 @@ int main(void) {
             dcl_same_pad(dw.hi, dw.kh, 1, 1, &dw.pt, &dw.pb);
             dcl_same_pad(dw.wi, dw.kw, 1, 1, &dw.pl, &dw.pr);
             CHECK_OK(dcl_conv_desc_finish(&dw));
-            CHECK(cpu_conv_layout(ci, &dw, CPU_CONV_FWD) == CPU_LAYOUT_NHWC,
-                  "dw 5x5 s1 38x38 fwd: oneDNN NHWC expected");
+            CHECK(cpu_conv_layout(ci, &dw, CPU_CONV_FWD) == CPU_LAYOUT_DIRECT,
+                  "dw 5x5 s1 38x38 (15 MB) fwd: own kernel expected");
             CHECK(cpu_conv_layout(ci, &dw, CPU_CONV_BWD_DATA) == CPU_LAYOUT_DIRECT,
                   "dw 5x5 s1 38x38 bwd_data: own kernel expected");
             dw.kh = dw.kw = 3;
             dcl_same_pad(dw.hi, dw.kh, 1, 1, &dw.pt, &dw.pb);
             dcl_same_pad(dw.wi, dw.kw, 1, 1, &dw.pl, &dw.pr);
             CHECK_OK(dcl_conv_desc_finish(&dw));
+            CHECK(cpu_conv_layout(ci, &dw, CPU_CONV_BWD_DATA) == CPU_LAYOUT_DIRECT,
+                  "dw 3x3 s1 336@38 (15 MB) bwd_data: own kernel expected");
+            CHECK(cpu_conv_layout(ci, &dw, CPU_CONV_FWD) == CPU_LAYOUT_DIRECT,
+                  "dw 3x3 s1 336@38 (15 MB) fwd: own kernel expected");
+            dw.ci = dw.co = dw.groups = 48; dw.hi = dw.wi = 150;
+            dcl_same_pad(dw.hi, dw.kh, 1, 1, &dw.pt, &dw.pb);
+            dcl_same_pad(dw.wi, dw.kw, 1, 1, &dw.pl, &dw.pr);
+            CHECK_OK(dcl_conv_desc_finish(&dw));
+            CHECK(cpu_conv_layout(ci, &dw, CPU_CONV_FWD) == CPU_LAYOUT_NHWC,
+                  "dw 3x3 s1 48@150 fwd: oneDNN NHWC expected");
+            dw.ci = dw.co = dw.groups = 672; dw.hi = dw.wi = 19;
+            dcl_same_pad(dw.hi, dw.kh, 1, 1, &dw.pt, &dw.pb);
+            dcl_same_pad(dw.wi, dw.kw, 1, 1, &dw.pl, &dw.pr);
+            CHECK_OK(dcl_conv_desc_finish(&dw));
             CHECK(cpu_conv_layout(ci, &dw, CPU_CONV_BWD_DATA) == CPU_LAYOUT_NHWC,
-                  "dw 3x3 s1 bwd_data: oneDNN NHWC expected");
+                  "dw 3x3 s1 672@19 (7.4 MB) bwd_data: oneDNN NHWC expected");
             dcl_backend_destroy(be);
         }
     }

@@ -171,30 +171,43 @@ static cpu_layout static_layout(const cpu_impl *c, const dcl_conv_desc *d) {
     return CPU_LAYOUT_NHWC;
 }
 
-/* Automatic choice only: depthwise stride-1 5x5 convolutions go to the own
- * register-blocked kernel (cpu_dwconv.c) for backward data, and for the
- * forward pass on maps of 100 to 400 pixels (10x10 to 20x20); oneDNN's
- * jit_dw (AVX2) keeps the other 5x5 forward maps and all 3x3.  Measured on
- * the 2-core Zen 3, ms oneDNN NHWC / own.  b4 (299, batch 8), isolated:
- * backward data 336@38 3.1-3.3 / 2.5-2.7, 672@19 1.28-1.31 / 0.96-0.98,
- * 960@19 2.05-2.13 / 1.67-1.68, 1632@10 0.96-0.98 / 0.70-0.71; forward
- * 336@38 2.30-2.35 / 2.48-2.57, 672@19 1.10-1.13 / 1.00, 960@19 1.70-1.76 /
- * 1.60, 1632@10 0.86-0.88 / 0.71-0.72; in a training step (all layers of
- * the shape) forward 960@19 10.1-10.4 / 9.7-9.8, 1632@10 8.3-8.4 /
- * 7.1-7.2.  b0 (224, batch 16) forward, isolated: 1152@7 0.38 / 0.45,
- * 672@14 1.01 / 0.92, 480@14 0.67 / 0.62; in a training step 672@14 2.6-2.7
- * / 2.8-3.3 (14x14 mixed); backward data in a training step 1.5-2.1 times
- * faster on all four b0 shapes.  3x3 (forward and backward data): oneDNN
- * faster on every b4 shape but one.  With AVX-512 oneDNN's 16-lane kernels
- * are not compared against. */
+/* Automatic choice only: depthwise stride-1 convolutions go to the own
+ * register-blocked kernel (cpu_dwconv.c) for
+ * - 5x5 backward data on every map, 5x5 forward on maps of 100 to 400
+ *   pixels (10x10 to 20x20) and on outputs of DW_S1_BIG_MB and more;
+ * - 3x3 forward and backward data on outputs of DW_S1_BIG_MB and more with
+ *   at least 96 channels;
+ * oneDNN's jit_dw (AVX2) keeps the rest.  On outputs of DW_S1_BIG_MB and
+ * more the own kernel walks tiles outer with streaming stores and prefetch
+ * (cpu_dwconv.c, s1_tiles_to); below that, channel vectors outer.
+ * Measured on the 2-core Zen 3, ms oneDNN NHWC / own.  b4 (299, batch 8),
+ * isolated: backward data 336@38 3.1-3.3 / 2.5-2.7, 672@19 1.28-1.31 /
+ * 0.96-0.98, 960@19 2.05-2.13 / 1.67-1.68, 1632@10 0.96-0.98 / 0.70-0.71;
+ * forward 672@19 1.10-1.13 / 1.00, 960@19 1.70-1.76 / 1.60, 1632@10
+ * 0.86-0.88 / 0.71-0.72; in a training step (all layers of the shape)
+ * forward 960@19 10.1-10.4 / 9.7-9.8, 1632@10 8.3-8.4 / 7.1-7.2.  The large
+ * maps, per layer in a b4 training step, oneDNN / own tiles outer: 3x3
+ * 192@75 forward 4.5-4.7 / 3.8-4.0, backward (data + weights) 9.7-9.8 /
+ * 7.9-8.2; 5x5 336@38 forward 2.6 / 2.3 (the first of three layers: 2.6
+ * either way), backward 6.2-6.8 / 5.1-5.6; 3x3 with few channels slower on
+ * the own kernel (48@150 forward 2.6 / 3.7, 24@150 1.4 / 1.8).  b0 (224,
+ * batch 16) forward, isolated: 1152@7 0.38 / 0.45, 672@14 1.01 / 0.92,
+ * 480@14 0.67 / 0.62; backward data in a training step 1.5-2.1 times
+ * faster on all four b0 shapes; 3x3 144@56 in a step forward 4.0-4.1 /
+ * 3.0, backward 8.7 / 4.9 (with the weight gradient's prefetch).  With
+ * AVX-512 oneDNN's 16-lane kernels are not compared against. */
+#define DW_S1_BIG_MB 8.0
 static int dw_s1_direct(const cpu_impl *c, const dcl_conv_desc *d, int dir) {
 #if defined(__AVX512F__)
     (void)c; (void)d; (void)dir;
     return 0;
 #else
     if (c->layout_force != CPU_LAYOUT_AUTO || !cpu_dw_s1_handles(d)) return 0;
+    if (dir != CPU_CONV_FWD && dir != CPU_CONV_BWD_DATA) return 0;
     const int px = d->ho * d->wo;
-    return dir == CPU_CONV_BWD_DATA || (dir == CPU_CONV_FWD && px >= 100 && px <= 400);
+    const int big = (double)d->n * px * d->ci * sizeof(float) >= DW_S1_BIG_MB * 1048576.0;
+    if (d->kh == 3) return big && d->ci >= 96;
+    return dir == CPU_CONV_BWD_DATA || big || (px >= 100 && px <= 400);
 #endif
 }
 
