@@ -293,6 +293,11 @@ static void test_dw_s1(dcl_backend *be) {
          * with streaming stores (cpu_dwconv.c s1_mode) */
         {"dw3x3 s1 same c96 8MB tiles outer", 2, 96, 110, 100, 96, 3, 3, 1, 1, 1, 1, 96, 1, 1, 0, 0, 0, 0},
         {"dw5x5 s1 asym c40 8MB tiles outer", 4, 40, 121, 109, 40, 5, 5, 1, 1, 1, 1, 40, 0, 0, 0, 4, 4, 0},
+        /* stride 2 with inputs (backward data) or outputs of 8 MB and more:
+         * the gather kernels' prefetch and streaming stores */
+        {"dw3x3 s2 same c96 8MB", 2, 96, 150, 149, 96, 3, 3, 2, 2, 1, 1, 96, 1, 1, 0, 0, 0, 0},
+        {"dw5x5 s2 same c64 8MB out", 4, 64, 184, 183, 64, 5, 5, 2, 2, 1, 1, 64, 0, 1, 0, 0, 0, 0},
+        {"dw3x3 s2 same c40 8MB", 2, 40, 190, 191, 40, 3, 3, 2, 2, 1, 1, 40, 1, 1, 0, 0, 0, 0},
     };
     for (size_t j = 0; j < sizeof big / sizeof big[0]; j++) test_conv(be, &big[j]);
 }
@@ -747,6 +752,21 @@ int main(void) {
             CHECK_OK(dcl_conv_desc_finish(&dw));
             CHECK(cpu_conv_layout(ci, &dw, CPU_CONV_BWD_DATA) == CPU_LAYOUT_NHWC,
                   "dw 3x3 s1 672@19 (7.4 MB) bwd_data: oneDNN NHWC expected");
+            /* stride 2: the own gather kernels for outputs of 8 MB and more */
+            dw.ci = dw.co = dw.groups = 144; dw.hi = dw.wi = 150; dw.sh = dw.sw = 2;
+            dcl_same_pad(dw.hi, dw.kh, 2, 1, &dw.pt, &dw.pb);
+            dcl_same_pad(dw.wi, dw.kw, 2, 1, &dw.pl, &dw.pr);
+            CHECK_OK(dcl_conv_desc_finish(&dw));
+            CHECK(cpu_conv_layout(ci, &dw, CPU_CONV_FWD) == CPU_LAYOUT_DIRECT,
+                  "dw 3x3 s2 144@150 (26 MB out) fwd: own kernel expected");
+            CHECK(cpu_conv_layout(ci, &dw, CPU_CONV_BWD_DATA) == CPU_LAYOUT_DIRECT,
+                  "dw 3x3 s2 144@150 bwd_data: own kernel expected");
+            dw.ci = dw.co = dw.groups = 672; dw.hi = dw.wi = 14; dw.n = 16;
+            dcl_same_pad(dw.hi, dw.kh, 2, 1, &dw.pt, &dw.pb);
+            dcl_same_pad(dw.wi, dw.kw, 2, 1, &dw.pl, &dw.pr);
+            CHECK_OK(dcl_conv_desc_finish(&dw));
+            CHECK(cpu_conv_layout(ci, &dw, CPU_CONV_FWD) == CPU_LAYOUT_NHWC,
+                  "dw 3x3 s2 672@14 (2 MB out) fwd: oneDNN NHWC expected");
             dcl_backend_destroy(be);
         }
     }

@@ -171,15 +171,23 @@ static cpu_layout static_layout(const cpu_impl *c, const dcl_conv_desc *d) {
     return CPU_LAYOUT_NHWC;
 }
 
-/* Automatic choice only: depthwise stride-1 convolutions go to the own
- * register-blocked kernel (cpu_dwconv.c) for
- * - 5x5 backward data on every map, 5x5 forward on maps of 100 to 400
- *   pixels (10x10 to 20x20) and on outputs of DW_S1_BIG_MB and more;
- * - 3x3 forward and backward data on outputs of DW_S1_BIG_MB and more with
- *   at least 96 channels;
- * oneDNN's jit_dw (AVX2) keeps the rest.  On outputs of DW_S1_BIG_MB and
- * more the own kernel walks tiles outer with streaming stores and prefetch
- * (cpu_dwconv.c, s1_tiles_to); below that, channel vectors outer.
+/* Automatic choice only: depthwise convolutions go to the own kernels
+ * (cpu_dwconv.c) for
+ * - stride 1, 5x5: backward data on every map, forward on maps of 100 to
+ *   400 pixels (10x10 to 20x20) and on outputs of DW_BIG_MB and more;
+ * - stride 1, 3x3: forward and backward data on outputs of DW_BIG_MB and
+ *   more with at least 96 channels;
+ * - stride 2 and more: forward and backward data on outputs (y, or dx) of
+ *   DW_BIG_MB and more (the gather kernels);
+ * oneDNN's jit_dw (AVX2) keeps the rest.  On outputs of DW_BIG_MB and more
+ * the own kernels write with streaming stores and prefetch the rows ahead
+ * (cpu_dwconv.c, dw_big); the stride-1 kernel also walks tiles outer there
+ * (s1_tiles_to), channel vectors outer below.  Stride 2 in a training step,
+ * ms oneDNN / own, forward + backward (data + weights): b4 3x3 144@150
+ * 7.6 + 13.4 / 4.9 + 7.8, 5x5 192@75 3.7 + 6.0 / 2.2 + 3.9, backward 3x3
+ * 336@38 2.0 / 1.1, 5x5 960@19 1.9 / 1.5; b0 3x3 96@112 5.0 + 10.1 / 3.5 +
+ * 5.1, 5x5 144@56 3.1 + 4.8 / 2.3 + 3.1; forward of small outputs as fast
+ * or faster on oneDNN (b0 672@14 0.50 / 0.62).
  * Measured on the 2-core Zen 3, ms oneDNN NHWC / own.  b4 (299, batch 8),
  * isolated: backward data 336@38 3.1-3.3 / 2.5-2.7, 672@19 1.28-1.31 /
  * 0.96-0.98, 960@19 2.05-2.13 / 1.67-1.68, 1632@10 0.96-0.98 / 0.70-0.71;
@@ -196,16 +204,19 @@ static cpu_layout static_layout(const cpu_impl *c, const dcl_conv_desc *d) {
  * faster on all four b0 shapes; 3x3 144@56 in a step forward 4.0-4.1 /
  * 3.0, backward 8.7 / 4.9 (with the weight gradient's prefetch).  With
  * AVX-512 oneDNN's 16-lane kernels are not compared against. */
-#define DW_S1_BIG_MB 8.0
-static int dw_s1_direct(const cpu_impl *c, const dcl_conv_desc *d, int dir) {
+#define DW_BIG_MB 8.0
+static int dw_direct(const cpu_impl *c, const dcl_conv_desc *d, int dir) {
 #if defined(__AVX512F__)
     (void)c; (void)d; (void)dir;
     return 0;
 #else
-    if (c->layout_force != CPU_LAYOUT_AUTO || !cpu_dw_s1_handles(d)) return 0;
+    if (c->layout_force != CPU_LAYOUT_AUTO || !cpu_dw_handles(d)) return 0;
     if (dir != CPU_CONV_FWD && dir != CPU_CONV_BWD_DATA) return 0;
     const int px = d->ho * d->wo;
-    const int big = (double)d->n * px * d->ci * sizeof(float) >= DW_S1_BIG_MB * 1048576.0;
+    /* the output of the direction: y forward, dx backward */
+    const double out = (double)d->n * (dir == CPU_CONV_FWD ? px : d->hi * d->wi) * d->ci * sizeof(float);
+    const int big = out >= DW_BIG_MB * 1048576.0;
+    if (!cpu_dw_s1_handles(d)) return big && (d->sh > 1 || d->sw > 1);
     if (d->kh == 3) return big && d->ci >= 96;
     return dir == CPU_CONV_BWD_DATA || big || (px >= 100 && px <= 400);
 #endif
@@ -512,11 +523,15 @@ static dcl_status plan_get(cpu_impl *c, const dcl_conv_desc *d, int dir, int bia
  * backward-weights is slower there: b4 shapes on the 2-core Zen 3, CPU ms,
  * oneDNN / own: 3x3 192@75 16.4 / 12.9, 672@19 3.1 / 1.7, 48@150 13.3 /
  * 12.4; stride 2 144@150 14.8 / 17.7; with AVX-512 oneDNN's 16-lane kernel
- * wins, bench/ops_bench.c).  Call with the lock held. */
+ * wins, bench/ops_bench.c), and at stride 2 on inputs of DW_BIG_MB and
+ * more, where the own kernel prefetches the rows ahead (b4 3x3 336@38 in a
+ * training step, with backward data: 2.0 / 1.1 ms; 144@150 13.4 / 7.8).
+ * Call with the lock held. */
 static int dw_direct_for_bwd_w(cpu_impl *c, const dcl_conv_desc *d, int bias) {
     if (c->layout_force != CPU_LAYOUT_AUTO || !cpu_dw_handles(d)) return 0;
 #if !defined(__AVX512F__)
     if (d->sh == 1 && d->sw == 1) return 1;
+    if ((double)d->n * d->hi * d->wi * d->ci * sizeof(float) >= DW_BIG_MB * 1048576.0) return 1;
 #endif
     cpu_conv_plan *p;
     if (plan_get(c, d, CPU_CONV_BWD_W, bias, &p) != DCL_OK) {
@@ -528,7 +543,7 @@ static int dw_direct_for_bwd_w(cpu_impl *c, const dcl_conv_desc *d, int bias) {
 
 cpu_layout cpu_conv_layout(cpu_impl *c, const dcl_conv_desc *d, int dir) {
     cpu_layout l = static_layout(c, d);
-    if (l == CPU_LAYOUT_NHWC && dw_s1_direct(c, d, dir)) return CPU_LAYOUT_DIRECT;
+    if (l == CPU_LAYOUT_NHWC && dw_direct(c, d, dir)) return CPU_LAYOUT_DIRECT;
     if (dir == CPU_CONV_BWD_W && l == CPU_LAYOUT_NHWC && cpu_dw_handles(d)) {
         pthread_mutex_lock(&c->lock);
         if (dw_direct_for_bwd_w(c, d, d->has_bias)) l = CPU_LAYOUT_DIRECT;
@@ -655,7 +670,7 @@ dcl_status cpu_conv_fwd_act(dcl_backend *be, const dcl_conv_desc *d, dcl_act act
         DCL_TRY(pw_sgemm('N', 'T', M, d->co, d->ci, x, d->ci, w, d->ci, bias ? 1.0f : 0.0f, y, d->co));
         return act == DCL_ACT_NONE ? DCL_OK : cpu_act_fwd(be, act, ny, y, y);
     }
-    if (static_layout(c, d) == CPU_LAYOUT_DIRECT || dw_s1_direct(c, d, CPU_CONV_FWD)) {
+    if (static_layout(c, d) == CPU_LAYOUT_DIRECT || dw_direct(c, d, CPU_CONV_FWD)) {
         DCL_TRY(cpu_dw_fwd(c->nt, d, y, x, w, bias ? b : NULL));
         return act == DCL_ACT_NONE ? DCL_OK : cpu_act_fwd(be, act, ny, y, y);
     }
@@ -702,7 +717,7 @@ dcl_status cpu_conv_bwd_data(dcl_backend *be, const dcl_conv_desc *d, float *dx,
     }
     if (cpu_conv_pw_impl(c, d, CPU_CONV_BWD_DATA, 0) == CPU_PW_GEMM)
         return pw_sgemm('N', 'N', (int64_t)d->n * d->hi * d->wi, d->ci, d->co, dy, d->co, w, d->ci, 0.0f, dx, d->ci);
-    if (static_layout(c, d) == CPU_LAYOUT_DIRECT || dw_s1_direct(c, d, CPU_CONV_BWD_DATA))
+    if (static_layout(c, d) == CPU_LAYOUT_DIRECT || dw_direct(c, d, CPU_CONV_BWD_DATA))
         return cpu_dw_bwd_data(c->nt, d, dx, dy, w);
     pthread_mutex_lock(&c->lock);
     cpu_conv_plan *p;

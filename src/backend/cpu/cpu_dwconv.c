@@ -29,6 +29,48 @@ typedef float dvf __attribute__((vector_size(DW_VW * 4), aligned(4), may_alias))
 static inline dvf dld(const float *p) { return *(const dvf *)p; }
 static inline void dst_(float *p, dvf v) { *(dvf *)p = v; }
 
+/* Prefetch of the data the next row of a row loop reads and the current
+ * one does not (the next input rows, the next dy row), a few lines per
+ * step of the current row's loop, so they arrive while the current row is
+ * computed: the kernels below walk rows one channel vector or one tile at a
+ * time, patterns of strided reads the hardware prefetchers do not follow
+ * on maps larger than the caches.  In a b4 training step (299, batch 8) the
+ * backward of the 3x3 192@75 layers (data + weights) went 8.6-8.8 -> 6.6-6.8
+ * ms with it, 48@150 7.7-7.9 -> 5.2-5.3 ms. */
+typedef struct pf_walk {
+    const char *p[4];
+    size_t n[4];   /* bytes */
+    int r, per;    /* current region, lines per step */
+    size_t off;
+} pf_walk;
+static inline void pf_step(pf_walk *w) {
+    for (int k = 0; k < w->per; k++) {
+        while (w->r < 4 && w->off >= w->n[w->r]) { w->r++; w->off = 0; }
+        if (w->r >= 4) return;
+        __builtin_prefetch(w->p[w->r] + w->off, 0, 2);
+        w->off += 64;
+    }
+}
+/* add a region; lines per step for `steps` steps */
+static inline void pf_add(pf_walk *w, const void *p, size_t bytes) {
+    for (int k = 0; k < 4; k++)
+        if (!w->n[k]) { w->p[k] = p; w->n[k] = bytes; return; }
+}
+static inline void pf_plan(pf_walk *w, int64_t steps) {
+    size_t lines = 0;
+    for (int k = 0; k < 4; k++) lines += (w->n[k] + 63) / 64;
+    w->per = steps > 0 ? (int)((lines + steps - 1) / steps) : 0;
+    if (w->per > 16) w->per = 16;
+}
+
+static inline void vstore_st(float *p, dvf v, int st) {
+#if defined(__AVX__) && DW_VW == 8
+    if (st) { _mm256_stream_ps(p, (__m256)v); return; }
+#endif
+    (void)st;
+    dst_(p, v);
+}
+
 #define MAXTAP 121
 #define MAXT 8
 
@@ -48,9 +90,10 @@ static void transpose_w(float *wt, const float *w, int C, int KK) {
 static inline __attribute__((always_inline)) void gather_tile(const int T, int C, float *out, ptrdiff_t ostep,
                                                               const float *in, ptrdiff_t istep, const ptrdiff_t *off,
                                                               const float *wt, const ptrdiff_t *woff, int ntap,
-                                                              const float *bias) {
+                                                              const float *bias, pf_walk *pw, int st) {
     const int cv = C - C % DW_VW;
     for (int c = 0; c < cv; c += DW_VW) {
+        if (pw) pf_step(pw);
         dvf acc[MAXT];
         dvf bv = bias ? dld(bias + c) : (dvf){0};
         for (int t = 0; t < T; t++) acc[t] = bv;
@@ -59,7 +102,7 @@ static inline __attribute__((always_inline)) void gather_tile(const int T, int C
             const float *ip = in + off[a] + c;
             for (int t = 0; t < T; t++) acc[t] += dld(ip + t * istep) * wv;
         }
-        for (int t = 0; t < T; t++) dst_(out + t * ostep + c, acc[t]);
+        for (int t = 0; t < T; t++) vstore_st(out + t * ostep + c, acc[t], st);
     }
     for (int c = cv; c < C; c++)
         for (int t = 0; t < T; t++) {
@@ -72,16 +115,17 @@ static inline __attribute__((always_inline)) void gather_tile(const int T, int C
 /* Tiles of up to MAXT pixels over [p0, p1) of a pixel sequence where every
  * tap is valid; pixel p is at out + p*ostep and reads in + off[a] + p*istep. */
 static void gather_run(int C, int p0, int p1, float *out, ptrdiff_t ostep, const float *in, ptrdiff_t istep,
-                       const ptrdiff_t *off, const float *wt, const ptrdiff_t *woff, int ntap, const float *bias) {
+                       const ptrdiff_t *off, const float *wt, const ptrdiff_t *woff, int ntap, const float *bias,
+                       pf_walk *pw, int st) {
     int p = p0;
     while (p < p1) {
         int left = p1 - p;
         float *o = out + p * ostep;
         const float *i = in + p * istep;
-        if (left >= 8) { gather_tile(8, C, o, ostep, i, istep, off, wt, woff, ntap, bias); p += 8; }
-        else if (left >= 4) { gather_tile(4, C, o, ostep, i, istep, off, wt, woff, ntap, bias); p += 4; }
-        else if (left >= 2) { gather_tile(2, C, o, ostep, i, istep, off, wt, woff, ntap, bias); p += 2; }
-        else { gather_tile(1, C, o, ostep, i, istep, off, wt, woff, ntap, bias); p += 1; }
+        if (left >= 8) { gather_tile(8, C, o, ostep, i, istep, off, wt, woff, ntap, bias, pw, st); p += 8; }
+        else if (left >= 4) { gather_tile(4, C, o, ostep, i, istep, off, wt, woff, ntap, bias, pw, st); p += 4; }
+        else if (left >= 2) { gather_tile(2, C, o, ostep, i, istep, off, wt, woff, ntap, bias, pw, st); p += 2; }
+        else { gather_tile(1, C, o, ostep, i, istep, off, wt, woff, ntap, bias, pw, st); p += 1; }
     }
 }
 
@@ -102,12 +146,28 @@ static void line_interior(int npix, int ntap, const int *base, int step, int lim
     *hi = h;
 }
 
+/* Outputs of DW_BIG_MB and more (larger than the caches: the next layer
+ * does not find them there either) are written with streaming stores and
+ * the rows ahead prefetched (pf_walk); the stride-1 kernel below walks
+ * tiles outer on them. */
+#define DW_BIG_MB 8.0
+static int dw_big(int n, int h, int w, int C) {
+    return (double)n * h * w * C * sizeof(float) >= DW_BIG_MB * 1048576.0;
+}
+static inline void dw_fence(int st) {
+#if defined(__SSE__)
+    if (st) _mm_sfence();
+#endif
+    (void)st;
+}
+
 /* Row of a forward-style depthwise conv: output row oh of sample n.
  * in: (Hi, Wi, C) of this sample; out: (Ho, Wo, C).  Used for the forward
  * pass and, with flipped weights and mirrored padding, for backward data at
  * stride 1. */
 typedef struct dw_geom {
     int C, Hi, Wi, Ho, Wo, KH, KW, sh, sw, dh, dw, pt, pl;
+    int big;   /* output larger than the caches: prefetch and streaming stores */
 } dw_geom;
 
 static void fwd_row(const dw_geom *g, int oh, float *out, const float *in, const float *wt, const float *bias) {
@@ -134,7 +194,17 @@ static void fwd_row(const dw_geom *g, int oh, float *out, const float *in, const
     }
     int lo, hi;
     line_interior(g->Wo, ntap, base, g->sw, g->Wi, &lo, &hi);
-    gather_run(C, lo, hi, orow, C, in, (ptrdiff_t)g->sw * C, off, wt, woff, ntap, bias);
+    /* the next output row's new input rows */
+    pf_walk pwk = {{0}, {0}, 0, 0, 0}, *pw = NULL;
+    if (g->big && oh + 1 < g->Ho) {
+        int a = ih0 + (g->KH - 1) * g->dh + 1, b = ih0 + g->sh + (g->KH - 1) * g->dh;
+        if (a < 0) a = 0;
+        if (b >= g->Hi) b = g->Hi - 1;
+        for (int ih = a; ih <= b; ih++) pf_add(&pwk, in + (size_t)ih * g->Wi * C, (size_t)g->Wi * C * sizeof(float));
+        pf_plan(&pwk, (int64_t)((hi - lo + 7) / 8) * (C / DW_VW));
+        pw = &pwk;
+    }
+    gather_run(C, lo, hi, orow, C, in, (ptrdiff_t)g->sw * C, off, wt, woff, ntap, bias, pw, g->big);
     /* border pixels: only the taps inside the input */
     for (int p = 0; p < g->Wo; p++) {
         if (p >= lo && p < hi) continue;
@@ -146,7 +216,7 @@ static void fwd_row(const dw_geom *g, int oh, float *out, const float *in, const
             o2[n2] = off[a] + (ptrdiff_t)p * g->sw * C;
             w2[n2++] = woff[a];
         }
-        gather_tile(1, C, orow + (size_t)p * C, C, in, 0, o2, wt, w2, n2, bias);
+        gather_tile(1, C, orow + (size_t)p * C, C, in, 0, o2, wt, w2, n2, bias, NULL, g->big);
     }
 }
 
@@ -424,9 +494,7 @@ static dcl_status s1_conv(int nt, const dw_s1 *g, float *y, const float *x, cons
             const int o0 = (int)((int64_t)g->Ho * rb / nrb), o1 = (int)((int64_t)g->Ho * (rb + 1) / nrb);
             s1_block(g, n, c0, cb, o0, o1, y, x, wt, bias);
         }
-#if defined(__SSE__)
-        if (g->st) _mm_sfence();
-#endif
+        dw_fence(g->st);
     }
     return DCL_OK;
 }
@@ -448,12 +516,10 @@ static float *s1_weights(const float *w, const float *b, int C, int Cp, int K, i
     return wt;
 }
 
-/* Tiles outer with streaming stores for outputs of S1_TO_MB and more
- * (larger than the caches: the next layer would not find them there
- * either); whole channel vectors only. */
-#define S1_TO_MB 8.0
+/* tiles outer with streaming stores on large outputs (dw_big); whole
+ * channel vectors only */
 static void s1_mode(dw_s1 *g) {
-    g->to = (double)g->n * g->Ho * g->Wo * g->C * sizeof(float) >= S1_TO_MB * 1048576.0 && g->C % DW_VW == 0;
+    g->to = dw_big(g->n, g->Ho, g->Wo, g->C) && g->C % DW_VW == 0;
     g->st = g->to;
 }
 
@@ -489,14 +555,19 @@ dcl_status cpu_dw_fwd(int nt, const dcl_conv_desc *d, float *y, const float *x, 
     float *wt = malloc(sizeof(float) * (size_t)KK * C);
     if (!wt) return dcl_fail(DCL_ERR_NOMEM, "cpu depthwise conv: out of memory");
     transpose_w(wt, w, C, KK);
-    dw_geom g = {C, d->hi, d->wi, d->ho, d->wo, d->kh, d->kw, d->sh, d->sw, d->dh, d->dw, d->pt, d->pl};
+    dw_geom g = {C, d->hi, d->wi, d->ho, d->wo, d->kh, d->kw, d->sh, d->sw, d->dh, d->dw, d->pt, d->pl, 0};
+    g.big = dw_big(d->n, d->ho, d->wo, C);
     const int rows = d->n * d->ho;
     const size_t in_n = (size_t)d->hi * d->wi * C, out_n = (size_t)d->ho * d->wo * C;
     if ((int64_t)rows * d->wo * C * KK < 65536) nt = 1;
-    #pragma omp parallel for num_threads(nt) schedule(static)
-    for (int r = 0; r < rows; r++) {
-        int n = r / d->ho, oh = r % d->ho;
-        fwd_row(&g, oh, y + n * out_n, x + n * in_n, wt, b);
+    #pragma omp parallel num_threads(nt)
+    {
+        #pragma omp for schedule(static) nowait
+        for (int r = 0; r < rows; r++) {
+            int n = r / d->ho, oh = r % d->ho;
+            fwd_row(&g, oh, y + n * out_n, x + n * in_n, wt, b);
+        }
+        dw_fence(g.big);
     }
     free(wt);
     return DCL_OK;
@@ -506,7 +577,7 @@ dcl_status cpu_dw_fwd(int nt, const dcl_conv_desc *d, float *y, const float *x, 
  * class iw = r + s*p share their set of kernel columns, and consecutive
  * pixels of a class read consecutive dy pixels, so a class is a gather line
  * with input step C and output step s*C. */
-static void bwd_data_row(const dcl_conv_desc *d, int ih, float *dxn, const float *dyn, const float *wt) {
+static void bwd_data_row(const dcl_conv_desc *d, int ih, float *dxn, const float *dyn, const float *wt, int big) {
     const int C = d->ci, W = d->wi, Wo = d->wo, s = d->sw;
     int khs[MAXTAP], ohs[MAXTAP], nkh = 0;
     for (int kh = 0; kh < d->kh; kh++) {
@@ -518,6 +589,19 @@ static void bwd_data_row(const dcl_conv_desc *d, int ih, float *dxn, const float
         ohs[nkh++] = oh;
     }
     float *dxrow = dxn + (size_t)ih * W * C;
+    /* the dy rows the next dx row reads and this one does not */
+    pf_walk pwk = {{0}, {0}, 0, 0, 0}, *pw = NULL;
+    if (big && ih + 1 < d->hi) {
+        for (int kh = 0; kh < d->kh; kh++) {
+            int t = ih + 1 + d->pt - kh * d->dh;
+            if (t < 0 || t % d->sh || t / d->sh >= d->ho) continue;
+            int seen = 0;
+            for (int a = 0; a < nkh; a++) seen |= ohs[a] == t / d->sh;
+            if (!seen) pf_add(&pwk, dyn + (size_t)(t / d->sh) * Wo * C, (size_t)Wo * C * sizeof(float));
+        }
+        pf_plan(&pwk, (int64_t)(W / 8 + 1) * (C / DW_VW));
+        pw = &pwk;
+    }
     for (int r = 0; r < s && r < W; r++) {
         int npix = (W - r + s - 1) / s;
         ptrdiff_t off[MAXTAP], woff[MAXTAP];
@@ -541,7 +625,7 @@ static void bwd_data_row(const dcl_conv_desc *d, int ih, float *dxn, const float
         }
         int lo, hi;
         line_interior(npix, ntap, base, 1, Wo, &lo, &hi);
-        gather_run(C, lo, hi, out, (ptrdiff_t)s * C, dyn, C, off, wt, woff, ntap, NULL);
+        gather_run(C, lo, hi, out, (ptrdiff_t)s * C, dyn, C, off, wt, woff, ntap, NULL, pw, big);
         for (int p = 0; p < npix; p++) {
             if (p >= lo && p < hi) continue;
             ptrdiff_t o2[MAXTAP], w2[MAXTAP];
@@ -552,7 +636,7 @@ static void bwd_data_row(const dcl_conv_desc *d, int ih, float *dxn, const float
                 o2[n2] = off[a] + (ptrdiff_t)p * C;
                 w2[n2++] = woff[a];
             }
-            gather_tile(1, C, out + (size_t)p * s * C, 0, dyn, 0, o2, wt, w2, n2, NULL);
+            gather_tile(1, C, out + (size_t)p * s * C, 0, dyn, 0, o2, wt, w2, n2, NULL, NULL, big);
         }
     }
 }
@@ -566,10 +650,17 @@ dcl_status cpu_dw_bwd_data(int nt, const dcl_conv_desc *d, float *dx, const floa
     const int rows = d->n * d->hi;
     const size_t in_n = (size_t)d->hi * d->wi * C, out_n = (size_t)d->ho * d->wo * C;
     if ((int64_t)rows * d->wi * C * KK < 65536) nt = 1;
-    #pragma omp parallel for num_threads(nt) schedule(static)
-    for (int r = 0; r < rows; r++) {
-        int n = r / d->hi, ih = r % d->hi;
-        bwd_data_row(d, ih, dx + n * in_n, dy + n * out_n, wt);
+    /* streaming stores only where whole lines are written together: at
+     * stride 2 and more a row is written in residue classes of pixels */
+    const int big = dw_big(d->n, d->hi, d->wi, C) && (d->sw == 1 || C % 16 == 0);
+    #pragma omp parallel num_threads(nt)
+    {
+        #pragma omp for schedule(static) nowait
+        for (int r = 0; r < rows; r++) {
+            int n = r / d->hi, ih = r % d->hi;
+            bwd_data_row(d, ih, dx + n * in_n, dy + n * out_n, wt, big);
+        }
+        dw_fence(big);
     }
     free(wt);
     return DCL_OK;
@@ -581,26 +672,6 @@ dcl_status cpu_dw_bwd_data(int nt, const dcl_conv_desc *d, float *dx, const floa
  * independent multiply-adds (one accumulator chain per tap: with a single
  * kernel row the KW chains leave the multiply pipes waiting on the add
  * latency).  KW and NR are constants after inlining. */
-/* The lines of the next output row's new data (its dy row and the input
- * rows the current row does not read), prefetched one line per step while
- * the current row is computed: the rows are walked one channel vector at a
- * time, a pattern of strided reads the hardware prefetchers do not follow
- * on maps larger than the caches.  In a b4 training step (299, batch 8) the
- * backward of the 3x3 192@75 layers (data + weights) 8.6-8.8 -> 6.6-6.8 ms,
- * 48@150 7.7-7.9 -> 5.2-5.3 ms; all depthwise backward 122-124 -> 111-114. */
-typedef struct pf_walk {
-    const char *p[3];
-    size_t n[3];   /* bytes */
-    int r;
-    size_t off;
-} pf_walk;
-static inline void pf_step(pf_walk *w) {
-    while (w->r < 3 && w->off >= w->n[w->r]) { w->r++; w->off = 0; }
-    if (w->r >= 3) return;
-    __builtin_prefetch(w->p[w->r] + w->off, 0, 2);
-    w->off += 64;
-}
-
 static inline __attribute__((always_inline)) void bww_lines(const int KW, const int NR, const dcl_conv_desc *d, int cv,
                                                             float *const *pr, const float *dyr,
                                                             const float *const *xr, pf_walk *pw) {
@@ -651,18 +722,15 @@ static void dw_bwd_w_row(const dcl_conv_desc *d, int n, int oh, float *part, flo
     const int cv = C - C % DW_VW;
     /* the next row of the same sample: its dy row, the input rows below
      * this row's last */
-    pf_walk pwk = {{0}, {0}, 0, 0}, *pw = NULL;
+    pf_walk pwk = {{0}, {0}, 0, 0, 0}, *pw = NULL;
     if (oh + 1 < d->ho) {
         pw = &pwk;
-        pwk.p[0] = (const char *)(dyr + (size_t)Wo * C);
-        pwk.n[0] = (size_t)Wo * C * sizeof(float);
+        pf_add(&pwk, dyr + (size_t)Wo * C, (size_t)Wo * C * sizeof(float));
         int a = ih0 + (KH - 1) * d->dh + 1, b = ih0 + d->sh + (KH - 1) * d->dh;
         if (a < 0) a = 0;
         if (b >= H) b = H - 1;
-        for (int ih = a, k = 1; ih <= b && k < 3; ih++, k++) {
-            pwk.p[k] = (const char *)(xn + (size_t)ih * W * C);
-            pwk.n[k] = (size_t)W * C * sizeof(float);
-        }
+        for (int ih = a; ih <= b; ih++) pf_add(&pwk, xn + (size_t)ih * W * C, (size_t)W * C * sizeof(float));
+        pf_plan(&pwk, (int64_t)Wo * (cv / DW_VW) * ((KH + 2) / 3));
     }
     if (pb)
         for (int ow = 0; ow < Wo; ow++) {
