@@ -95,8 +95,15 @@ dcl_backend *dcl_backend_cpu(int threads) {
      * away and then finds it in memory instead of the last-level cache: on
      * the 2-core Zen 3 (32 MB L3), b0 training and b4 inference steps were
      * 2% faster without (16 MB threshold: 0.507 / 0.402 s, off: 0.497 /
-     * 0.394 s). */
+     * 0.394 s).  (The own depthwise kernels stream their outputs of 8 MB
+     * and more whatever this says: cpu_dwconv.c dw_big, measured there.) */
     c->stream_min = 0;
+    {
+        const char *st = getenv("DCL_CPU_STEM");
+        c->stem_own = st && strcmp(st, "own") == 0;
+        if (st && *st && !c->stem_own && strcmp(st, "onednn") != 0)
+            dcl_log(1, "DCL_CPU_STEM='%s' is not own or onednn; using oneDNN", st);
+    }
     const char *sm = getenv("DCL_CPU_STREAM_MB");
     if (sm && *sm) {
         char *end;

@@ -31,6 +31,7 @@ typedef struct cpu_impl {
     cpu_layout layout_force;      /* DCL_CPU_CONV_LAYOUT override, AUTO = table */
     int pw_force;                 /* DCL_CPU_1X1 override: CPU_PW_AUTO, _CONV or _GEMM */
     size_t stream_min;            /* outputs of at least this many bytes use streaming stores (0: never) */
+    int stem_own;                 /* DCL_CPU_STEM=own: the stem's weight gradient on cpu_stem.c */
     pthread_mutex_t lock;         /* serialises convolutions (shared caches) */
     cpu_conv_plan *buckets[256];  /* primitive cache, hashed by descriptor */
     int nplans;
@@ -73,6 +74,12 @@ dcl_status cpu_dw_bwd_weights(int nt, const dcl_conv_desc *d, float *dw, float *
 /* stride 1, 5x5, padding at most 4 per side: the register-blocked kernel
  * cpu_dw_fwd and cpu_dw_bwd_data use for these shapes */
 int cpu_dw_s1_handles(const dcl_conv_desc *d);
+/* cpu_stem.c: weight gradient of dense convolutions with few input taps
+ * (ci <= 4, ci * kh * kw <= 48, co a multiple of the vector width, <= 128):
+ * the EfficientNet stem */
+int cpu_stem_handles(const dcl_conv_desc *d);
+dcl_status cpu_stem_bwd_weights(int nt, const dcl_conv_desc *d, float *dw, float *db, const float *dy,
+                                const float *x);
 
 /* elementwise, normalisation, pooling, linear (cpu_kernels.c) */
 dcl_status cpu_bn_fwd_train(dcl_backend *be, int64_t M, int C, float *y, float *mean, float *var,
