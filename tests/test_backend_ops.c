@@ -660,6 +660,8 @@ static void run_kernels(dcl_backend *be) {
     test_linear(be, 8, 1792, 2, 1, 1);
     test_linear(be, 64, 300, 200, 1, 1);
     test_linear(be, 64, 300, 200, 0, 0);
+    test_linear(be, 8, 1792, 1000, 1, 1);   /* a classifier head: the split products */
+    test_linear(be, 65, 300, 200, 1, 1);    /* more rows: OpenBLAS */
     test_linear(be, 3, 5, 7, 0, 1);
     test_add_mask(be);
     test_optim(be);
