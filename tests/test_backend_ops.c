@@ -294,11 +294,11 @@ static void test_dw_s1(dcl_backend *be) {
         {"dw5x5 s1 same c421 chunks", 1, 421, 20, 20, 421, 5, 5, 1, 1, 1, 1, 421, 1, 1, 0, 0, 0, 0},
         {"dw3x3 s1 asym c61 threads", 2, 61, 20, 19, 61, 3, 3, 1, 1, 1, 1, 61, 0, 0, 0, 2, 2, 0},
         {"dw5x5 s1 asym c61 threads", 2, 61, 20, 19, 61, 5, 5, 1, 1, 1, 1, 61, 1, 0, 0, 4, 4, 0},
-        /* outputs of 8 MB and more: the stride-1 kernel's tiles-outer walk
+        /* outputs of 4 MB and more: the stride-1 kernel's tiles-outer walk
          * with streaming stores (cpu_dwconv.c s1_mode) */
         {"dw3x3 s1 same c96 8MB tiles outer", 2, 96, 110, 100, 96, 3, 3, 1, 1, 1, 1, 96, 1, 1, 0, 0, 0, 0},
         {"dw5x5 s1 asym c40 8MB tiles outer", 4, 40, 121, 109, 40, 5, 5, 1, 1, 1, 1, 40, 0, 0, 0, 4, 4, 0},
-        /* stride 2 with inputs (backward data) or outputs of 8 MB and more:
+        /* stride 2 with inputs (backward data) or outputs of 4 MB and more:
          * the gather kernels' prefetch and streaming stores */
         {"dw3x3 s2 same c96 8MB", 2, 96, 150, 149, 96, 3, 3, 2, 2, 1, 1, 96, 1, 1, 0, 0, 0, 0},
         {"dw5x5 s2 same c64 8MB out", 4, 64, 184, 183, 64, 5, 5, 2, 2, 1, 1, 64, 0, 1, 0, 0, 0, 0},
@@ -715,7 +715,7 @@ int main(void) {
 #if !defined(__AVX512F__)
     /* the automatic rule for depthwise stride 1 without AVX-512: 5x5
      * backward data, 5x5 forward on 10x10 to 20x20 maps and on outputs of
-     * 8 MB and more, 3x3 on outputs of 8 MB and more with 96 channels or
+     * 4 MB and more, 3x3 on outputs of 4 MB and more with 96 channels or
      * more on the own kernel, the rest on oneDNN */
     {
         dcl_backend *be = dcl_backend_cpu(2);
@@ -757,9 +757,15 @@ int main(void) {
             dcl_same_pad(dw.hi, dw.kh, 1, 1, &dw.pt, &dw.pb);
             dcl_same_pad(dw.wi, dw.kw, 1, 1, &dw.pl, &dw.pr);
             CHECK_OK(dcl_conv_desc_finish(&dw));
+            CHECK(cpu_conv_layout(ci, &dw, CPU_CONV_BWD_DATA) == CPU_LAYOUT_DIRECT,
+                  "dw 3x3 s1 672@19 (7.4 MB) bwd_data: own kernel expected");
+            dw.hi = dw.wi = 10;
+            dcl_same_pad(dw.hi, dw.kh, 1, 1, &dw.pt, &dw.pb);
+            dcl_same_pad(dw.wi, dw.kw, 1, 1, &dw.pl, &dw.pr);
+            CHECK_OK(dcl_conv_desc_finish(&dw));
             CHECK(cpu_conv_layout(ci, &dw, CPU_CONV_BWD_DATA) == CPU_LAYOUT_NHWC,
-                  "dw 3x3 s1 672@19 (7.4 MB) bwd_data: oneDNN NHWC expected");
-            /* stride 2: the own gather kernels for outputs of 8 MB and more */
+                  "dw 3x3 s1 672@10 (2 MB) bwd_data: oneDNN NHWC expected");
+            /* stride 2: the own gather kernels for outputs of 4 MB and more */
             dw.ci = dw.co = dw.groups = 144; dw.hi = dw.wi = 150; dw.sh = dw.sw = 2;
             dcl_same_pad(dw.hi, dw.kh, 2, 1, &dw.pt, &dw.pb);
             dcl_same_pad(dw.wi, dw.kw, 2, 1, &dw.pl, &dw.pr);

@@ -216,7 +216,10 @@ static cpu_layout static_layout(const cpu_impl *c, const dcl_conv_desc *d) {
  * 7.6 + 13.4 / 4.9 + 7.8, 5x5 192@75 3.7 + 6.0 / 2.2 + 3.9, backward 3x3
  * 336@38 2.0 / 1.1, 5x5 960@19 1.9 / 1.5; b0 3x3 96@112 5.0 + 10.1 / 3.5 +
  * 5.1, 5x5 144@56 3.1 + 4.8 / 2.3 + 3.1; forward of small outputs as fast
- * or faster on oneDNN (b0 672@14 0.50 / 0.62).
+ * or faster on oneDNN (b0 672@14 0.50 / 0.62).  DW_BIG_MB: 8 -> 4 MB took
+ * b0's 480@14 and b4's 672@19 layers: all depthwise forward in a b0 step
+ * 22-27 -> 19 ms, b4's 19x19 stage forward 5.3 -> 4.4 ms, backward 9.6 ->
+ * 9.2 ms.
  * Measured on the 2-core Zen 3, ms oneDNN NHWC / own.  b4 (299, batch 8),
  * isolated: backward data 336@38 3.1-3.3 / 2.5-2.7, 672@19 1.28-1.31 /
  * 0.96-0.98, 960@19 2.05-2.13 / 1.67-1.68, 1632@10 0.96-0.98 / 0.70-0.71;
@@ -233,7 +236,7 @@ static cpu_layout static_layout(const cpu_impl *c, const dcl_conv_desc *d) {
  * faster on all four b0 shapes; 3x3 144@56 in a step forward 4.0-4.1 /
  * 3.0, backward 8.7 / 4.9 (with the weight gradient's prefetch).  With
  * AVX-512 oneDNN's 16-lane kernels are not compared against. */
-#define DW_BIG_MB 8.0
+#define DW_BIG_MB 4.0
 static int dw_direct(const cpu_impl *c, const dcl_conv_desc *d, int dir) {
 #if defined(__AVX512F__)
     (void)c; (void)d; (void)dir;

@@ -146,11 +146,12 @@ static void line_interior(int npix, int ntap, const int *base, int step, int lim
     *hi = h;
 }
 
-/* Outputs of DW_BIG_MB and more (larger than the caches: the next layer
- * does not find them there either) are written with streaming stores and
- * the rows ahead prefetched (pf_walk); the stride-1 kernel below walks
- * tiles outer on them. */
-#define DW_BIG_MB 8.0
+/* Outputs of DW_BIG_MB and more are written with streaming stores and the
+ * rows ahead prefetched (pf_walk); the stride-1 kernel below walks tiles
+ * outer on them.  On the 2-core Zen 3 (32 MB L3, shared) a threshold of 4
+ * MB measured better than 8 (cpu_conv.c, dw_direct): the next layer finds
+ * little of such an output in the cache either way. */
+#define DW_BIG_MB 4.0
 static int dw_big(int n, int h, int w, int C) {
     return (double)n * h * w * C * sizeof(float) >= DW_BIG_MB * 1048576.0;
 }
