@@ -125,6 +125,15 @@ static inline int want_stream(const cpu_impl *c, int64_t n_out) {
 
 #define FORCE_INLINE static inline __attribute__((always_inline))
 
+/* Zeroes thread th's slice (per doubles) of per-thread partial sums inside
+ * the parallel region (in parallel, instead of a serial calloc before it),
+ * and from thread 0 the slices of threads the region did not get. */
+static inline void part_zero(double *part, size_t per, int th, int T, int nt) {
+    memset(part + per * th, 0, per * sizeof(double));
+    if (th == 0)
+        for (int u = T; u < nt; u++) memset(part + per * u, 0, per * sizeof(double));
+}
+
 /* The sigmoid behind SiLU and sigmoid in vectors, made cheap (the fused
  * batch-norm backward recomputes it in both of its passes): exp with min/max
  * clamps, the argument reduced by ln 2 in one multiply-add (the rounding of
@@ -666,13 +675,14 @@ static dcl_status rowsum_nhwc(const cpu_impl *ci, int N, int HW, int C, float *o
     int nt = nthreads_for(ci, rows * C);
     if (nt > rows) nt = (int)rows;
     const size_t Cs = cl_pad(C), NCs = cl_pad(N * C);
-    double *part = dcl_calloc(sizeof(double) * NCs * nt);
+    double *part = dcl_alloc(sizeof(double) * NCs * nt);
     float *fb = dcl_alloc(sizeof(float) * Cs * nt);
     const int st = dx && want_stream(ci, rows * C);
     if (!part || !fb) { dcl_free(part); dcl_free(fb); return dcl_fail(DCL_ERR_NOMEM, "cpu: out of memory for partial sums"); }
     #pragma omp parallel num_threads(nt)
     {
         int t = thr_id(), T = thr_n();
+        if (part) part_zero(part, (size_t)NCs, t, T, nt);
         int64_t r0, r1;
         split_rows(rows, t, T, &r0, &r1);
         float *fs = fb + Cs * t;
@@ -1131,7 +1141,7 @@ dcl_status cpu_bn_act_fwd(dcl_backend *be, int N, int HW, int C, dcl_act act, fl
     if (nt > rows) nt = (int)rows;
     const size_t Cs = cl_pad(C), NCs = cl_pad(N * C);
     float *sc = dcl_alloc(sizeof(float) * Cs * (nt + 3));
-    double *part = gmean ? dcl_calloc(sizeof(double) * NCs * nt) : NULL;
+    double *part = gmean ? dcl_alloc(sizeof(double) * NCs * nt) : NULL;
     if (!sc || (gmean && !part)) { dcl_free(sc); dcl_free(part); return dcl_fail(DCL_ERR_NOMEM, "cpu bn_act_fwd: out of memory"); }
     if (!norm) {   /* a = act(x): (x - 0) * 1 + 0 */
         float *z = sc + Cs * (nt + 1);
@@ -1144,6 +1154,7 @@ dcl_status cpu_bn_act_fwd(dcl_backend *be, int N, int HW, int C, dcl_act act, fl
     #pragma omp parallel num_threads(nt)
     {
         int t = thr_id(), T = thr_n();
+        if (part) part_zero(part, (size_t)NCs, t, T, nt);
         int64_t r0, r1;
         split_rows(rows, t, T, &r0, &r1);
         double *gp = part ? part + NCs * t : NULL;
@@ -1215,13 +1226,14 @@ dcl_status cpu_bn_act_bwd_reduce(dcl_backend *be, int N, int HW, int C, dcl_act 
     int nt = nthreads_for(ci, rows * C);
     if (nt > rows) nt = (int)rows;
     const size_t Cs = cl_pad(C);
-    double *part = dcl_calloc(sizeof(double) * 2 * Cs * nt);
+    double *part = dcl_alloc(sizeof(double) * 2 * Cs * nt);
     float *sc = dcl_alloc(sizeof(float) * Cs * (1 + 2 * nt));
     if (!part || !sc) { dcl_free(part); dcl_free(sc); return dcl_fail(DCL_ERR_NOMEM, "cpu bn_act_bwd_reduce: out of memory"); }
     for (int c = 0; c < C; c++) sc[c] = invstd[c] * gamma[c];
     #pragma omp parallel num_threads(nt)
     {
         int t = thr_id(), T = thr_n();
+        if (part) part_zero(part, (size_t)2 * Cs, t, T, nt);
         int64_t r0, r1;
         split_rows(rows, t, T, &r0, &r1);
         double *ps = part + 2 * Cs * t, *pq = ps + Cs;
@@ -1353,13 +1365,14 @@ dcl_status cpu_bn_act_dot(dcl_backend *be, int N, int HW, int C, dcl_act act, fl
     int nt = nthreads_for(ci, rows * C);
     if (nt > rows) nt = (int)rows;
     const size_t Cs = cl_pad(C), NCs = cl_pad(N * C);
-    double *part = dcl_calloc(sizeof(double) * NCs * nt);
+    double *part = dcl_alloc(sizeof(double) * NCs * nt);
     float *sc = dcl_alloc(sizeof(float) * Cs * (1 + nt));
     if (!part || !sc) { dcl_free(part); dcl_free(sc); return dcl_fail(DCL_ERR_NOMEM, "cpu bn_act_dot: out of memory"); }
     for (int c = 0; c < C; c++) sc[c] = invstd[c] * gamma[c];
     #pragma omp parallel num_threads(nt)
     {
         int t = thr_id(), T = thr_n();
+        if (part) part_zero(part, (size_t)NCs, t, T, nt);
         int64_t r0, r1;
         split_rows(rows, t, T, &r0, &r1);
         ACT_DISPATCH(act, fz_dot_rows(A_, r0, r1, HW, C, part + NCs * t, sc + Cs * (1 + t), dy, x, mean, sc, beta));
@@ -1423,6 +1436,7 @@ static void se_sums_out(int nt, size_t NC, size_t NCs, const double *part, float
     for (int k = 0; k < 5; k++) {
         float *o = k == 0 ? ds : t + NC * (k - 1);
         if (!o) continue;
+        #pragma omp parallel for num_threads(nt) schedule(static) if (NC >= 4096)
         for (size_t i = 0; i < NC; i++) {
             double a = 0;
             for (int u = 0; u < nt; u++) a += part[5 * NCs * u + NCs * k + i];
@@ -1442,13 +1456,14 @@ dcl_status cpu_bn_act_se_sums(dcl_backend *be, int N, int HW, int C, dcl_act act
     int nt = nthreads_for(ci, rows * C);
     if (nt > rows) nt = (int)rows;
     const size_t Cs = cl_pad(C), NCs = cl_pad(N * C), NC = (size_t)N * C;
-    double *part = dcl_calloc(sizeof(double) * 5 * NCs * nt);
+    double *part = dcl_alloc(sizeof(double) * 5 * NCs * nt);
     float *sc = dcl_alloc(sizeof(float) * Cs * (1 + 5 * nt));
     if (!part || !sc) { dcl_free(part); dcl_free(sc); return dcl_fail(DCL_ERR_NOMEM, "cpu bn_act_se_sums: out of memory"); }
     for (int c = 0; c < C; c++) sc[c] = invstd[c] * gamma[c];
     #pragma omp parallel num_threads(nt)
     {
         int th = thr_id(), T = thr_n();
+        if (part) part_zero(part, (size_t)5 * NCs, th, T, nt);
         int64_t r0, r1;
         split_rows(rows, th, T, &r0, &r1);
         ACT_DISPATCH(act, fz_se_rows(A_, r0, r1, HW, C, NCs, Cs, part + 5 * NCs * th, sc + Cs * (1 + 5 * th), dy, x,
@@ -1595,7 +1610,7 @@ dcl_status cpu_se_pw_bwd(dcl_backend *be, int N, int HW, int C, int O, dcl_act a
     if (nt > rows) nt = (int)rows;
     const int64_t R = pwf_rows(3 * C);
     const size_t Cs = cl_pad(C), NCs = cl_pad(N * C), NC = (size_t)N * C, WN = (size_t)O * C;
-    double *part = dcl_calloc(sizeof(double) * 5 * NCs * nt);
+    double *part = dcl_alloc(sizeof(double) * 5 * NCs * nt);
     float *sc = dcl_alloc(sizeof(float) * (Cs * (1 + 5 * nt) + (size_t)R * Cs * 3 * nt));
     float *wpart = nt > 1 ? dcl_calloc(sizeof(float) * WN * (nt - 1)) : NULL;
     if (!part || !sc || (nt > 1 && !wpart)) {
@@ -1608,6 +1623,7 @@ dcl_status cpu_se_pw_bwd(dcl_backend *be, int N, int HW, int C, int O, dcl_act a
     #pragma omp parallel num_threads(nt) reduction(| : err)
     {
         int th = thr_id(), T = thr_n();
+        if (part) part_zero(part, (size_t)5 * NCs, th, T, nt);
         int64_t r0, r1, r = 0, re;
         split_rows(rows, th, T, &r0, &r1);
         float *wp = th == 0 ? dw : wpart + WN * (th - 1), *mb = mbuf + (size_t)R * Cs * 3 * th;
