@@ -677,6 +677,21 @@ static void run_all(dcl_backend *be, const char *label) {
     printf("%s: %s (%.1fs)\n", label, check_failed_ == before ? "all ops match ref" : "MISMATCHES", dcl_now() - t0);
 }
 
+/* a depthwise descriptor: n samples, C channels, HW x HW, K x K, stride S,
+ * 'same' padding */
+static void dw_shape(dcl_conv_desc *dw, int n, int C, int HW, int K, int S) {
+    memset(dw, 0, sizeof *dw);
+    dw->n = n;
+    dw->ci = dw->co = dw->groups = C;
+    dw->hi = dw->wi = HW;
+    dw->kh = dw->kw = K;
+    dw->sh = dw->sw = S;
+    dw->dh = dw->dw = 1;
+    dcl_same_pad(dw->hi, dw->kh, S, 1, &dw->pt, &dw->pb);
+    dcl_same_pad(dw->wi, dw->kw, S, 1, &dw->pl, &dw->pr);
+    CHECK_OK(dcl_conv_desc_finish(dw));
+}
+
 int main(void) {
     dcl_rng_seed(&RNG, 20240611);
     REF = dcl_backend_ref();
@@ -721,65 +736,28 @@ int main(void) {
         dcl_backend *be = dcl_backend_cpu(2);
         CHECK(be != NULL, "cpu backend: %s", dcl_last_error());
         if (be) {
-            dcl_conv_desc dw = {0};
-            dw.n = 8; dw.ci = dw.co = dw.groups = 960; dw.hi = dw.wi = 19; dw.kh = dw.kw = 5;
-            dw.sh = dw.sw = dw.dh = dw.dw = 1;
-            dcl_same_pad(dw.hi, dw.kh, 1, 1, &dw.pt, &dw.pb);
-            dcl_same_pad(dw.wi, dw.kw, 1, 1, &dw.pl, &dw.pr);
-            CHECK_OK(dcl_conv_desc_finish(&dw));
+            static const struct { int n, C, HW, K, S, dir, own; const char *what; } rule[] = {
+                {8, 960, 19, 5, 1, CPU_CONV_BWD_DATA, 1, "5x5 s1 960@19 bwd_data"},
+                {8, 960, 19, 5, 1, CPU_CONV_FWD, 1, "5x5 s1 960@19 fwd"},
+                {8, 336, 38, 5, 1, CPU_CONV_FWD, 1, "5x5 s1 336@38 (15 MB) fwd"},
+                {8, 336, 38, 5, 1, CPU_CONV_BWD_DATA, 1, "5x5 s1 336@38 bwd_data"},
+                {8, 336, 38, 3, 1, CPU_CONV_BWD_DATA, 1, "3x3 s1 336@38 (15 MB) bwd_data"},
+                {8, 336, 38, 3, 1, CPU_CONV_FWD, 1, "3x3 s1 336@38 (15 MB) fwd"},
+                {8, 48, 150, 3, 1, CPU_CONV_FWD, 0, "3x3 s1 48@150 fwd (few channels)"},
+                {8, 672, 19, 3, 1, CPU_CONV_BWD_DATA, 1, "3x3 s1 672@19 (7.4 MB) bwd_data"},
+                {8, 672, 10, 3, 1, CPU_CONV_BWD_DATA, 0, "3x3 s1 672@10 (2 MB) bwd_data"},
+                /* stride 2: the own gather kernels for outputs of 4 MB and more */
+                {8, 144, 150, 3, 2, CPU_CONV_FWD, 1, "3x3 s2 144@150 (26 MB out) fwd"},
+                {8, 144, 150, 3, 2, CPU_CONV_BWD_DATA, 1, "3x3 s2 144@150 bwd_data"},
+                {16, 672, 14, 3, 2, CPU_CONV_FWD, 0, "3x3 s2 672@14 (2 MB out) fwd"},
+            };
             cpu_impl *ci = cpu_of(be);
-            CHECK(cpu_conv_layout(ci, &dw, CPU_CONV_BWD_DATA) == CPU_LAYOUT_DIRECT,
-                  "dw 5x5 s1 bwd_data: own kernel expected");
-            CHECK(cpu_conv_layout(ci, &dw, CPU_CONV_FWD) == CPU_LAYOUT_DIRECT, "dw 5x5 s1 19x19 fwd: own kernel expected");
-            dw.ci = dw.co = dw.groups = 336; dw.hi = dw.wi = 38;
-            dcl_same_pad(dw.hi, dw.kh, 1, 1, &dw.pt, &dw.pb);
-            dcl_same_pad(dw.wi, dw.kw, 1, 1, &dw.pl, &dw.pr);
-            CHECK_OK(dcl_conv_desc_finish(&dw));
-            CHECK(cpu_conv_layout(ci, &dw, CPU_CONV_FWD) == CPU_LAYOUT_DIRECT,
-                  "dw 5x5 s1 38x38 (15 MB) fwd: own kernel expected");
-            CHECK(cpu_conv_layout(ci, &dw, CPU_CONV_BWD_DATA) == CPU_LAYOUT_DIRECT,
-                  "dw 5x5 s1 38x38 bwd_data: own kernel expected");
-            dw.kh = dw.kw = 3;
-            dcl_same_pad(dw.hi, dw.kh, 1, 1, &dw.pt, &dw.pb);
-            dcl_same_pad(dw.wi, dw.kw, 1, 1, &dw.pl, &dw.pr);
-            CHECK_OK(dcl_conv_desc_finish(&dw));
-            CHECK(cpu_conv_layout(ci, &dw, CPU_CONV_BWD_DATA) == CPU_LAYOUT_DIRECT,
-                  "dw 3x3 s1 336@38 (15 MB) bwd_data: own kernel expected");
-            CHECK(cpu_conv_layout(ci, &dw, CPU_CONV_FWD) == CPU_LAYOUT_DIRECT,
-                  "dw 3x3 s1 336@38 (15 MB) fwd: own kernel expected");
-            dw.ci = dw.co = dw.groups = 48; dw.hi = dw.wi = 150;
-            dcl_same_pad(dw.hi, dw.kh, 1, 1, &dw.pt, &dw.pb);
-            dcl_same_pad(dw.wi, dw.kw, 1, 1, &dw.pl, &dw.pr);
-            CHECK_OK(dcl_conv_desc_finish(&dw));
-            CHECK(cpu_conv_layout(ci, &dw, CPU_CONV_FWD) == CPU_LAYOUT_NHWC,
-                  "dw 3x3 s1 48@150 fwd: oneDNN NHWC expected");
-            dw.ci = dw.co = dw.groups = 672; dw.hi = dw.wi = 19;
-            dcl_same_pad(dw.hi, dw.kh, 1, 1, &dw.pt, &dw.pb);
-            dcl_same_pad(dw.wi, dw.kw, 1, 1, &dw.pl, &dw.pr);
-            CHECK_OK(dcl_conv_desc_finish(&dw));
-            CHECK(cpu_conv_layout(ci, &dw, CPU_CONV_BWD_DATA) == CPU_LAYOUT_DIRECT,
-                  "dw 3x3 s1 672@19 (7.4 MB) bwd_data: own kernel expected");
-            dw.hi = dw.wi = 10;
-            dcl_same_pad(dw.hi, dw.kh, 1, 1, &dw.pt, &dw.pb);
-            dcl_same_pad(dw.wi, dw.kw, 1, 1, &dw.pl, &dw.pr);
-            CHECK_OK(dcl_conv_desc_finish(&dw));
-            CHECK(cpu_conv_layout(ci, &dw, CPU_CONV_BWD_DATA) == CPU_LAYOUT_NHWC,
-                  "dw 3x3 s1 672@10 (2 MB) bwd_data: oneDNN NHWC expected");
-            /* stride 2: the own gather kernels for outputs of 4 MB and more */
-            dw.ci = dw.co = dw.groups = 144; dw.hi = dw.wi = 150; dw.sh = dw.sw = 2;
-            dcl_same_pad(dw.hi, dw.kh, 2, 1, &dw.pt, &dw.pb);
-            dcl_same_pad(dw.wi, dw.kw, 2, 1, &dw.pl, &dw.pr);
-            CHECK_OK(dcl_conv_desc_finish(&dw));
-            CHECK(cpu_conv_layout(ci, &dw, CPU_CONV_FWD) == CPU_LAYOUT_DIRECT,
-                  "dw 3x3 s2 144@150 (26 MB out) fwd: own kernel expected");
-            CHECK(cpu_conv_layout(ci, &dw, CPU_CONV_BWD_DATA) == CPU_LAYOUT_DIRECT,
-                  "dw 3x3 s2 144@150 bwd_data: own kernel expected");
-            dw.ci = dw.co = dw.groups = 672; dw.hi = dw.wi = 14; dw.n = 16;
-            dcl_same_pad(dw.hi, dw.kh, 2, 1, &dw.pt, &dw.pb);
-            dcl_same_pad(dw.wi, dw.kw, 2, 1, &dw.pl, &dw.pr);
-            CHECK_OK(dcl_conv_desc_finish(&dw));
-            CHECK(cpu_conv_layout(ci, &dw, CPU_CONV_FWD) == CPU_LAYOUT_NHWC,
-                  "dw 3x3 s2 672@14 (2 MB out) fwd: oneDNN NHWC expected");
+            for (size_t r = 0; r < sizeof rule / sizeof rule[0]; r++) {
+                dcl_conv_desc dw;
+                dw_shape(&dw, rule[r].n, rule[r].C, rule[r].HW, rule[r].K, rule[r].S);
+                CHECK(cpu_conv_layout(ci, &dw, rule[r].dir) == (rule[r].own ? CPU_LAYOUT_DIRECT : CPU_LAYOUT_NHWC),
+                      "dw %s: %s expected", rule[r].what, rule[r].own ? "own kernel" : "oneDNN NHWC");
+            }
             dcl_backend_destroy(be);
         }
     }

@@ -328,6 +328,17 @@ typedef struct s1_rowargs {
     const float *bias;
 } s1_rowargs;
 
+/* channel vector c: its input rows and weights for the NR kernel rows, and
+ * its bias (zero without) */
+static inline __attribute__((always_inline)) dvf s1_chan(const s1_rowargs *a, const int NR, int c,
+                                                         const float **ij, const float **wj) {
+    for (int r = 0; r < NR; r++) {
+        ij[r] = a->in[r] + c;
+        wj[r] = a->w[r] + c;
+    }
+    return a->bias ? dld(a->bias + c) : (dvf){0};
+}
+
 /* ntl tiles of T outputs from ow0 on, for every channel vector, channel
  * vectors outer (each vector's weights and input lines reused along the
  * row; measured faster for 5x5 than tiles outer).  NR: the number of kernel
@@ -338,11 +349,7 @@ static inline __attribute__((always_inline)) void s1_tiles(const int K, const in
     for (int j = 0; j < a->nv; j++) {
         const int c = j * DW_VW;
         const float *ij[5], *wj[5];
-        for (int r = 0; r < NR; r++) {
-            ij[r] = a->in[r] + c;
-            wj[r] = a->w[r] + c;
-        }
-        const dvf bv = a->bias ? dld(a->bias + c) : (dvf){0};
+        const dvf bv = s1_chan(a, NR, c, ij, wj);
         float *o = a->out + c;
         for (int i = 0; i < ntl; i++) {
             const int ow = ow0 + i * T;
@@ -376,12 +383,8 @@ static inline __attribute__((always_inline)) void s1_tiles_to(const int K, const
         for (int j = 0; j < a->nv; j++) {
             const int c = j * DW_VW;
             const float *ij[5], *wj[5];
-            for (int r = 0; r < NR; r++) {
-                ij[r] = a->in[r] + c;
-                wj[r] = a->w[r] + c;
-            }
             __builtin_prefetch(pf + (ptrdiff_t)c * sizeof(float), 0, 3);
-            const dvf bv = a->bias ? dld(a->bias + c) : (dvf){0};
+            const dvf bv = s1_chan(a, NR, c, ij, wj);
             float *o = a->out + c + (ptrdiff_t)ow * C;
             if (inner) s1_tile(K, T, 0, NR, ij, io, C, wj, a->ws, bv, o, C, 0, T + K - 1, a->st);
             else s1_tile(K, T, 1, NR, ij, io, C, wj, a->ws, bv, o, C, qlo, qhi, a->st);
