@@ -95,8 +95,8 @@ dcl_backend *dcl_backend_cpu(int threads) {
      * away and then finds it in memory instead of the last-level cache: on
      * the 2-core Zen 3 (32 MB L3), b0 training and b4 inference steps were
      * 2% faster without (16 MB threshold: 0.507 / 0.402 s, off: 0.497 /
-     * 0.394 s).  (The own depthwise kernels stream their outputs of 8 MB
-     * and more whatever this says: cpu_dwconv.c dw_big, measured there.) */
+     * 0.394 s).  (The own depthwise kernels stream their outputs of 4 MB
+     * and more whatever this says: cpu_dw_big, measured in cpu_conv.c.) */
     c->stream_min = 0;
     {
         const char *st = getenv("DCL_CPU_STEM");

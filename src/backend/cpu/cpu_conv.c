@@ -112,35 +112,6 @@ static dcl_status pw_sgemm(char ta, char tb, int64_t m, int64_t n, int64_t k, co
     return DCL_OK;
 }
 
-/* The same products split by hand: the rows of the output in nt equal
- * parts, one single-threaded sgemm per thread (inside the parallel region
- * oneDNN's sgemm runs on the calling thread).  oneDNN's own two-thread
- * decomposition of the backward 1x1 products on small maps leaves a thread
- * waiting 6-12% of the time (b4: 112->672 at 19x19, 272->1632 at 10x10;
- * with the split, the 1x1 backward layers of a b4 step 372 -> 366 ms, b0's
- * thread-idle time in them 6.7 -> 2.9 ms a step).
- * dx (M, ci) = dy (M, co) w (co, ci): rows of dx; dw (co, ci) += dy^T x:
- * rows of dw (output channels), each thread reading all of x. */
-static dcl_status pw_sgemm_rows(int nt, char ta, int64_t m, int64_t n, int64_t k, const float *a, int64_t lda,
-                                const float *b, int64_t ldb, float beta, float *y, int64_t ldy) {
-    if (nt < 2 || m < 2 * nt) return pw_sgemm(ta, 'N', m, n, k, a, lda, b, ldb, beta, y, ldy);
-    int err = 0;
-    #pragma omp parallel num_threads(nt) reduction(| : err)
-    {
-#ifdef _OPENMP
-        const int t = omp_get_thread_num(), T = omp_get_num_threads();
-#else
-        const int t = 0, T = 1;
-#endif
-        const int64_t r0 = m * t / T, r1 = m * (t + 1) / T;
-        /* rows r0.. of op(a): a's rows for 'N', its columns for 'T' */
-        const float *ap = ta == 'N' ? a + r0 * lda : a + r0;
-        if (r1 > r0)
-            err |= dnnl_sgemm(ta, 'N', r1 - r0, n, k, 1.0f, ap, lda, b, ldb, beta, y + r0 * ldy, ldy) != dnnl_success;
-    }
-    return err ? dcl_fail(DCL_ERR_INTERNAL, "cpu conv: oneDNN sgemm failed") : DCL_OK;
-}
-
 /* y (M, C) rows = b (assign) or += b */
 static void bias_rows(int nt, float *y, const float *b, int64_t M, int C, int assign) {
     if (M * C < 65536) nt = 1;
@@ -203,20 +174,21 @@ static cpu_layout static_layout(const cpu_impl *c, const dcl_conv_desc *d) {
 /* Automatic choice only: depthwise convolutions go to the own kernels
  * (cpu_dwconv.c) for
  * - stride 1, 5x5: backward data on every map, forward on maps of 100 to
- *   400 pixels (10x10 to 20x20) and on outputs of DW_BIG_MB and more;
- * - stride 1, 3x3: forward and backward data on outputs of DW_BIG_MB and
- *   more with at least 96 channels;
- * - stride 2 and more: forward and backward data on outputs (y, or dx) of
- *   DW_BIG_MB and more (the gather kernels);
- * oneDNN's jit_dw (AVX2) keeps the rest.  On outputs of DW_BIG_MB and more
- * the own kernels write with streaming stores and prefetch the rows ahead
- * (cpu_dwconv.c, dw_big); the stride-1 kernel also walks tiles outer there
+ *   400 pixels (10x10 to 20x20) and on large outputs (cpu_dw_big: 4 MB
+ *   and more);
+ * - stride 1, 3x3: forward and backward data on large outputs with at
+ *   least 96 channels;
+ * - stride 2 and more: forward and backward data on large outputs (y, or
+ *   dx; the gather kernels);
+ * oneDNN's jit_dw (AVX2) keeps the rest.  On large outputs the own kernels
+ * write with streaming stores and prefetch the rows ahead (cpu_dwconv.c);
+ * the stride-1 kernel also walks tiles outer there
  * (s1_tiles_to), channel vectors outer below.  Stride 2 in a training step,
  * ms oneDNN / own, forward + backward (data + weights): b4 3x3 144@150
  * 7.6 + 13.4 / 4.9 + 7.8, 5x5 192@75 3.7 + 6.0 / 2.2 + 3.9, backward 3x3
  * 336@38 2.0 / 1.1, 5x5 960@19 1.9 / 1.5; b0 3x3 96@112 5.0 + 10.1 / 3.5 +
  * 5.1, 5x5 144@56 3.1 + 4.8 / 2.3 + 3.1; forward of small outputs as fast
- * or faster on oneDNN (b0 672@14 0.50 / 0.62).  DW_BIG_MB: 8 -> 4 MB took
+ * or faster on oneDNN (b0 672@14 0.50 / 0.62).  The threshold 8 -> 4 MB took
  * b0's 480@14 and b4's 672@19 layers: all depthwise forward in a b0 step
  * 22-27 -> 19 ms, b4's 19x19 stage forward 5.3 -> 4.4 ms, backward 9.6 ->
  * 9.2 ms.
@@ -236,7 +208,6 @@ static cpu_layout static_layout(const cpu_impl *c, const dcl_conv_desc *d) {
  * faster on all four b0 shapes; 3x3 144@56 in a step forward 4.0-4.1 /
  * 3.0, backward 8.7 / 4.9 (with the weight gradient's prefetch).  With
  * AVX-512 oneDNN's 16-lane kernels are not compared against. */
-#define DW_BIG_MB 4.0
 static int dw_direct(const cpu_impl *c, const dcl_conv_desc *d, int dir) {
 #if defined(__AVX512F__)
     (void)c; (void)d; (void)dir;
@@ -246,8 +217,7 @@ static int dw_direct(const cpu_impl *c, const dcl_conv_desc *d, int dir) {
     if (dir != CPU_CONV_FWD && dir != CPU_CONV_BWD_DATA) return 0;
     const int px = d->ho * d->wo;
     /* the output of the direction: y forward, dx backward */
-    const double out = (double)d->n * (dir == CPU_CONV_FWD ? px : d->hi * d->wi) * d->ci * sizeof(float);
-    const int big = out >= DW_BIG_MB * 1048576.0;
+    const int big = dir == CPU_CONV_FWD ? cpu_dw_big(d->n, d->ho, d->wo, d->ci) : cpu_dw_big(d->n, d->hi, d->wi, d->ci);
     if (!cpu_dw_s1_handles(d)) return big && (d->sh > 1 || d->sw > 1);
     if (d->kh == 3) return big && d->ci >= 96;
     return dir == CPU_CONV_BWD_DATA || big || (px >= 100 && px <= 400);
@@ -555,15 +525,15 @@ static dcl_status plan_get(cpu_impl *c, const dcl_conv_desc *d, int dir, int bia
  * backward-weights is slower there: b4 shapes on the 2-core Zen 3, CPU ms,
  * oneDNN / own: 3x3 192@75 16.4 / 12.9, 672@19 3.1 / 1.7, 48@150 13.3 /
  * 12.4; stride 2 144@150 14.8 / 17.7; with AVX-512 oneDNN's 16-lane kernel
- * wins, bench/ops_bench.c), and at stride 2 on inputs of DW_BIG_MB and
- * more, where the own kernel prefetches the rows ahead (b4 3x3 336@38 in a
+ * wins, bench/ops_bench.c), and at stride 2 on large inputs (cpu_dw_big),
+ * where the own kernel prefetches the rows ahead (b4 3x3 336@38 in a
  * training step, with backward data: 2.0 / 1.1 ms; 144@150 13.4 / 7.8).
  * Call with the lock held. */
 static int dw_direct_for_bwd_w(cpu_impl *c, const dcl_conv_desc *d, int bias) {
     if (c->layout_force != CPU_LAYOUT_AUTO || !cpu_dw_handles(d)) return 0;
 #if !defined(__AVX512F__)
     if (d->sh == 1 && d->sw == 1) return 1;
-    if ((double)d->n * d->hi * d->wi * d->ci * sizeof(float) >= DW_BIG_MB * 1048576.0) return 1;
+    if (cpu_dw_big(d->n, d->hi, d->wi, d->ci)) return 1;
 #endif
     cpu_conv_plan *p;
     if (plan_get(c, d, CPU_CONV_BWD_W, bias, &p) != DCL_OK) {
@@ -747,9 +717,13 @@ dcl_status cpu_conv_bwd_data(dcl_backend *be, const dcl_conv_desc *d, float *dx,
         cpu_small_gemm_dyw(c->nt, d->n, d->ci, d->co, dx, dy, w);
         return DCL_OK;
     }
+    /* split by hand: oneDNN's own two-thread split of these products on
+     * small maps left a thread waiting 6-12% (b4 112->672 at 19x19,
+     * 272->1632 at 10x10); with it the 1x1 backward layers of a b4 step 372
+     * -> 366 ms, b0's thread-idle time in them 6.7 -> 2.9 ms */
     if (cpu_conv_pw_impl(c, d, CPU_CONV_BWD_DATA, 0) == CPU_PW_GEMM)
-        return pw_sgemm_rows(c->nt, 'N', (int64_t)d->n * d->hi * d->wi, d->ci, d->co, dy, d->co, w, d->ci, 0.0f, dx,
-                             d->ci);
+        return cpu_sgemm_split(c->nt, 0, 'N', 'N', (int64_t)d->n * d->hi * d->wi, d->ci, d->co, dy, d->co, w, d->ci,
+                               0.0f, dx, d->ci);
     if (static_layout(c, d) == CPU_LAYOUT_DIRECT || dw_direct(c, d, CPU_CONV_BWD_DATA))
         return cpu_dw_bwd_data(c->nt, d, dx, dy, w);
     pthread_mutex_lock(&c->lock);
@@ -794,7 +768,7 @@ dcl_status cpu_conv_bwd_weights(dcl_backend *be, const dcl_conv_desc *d, float *
     }
     if (cpu_conv_pw_impl(c, d, CPU_CONV_BWD_W, bias) == CPU_PW_GEMM) {
         int64_t M = (int64_t)d->n * d->hi * d->wi;
-        DCL_TRY(pw_sgemm_rows(c->nt, 'T', d->co, d->ci, M, dy, d->co, x, d->ci, 1.0f, dw, d->ci));
+        DCL_TRY(cpu_sgemm_split(c->nt, 0, 'T', 'N', d->co, d->ci, M, dy, d->co, x, d->ci, 1.0f, dw, d->ci));
         return bias ? col_sums_add(c->nt, db, dy, M, d->co) : DCL_OK;
     }
     if (stem_direct(c, d)) return cpu_stem_bwd_weights(c->nt, d, dw, bias ? db : NULL, dy, x);

@@ -7,6 +7,7 @@
  * in registers along a row and in a small per-thread buffer across rows.
  */
 #include "backend/cpu/cpu_internal.h"
+#include "backend/cpu/cpu_vec.h"
 #include <stdlib.h>
 #include <string.h>
 #if defined(__SSE__)
@@ -152,7 +153,7 @@ static void line_interior(int npix, int ntap, const int *base, int step, int lim
  * MB measured better than 8 (cpu_conv.c, dw_direct): the next layer finds
  * little of such an output in the cache either way. */
 #define DW_BIG_MB 4.0
-static int dw_big(int n, int h, int w, int C) {
+int cpu_dw_big(int n, int h, int w, int C) {
     return (double)n * h * w * C * sizeof(float) >= DW_BIG_MB * 1048576.0;
 }
 static inline void dw_fence(int st) {
@@ -247,13 +248,6 @@ typedef struct dw_s1 {
 #define S1_CHUNK_BYTES (160 * 1024)
 /* widest tile: T accumulators + T inputs + 1 weight in 16 vector registers */
 #define S1_T 7
-/* keeps a loaded vector in a register, as the operand of every multiply-add
- * that uses it (not a memory operand of each) */
-#if defined(__x86_64__) || defined(__i386__)
-#define S1_REG(v) __asm__("" : "+x"(v))
-#else
-#define S1_REG(v) ((void)0)
-#endif
 
 int cpu_dw_s1_handles(const dcl_conv_desc *d) {
     if (!cpu_dw_handles(d) || d->sh != 1 || d->sw != 1 || d->dh != 1 || d->dw != 1) return 0;
@@ -279,14 +273,14 @@ static inline __attribute__((always_inline)) void s1_acc(const int K, const int 
         for (int q = 0; q < T - 1; q++) {
             if (!B || (q >= qlo && q < qhi)) xv[q] = dld(ip + (io + q * ps));
             else xv[q] = (dvf){0};
-            S1_REG(xv[q]);
+            VREG(xv[q]);
         }
 #pragma GCC unroll 5
         for (int k = 0; k < K; k++) {
             const int q = k + T - 1;
             if (!B || (q >= qlo && q < qhi)) xv[q] = dld(ip + (io + q * ps));
             else xv[q] = (dvf){0};
-            S1_REG(xv[q]);
+            VREG(xv[q]);
             const dvf wk = dld(w[r] + k * ws);
 #pragma GCC unroll 8
             for (int t = 0; t < T; t++) acc[t] += xv[t + k] * wk;
@@ -520,10 +514,10 @@ static float *s1_weights(const float *w, const float *b, int C, int Cp, int K, i
     return wt;
 }
 
-/* tiles outer with streaming stores on large outputs (dw_big); whole
+/* tiles outer with streaming stores on large outputs (cpu_dw_big); whole
  * channel vectors only */
 static void s1_mode(dw_s1 *g) {
-    g->to = dw_big(g->n, g->Ho, g->Wo, g->C) && g->C % DW_VW == 0;
+    g->to = cpu_dw_big(g->n, g->Ho, g->Wo, g->C) && g->C % DW_VW == 0;
     g->st = g->to;
 }
 
@@ -560,7 +554,7 @@ dcl_status cpu_dw_fwd(int nt, const dcl_conv_desc *d, float *y, const float *x, 
     if (!wt) return dcl_fail(DCL_ERR_NOMEM, "cpu depthwise conv: out of memory");
     transpose_w(wt, w, C, KK);
     dw_geom g = {C, d->hi, d->wi, d->ho, d->wo, d->kh, d->kw, d->sh, d->sw, d->dh, d->dw, d->pt, d->pl, 0};
-    g.big = dw_big(d->n, d->ho, d->wo, C);
+    g.big = cpu_dw_big(d->n, d->ho, d->wo, C);
     const int rows = d->n * d->ho;
     const size_t in_n = (size_t)d->hi * d->wi * C, out_n = (size_t)d->ho * d->wo * C;
     if ((int64_t)rows * d->wo * C * KK < 65536) nt = 1;
@@ -656,7 +650,7 @@ dcl_status cpu_dw_bwd_data(int nt, const dcl_conv_desc *d, float *dx, const floa
     if ((int64_t)rows * d->wi * C * KK < 65536) nt = 1;
     /* streaming stores only where whole lines are written together: at
      * stride 2 and more a row is written in residue classes of pixels */
-    const int big = dw_big(d->n, d->hi, d->wi, C) && (d->sw == 1 || C % 16 == 0);
+    const int big = cpu_dw_big(d->n, d->hi, d->wi, C) && (d->sw == 1 || C % 16 == 0);
     #pragma omp parallel num_threads(nt)
     {
         #pragma omp for schedule(static) nowait
@@ -821,11 +815,7 @@ dcl_status cpu_dw_bwd_weights(int nt, const dcl_conv_desc *d, float *dw, float *
     if (!part) return dcl_fail(DCL_ERR_NOMEM, "cpu depthwise conv: out of memory");
     #pragma omp parallel num_threads(nt)
     {
-#ifdef _OPENMP
-        int t = omp_get_thread_num(), T = omp_get_num_threads();
-#else
-        int t = 0, T = 1;
-#endif
+        int t = thr_id(), T = thr_n();
         float *pt = part + per * t;
         int r0 = (int)((int64_t)rows * t / T), r1 = (int)((int64_t)rows * (t + 1) / T);
         for (int r = r0; r < r1; r++) dw_bwd_w_row(d, r / d->ho, r % d->ho, pt, db ? pt + (size_t)KK * C : NULL, dy, x);

@@ -74,6 +74,9 @@ dcl_status cpu_dw_bwd_weights(int nt, const dcl_conv_desc *d, float *dw, float *
 /* stride 1, 5x5, padding at most 4 per side: the register-blocked kernel
  * cpu_dw_fwd and cpu_dw_bwd_data use for these shapes */
 int cpu_dw_s1_handles(const dcl_conv_desc *d);
+/* an output (n, h, w, C) large enough (4 MB) for the own depthwise kernels'
+ * streaming stores and prefetch of the rows ahead */
+int cpu_dw_big(int n, int h, int w, int C);
 /* cpu_stem.c: weight gradient of dense convolutions with few input taps
  * (ci <= 4, ci * kh * kw <= 48, co a multiple of the vector width, <= 128):
  * the EfficientNet stem */
@@ -82,6 +85,10 @@ dcl_status cpu_stem_bwd_weights(int nt, const dcl_conv_desc *d, float *dw, float
                                 const float *x);
 
 /* elementwise, normalisation, pooling, linear (cpu_kernels.c) */
+/* y (m, n) = op(a) op(b) + beta y split over nt threads by y's rows (cols 0)
+ * or columns (cols 1), one single-threaded oneDNN sgemm each */
+dcl_status cpu_sgemm_split(int nt, int cols, char ta, char tb, int64_t m, int64_t n, int64_t k, const float *a,
+                           int64_t lda, const float *b, int64_t ldb, float beta, float *y, int64_t ldy);
 dcl_status cpu_bn_fwd_train(dcl_backend *be, int64_t M, int C, float *y, float *mean, float *var,
                             float *invstd, const float *x, const float *gamma, const float *beta, float eps);
 dcl_status cpu_bn_fwd_infer(dcl_backend *be, int64_t M, int C, float *y, const float *x,

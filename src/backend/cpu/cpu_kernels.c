@@ -902,32 +902,37 @@ void cpu_small_gemm_dw(int nt, int M, int K, int O, float *dw, float *db, const 
     }
 }
 
-/* The classifier's products (a few rows: the batch) split by hand over the
- * threads, one single-threaded oneDNN sgemm each on its share of the
- * output's columns (fwd, dx) or rows (dw), so both cores stream the weight
- * matrix: OpenBLAS ran these on one thread (b4's 1792 -> 1000 head at batch
- * 8: 1.8 ms forward, 2.2 ms backward a step, one core idle). */
-static dcl_status lin_split(int nt, int which, int M, int K, int O, float *out, const float *a, const float *b,
-                            float beta) {
+/* y (m, n) = op(a) op(b) + beta y, row-major, split by hand over nt threads
+ * in equal shares of y's rows (cols 0) or columns (cols 1), one
+ * single-threaded oneDNN sgemm per thread (inside the parallel region
+ * oneDNN's sgemm runs on the calling thread); below two rows or columns a
+ * thread, one sgemm threaded by oneDNN.  Used where oneDNN's own split
+ * leaves a thread waiting (the 1x1 backward products on small maps,
+ * cpu_conv.c) and for the classifier's products (a few rows: the batch),
+ * which OpenBLAS ran on one thread (b4's 1792 -> 1000 head at batch 8: 1.8
+ * ms forward, 2.2 ms backward a step, one core idle). */
+dcl_status cpu_sgemm_split(int nt, int cols, char ta, char tb, int64_t m, int64_t n, int64_t k, const float *a,
+                           int64_t lda, const float *b, int64_t ldb, float beta, float *y, int64_t ldy) {
+    const int64_t span = cols ? n : m;
+    if (nt < 2 || span < 2 * nt)
+        return dnnl_sgemm(ta, tb, m, n, k, 1.0f, a, lda, b, ldb, beta, y, ldy) == dnnl_success
+                   ? DCL_OK : dcl_fail(DCL_ERR_INTERNAL, "cpu: oneDNN sgemm failed");
     int err = 0;
-    const int64_t span = which == 1 ? K : O;   /* 0: y cols (O), 1: dx cols (K), 2: dw rows (O) */
-    if (span < 2 * nt) nt = 1;
     #pragma omp parallel num_threads(nt) reduction(| : err)
     {
         const int t = thr_id(), T = thr_n();
-        const int64_t j0 = span * t / T, j1 = span * (t + 1) / T, nj = j1 - j0;
-        dnnl_status_t st = dnnl_success;
+        const int64_t j0 = span * t / T, nj = span * (t + 1) / T - j0;
         if (nj > 0) {
-            if (which == 0)   /* y[:, j] = x (M, K) w[j, :]^T */
-                st = dnnl_sgemm('N', 'T', M, nj, K, 1.0f, a, K, b + j0 * K, K, beta, out + j0, O);
-            else if (which == 1)   /* dx[:, j] = dy (M, O) w[:, j] */
-                st = dnnl_sgemm('N', 'N', M, nj, O, 1.0f, a, O, b + j0, K, beta, out + j0, K);
-            else   /* dw[j, :] += dy[:, j]^T x (M, K) */
-                st = dnnl_sgemm('T', 'N', nj, K, M, 1.0f, a + j0, O, b, K, beta, out + j0 * K, K);
+            /* rows j0.. of op(a) (a's rows for 'N', its columns for 'T'), or
+             * columns j0.. of op(b) (b's columns for 'N', its rows for 'T') */
+            const float *ap = cols ? a : ta == 'N' ? a + j0 * lda : a + j0;
+            const float *bp = !cols ? b : tb == 'N' ? b + j0 : b + j0 * ldb;
+            float *yp = cols ? y + j0 : y + j0 * ldy;
+            err |= dnnl_sgemm(ta, tb, cols ? m : nj, cols ? nj : n, k, 1.0f, ap, lda, bp, ldb, beta, yp, ldy) !=
+                   dnnl_success;
         }
-        err |= st != dnnl_success;
     }
-    return err ? dcl_fail(DCL_ERR_INTERNAL, "cpu linear: oneDNN sgemm failed") : DCL_OK;
+    return err ? dcl_fail(DCL_ERR_INTERNAL, "cpu: oneDNN sgemm failed") : DCL_OK;
 }
 
 dcl_status cpu_linear_fwd(dcl_backend *be, int M, int K, int O, float *y, const float *x, const float *w,
@@ -941,7 +946,8 @@ dcl_status cpu_linear_fwd(dcl_backend *be, int M, int K, int O, float *y, const 
     }
     if (b)
         for (int m = 0; m < M; m++) memcpy(y + (size_t)m * O, b, sizeof(float) * O);
-    if (M <= 64) return lin_split(ci->nt, 0, M, K, O, y, x, w, b ? 1.0f : 0.0f);
+    /* y[:, j] = x (M, K) w[j, :]^T */
+    if (M <= 64) return cpu_sgemm_split(ci->nt, 1, 'N', 'T', M, O, K, x, K, w, K, b ? 1.0f : 0.0f, y, O);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, O, K, 1.0f, x, K, w, K, b ? 1.0f : 0.0f, y, O);
     return DCL_OK;
 }
@@ -957,8 +963,9 @@ dcl_status cpu_linear_bwd(dcl_backend *be, int M, int K, int O, float *dx, float
         return DCL_OK;
     }
     if (M <= 64) {
-        if (dx) DCL_TRY(lin_split(ci->nt, 1, M, K, O, dx, dy, w, 0.0f));
-        DCL_TRY(lin_split(ci->nt, 2, M, K, O, dw, dy, x, 1.0f));
+        /* dx[:, j] = dy (M, O) w[:, j]; dw[j, :] += dy[:, j]^T x (M, K) */
+        if (dx) DCL_TRY(cpu_sgemm_split(ci->nt, 1, 'N', 'N', M, K, O, dy, O, w, K, 0.0f, dx, K));
+        DCL_TRY(cpu_sgemm_split(ci->nt, 0, 'T', 'N', O, K, M, dy, O, x, K, 1.0f, dw, K));
     } else {
         if (dx) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, K, O, 1.0f, dy, O, w, K, 0.0f, dx, K);
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, O, K, M, 1.0f, dy, O, x, K, 1.0f, dw, K);

@@ -16,11 +16,9 @@
  * given thread count).
  */
 #include "backend/cpu/cpu_internal.h"
+#include "backend/cpu/cpu_vec.h"
 #include <stdlib.h>
 #include <string.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #if defined(__AVX__)
 #define ST_VW 8
@@ -30,13 +28,6 @@
 typedef float svf __attribute__((vector_size(ST_VW * 4), aligned(4), may_alias));
 
 #define ST_P 64      /* pixels per block */
-/* keeps a loaded vector in a register for all its multiply-adds (not a
- * memory operand of each: the loads would bound the loop) */
-#if defined(__x86_64__) || defined(__i386__)
-#define ST_REG(v) __asm__("" : "+x"(v))
-#else
-#define ST_REG(v) ((void)0)
-#endif
 #define ST_KMAX 48   /* most taps (ci * kh * kw) */
 #define ST_COMAX 128 /* most output channels */
 
@@ -102,7 +93,7 @@ static inline __attribute__((always_inline)) void block_taps(const int NV, int n
         svf g[4];
         for (int v = 0; v < NV; v++) {
             g[v] = *(const svf *)(dp + v * ST_VW);
-            if (NV <= 3) ST_REG(g[v]);   /* 4: 12 accumulators + 4 would not fit */
+            if (NV <= 3) VREG(g[v]);   /* 4: 12 accumulators + 4 would not fit */
         }
         const float *pp = patch + (size_t)p * Kp + k;
         for (int t = 0; t < 3; t++) {
@@ -135,11 +126,7 @@ dcl_status cpu_stem_bwd_weights(int nt, const dcl_conv_desc *d, float *dw, float
     }
     #pragma omp parallel num_threads(nt)
     {
-#ifdef _OPENMP
-        const int t = omp_get_thread_num(), T = omp_get_num_threads();
-#else
-        const int t = 0, T = 1;
-#endif
+        const int t = thr_id(), T = thr_n();
         double *pt = part + per * t, *pb = pt + (size_t)Kp * co;
         float *patch = patches + (size_t)ST_P * Kp * t;
         const int64_t m0 = M * t / T, m1 = M * (t + 1) / T;
