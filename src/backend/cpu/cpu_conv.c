@@ -708,6 +708,17 @@ dcl_status cpu_conv_fwd_add(dcl_backend *be, const dcl_conv_desc *d, float *y, c
     return fwd_plan_run(c, d, bias, DCL_ACT_NONE, 1, y, x, w, b);
 }
 
+/* The 1x1 backward products split over the threads by the columns of
+ * their outputs (the wide input side) on projections (co < ci), by rows
+ * elsewhere: a projection's weight gradient has few rows (co), and halves
+ * of them use oneDNN's sgemm kernels worse than halves of the columns
+ * (2 threads, ms per product, rows / columns: 144->32 at 75x75 batch 8
+ * 3.39 / 2.82, 2688->448 at 10x10 11.9 / 10.2, 96->24 at 56x56 batch 16
+ * 1.96 / 1.45; expansions 24->144 2.83 / 3.56).  In the training step the
+ * projections' backward: b0 (224, batch 16) 70.8 -> 69.2 ms, b4 (299,
+ * batch 8) 259 -> 256 ms (three and two alternated runs). */
+static int pw_split_cols(const dcl_conv_desc *d) { return d->co < d->ci; }
+
 dcl_status cpu_conv_bwd_data(dcl_backend *be, const dcl_conv_desc *d, float *dx, const float *dy,
                              const float *w) {
     DCL_TRY(check_desc(d, "conv_bwd_data"));
@@ -722,8 +733,8 @@ dcl_status cpu_conv_bwd_data(dcl_backend *be, const dcl_conv_desc *d, float *dx,
      * 272->1632 at 10x10); with it the 1x1 backward layers of a b4 step 372
      * -> 366 ms, b0's thread-idle time in them 6.7 -> 2.9 ms */
     if (cpu_conv_pw_impl(c, d, CPU_CONV_BWD_DATA, 0) == CPU_PW_GEMM)
-        return cpu_sgemm_split(c->nt, 0, 'N', 'N', (int64_t)d->n * d->hi * d->wi, d->ci, d->co, dy, d->co, w, d->ci,
-                               0.0f, dx, d->ci);
+        return cpu_sgemm_split(c->nt, pw_split_cols(d), 'N', 'N', (int64_t)d->n * d->hi * d->wi, d->ci, d->co, dy,
+                               d->co, w, d->ci, 0.0f, dx, d->ci);
     if (static_layout(c, d) == CPU_LAYOUT_DIRECT || dw_direct(c, d, CPU_CONV_BWD_DATA))
         return cpu_dw_bwd_data(c->nt, d, dx, dy, w);
     pthread_mutex_lock(&c->lock);
@@ -768,7 +779,8 @@ dcl_status cpu_conv_bwd_weights(dcl_backend *be, const dcl_conv_desc *d, float *
     }
     if (cpu_conv_pw_impl(c, d, CPU_CONV_BWD_W, bias) == CPU_PW_GEMM) {
         int64_t M = (int64_t)d->n * d->hi * d->wi;
-        DCL_TRY(cpu_sgemm_split(c->nt, 0, 'T', 'N', d->co, d->ci, M, dy, d->co, x, d->ci, 1.0f, dw, d->ci));
+        DCL_TRY(cpu_sgemm_split(c->nt, pw_split_cols(d), 'T', 'N', d->co, d->ci, M, dy, d->co, x, d->ci, 1.0f, dw,
+                                d->ci));
         return bias ? col_sums_add(c->nt, db, dy, M, d->co) : DCL_OK;
     }
     if (stem_direct(c, d)) return cpu_stem_bwd_weights(c->nt, d, dw, bias ? db : NULL, dy, x);
