@@ -611,6 +611,77 @@ static void check_pw_entries(dcl_backend *be) {
     printf("cpu: fused pointwise backward entries %s\n", check_failed_ == before ? "match the double reference" : "MISMATCH");
 }
 
+/* bn_act_dw_fwd against its two halves: a element for element equal to
+ * bn_act_fwd's (the same expression), y against the reference backend's
+ * convolution of that a.  Shapes with channel tails, 'same' padding with
+ * more at the end, stride 2, one sample (row blocks sharing their border
+ * rows) and inputs of 4 MB and more (streaming stores of a and y). */
+static void check_bn_act_dw_one(dcl_backend *be, int n, int C, int H, int W, int K, int S, int bias, int keep_a) {
+    dcl_conv_desc d = {0};
+    d.n = n; d.ci = d.co = d.groups = C; d.hi = H; d.wi = W; d.kh = d.kw = K; d.sh = d.sw = S; d.dh = d.dw = 1;
+    dcl_same_pad(H, K, S, 1, &d.pt, &d.pb);
+    dcl_same_pad(W, K, S, 1, &d.pl, &d.pr);
+    d.has_bias = bias;
+    CHECK_OK(dcl_conv_desc_finish(&d));
+    size_t nx = (size_t)n * H * W * C, ny = (size_t)n * d.ho * d.wo * C;
+    float *x = rnd(nx, -2, 3), *w = rnd((size_t)C * K * K, -0.5f, 0.5f), *b = bias ? rnd(C, -1, 1) : NULL;
+    float *mean = rnd(C, -0.5f, 0.5f), *is = rnd(C, 0.5f, 2), *g = rnd(C, 0.5f, 1.5f), *be_ = rnd(C, -0.3f, 0.3f);
+    float *a = outbuf(nx), *y = outbuf(ny), *ar = outbuf(nx), *yr = outbuf(ny);
+    char what[160];
+    snprintf(what, sizeof what, "bn_act_dw_fwd %dx%d s%d n%d c%d %dx%d%s%s", K, K, S, n, C, H, W, bias ? " bias" : "",
+             keep_a ? "" : " (a not kept)");
+    dcl_status st = be->bn_act_dw_fwd(be, &d, DCL_ACT_SILU, y, keep_a ? a : NULL, x, mean, is, g, be_, w, b);
+    CHECK(st == DCL_OK, "%s: %s", what, dcl_last_error());
+    CHECK_OK(be->bn_act_fwd(be, n, H * W, C, DCL_ACT_SILU, ar, NULL, x, mean, is, g, be_, NULL));
+    CHECK_OK(REF->conv_fwd(REF, &d, yr, ar, w, b));
+    if (keep_a) {
+        size_t bad = 0;
+        for (size_t i = 0; i < nx; i++) bad += a[i] != ar[i];
+        CHECK(!bad, "%s: %zu elements of a differ from bn_act_fwd's", what, bad);
+    }
+    CLOSE_RMS(what, y, yr, ny, 1e-5);
+    CHECK(sent_ok(y, ny) && sent_ok(a, nx), "%s: wrote past an output", what);
+    free(x); free(w); free(b); free(mean); free(is); free(g); free(be_); free(a); free(y); free(ar); free(yr);
+}
+
+static void check_bn_act_dw(dcl_backend *be) {
+    if (!be->bn_act_dw_fwd || !be->bn_act_dw_pays) {
+        printf("%s: bn_act_dw_fwd not provided, skipped\n", TN);
+        return;
+    }
+    int before = check_failed_;
+    for (int K = 3; K <= 5; K += 2)
+        for (int S = 1; S <= 2; S++) {
+            check_bn_act_dw_one(be, 3, 20, 11, 9, K, S, 0, 1);
+            check_bn_act_dw_one(be, 1, 13, 14, 15, K, S, 1, 1);   /* one sample: row blocks */
+            check_bn_act_dw_one(be, 2, 8, 5, 6, K, S, 1, 0);
+            check_bn_act_dw_one(be, 9, 3, 4, 4, K, S, 0, 1);
+        }
+    check_bn_act_dw_one(be, 2, 96, 110, 100, 3, 1, 0, 1);   /* 8 MB: streaming stores */
+    check_bn_act_dw_one(be, 2, 96, 150, 149, 3, 2, 1, 1);
+    check_bn_act_dw_one(be, 1, 40, 121, 109, 5, 2, 0, 1);
+    dcl_conv_desc d = {0};
+    d.n = 8; d.ci = d.co = d.groups = 192; d.hi = d.wi = 75; d.kh = d.kw = 3; d.sh = d.sw = 1; d.dh = d.dw = 1;
+    d.pt = d.pb = d.pl = d.pr = 1;
+    CHECK_OK(dcl_conv_desc_finish(&d));
+    int big3 = be->bn_act_dw_pays(be, &d);
+    d.ci = d.co = d.groups = 672; d.hi = d.wi = 19;
+    CHECK_OK(dcl_conv_desc_finish(&d));
+    int small3 = be->bn_act_dw_pays(be, &d);
+    d.kh = d.kw = 1;
+    d.pt = d.pb = d.pl = d.pr = 0;
+    CHECK_OK(dcl_conv_desc_finish(&d));
+    d.groups = 1;
+    int pw = be->bn_act_dw_pays(be, &d);
+#if defined(__AVX512F__)
+    CHECK(!big3 && !small3 && !pw, "bn_act_dw_pays: off with AVX-512");
+#else
+    CHECK(big3 && !small3 && !pw, "bn_act_dw_pays: b4's 3x3 192@75 (%d), not 672@19 (%d) nor a 1x1 convolution (%d)",
+          big3, small3, pw);
+#endif
+    printf("%s: bn_act_dw_fwd %s\n", TN, check_failed_ == before ? "matches bn_act_fwd + the reference convolution" : "MISMATCHES");
+}
+
 /* --------------------------------------------------- 2. whole networks -- */
 
 static dcl_model *make_model(dcl_backend *be, int fuse, int drop) {
@@ -905,6 +976,49 @@ static void check_pw_plan(const float *x) {
     unsetenv("DCL_CPU_PW_FUSED");
 }
 
+/* DCL_FUSE_DW in a whole network: forced onto the test's small maps
+ * (DCL_CPU_DW_FUSED=always, read at plan time) the fused kind appears in
+ * the profile and the training step matches the unfused plan
+ * (check_train); absent without the flag and under the default rule; the
+ * plan needs no more activation memory. */
+static void check_dw_plan(const float *x) {
+    int tg[NB] = {0, 2, 1};
+    float l[NB * K], *feat = malloc((size_t)NB * 1280 * 4 * 4 * sizeof(float));
+    size_t arena[3] = {0, 0, 0};
+    for (int v = 0; v < 3; v++) {   /* 0: forced on, 1: flag off, 2: default rule */
+        if (v < 2) setenv("DCL_CPU_DW_FUSED", "always", 1);
+        dcl_model *m = make_model(CPU, v == 1 ? DCL_FUSE_ALL & ~DCL_FUSE_DW : DCL_FUSE_ALL, 0);
+        CHECK(m != NULL, "dw plan: building the model: %s", dcl_last_error());
+        if (!m) { unsetenv("DCL_CPU_DW_FUSED"); continue; }
+        float *g = malloc(dcl_net_params(m->net)->total * sizeof(float));
+        CHECK_OK(dcl_net_mark_output(m->net, m->logits));
+        CHECK_OK(dcl_net_plan(m->net, NB, HH, WW, DCL_PLAN_TRAIN));
+        unsetenv("DCL_CPU_DW_FUSED");
+        arena[v] = dcl_net_arena_bytes(m->net);
+        CHECK_OK(dcl_net_profile(m->net, 1));
+        dcl_rng r;
+        dcl_rng_seed(&r, 3);
+        train_step(m, x, tg, &r, l, feat, g);
+        char *txt = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&txt, &len);
+        dcl_net_profile_print(m->net, f, 1);
+        fclose(f);
+        int dw = txt && strstr(txt, "(+depthwise conv) fwd") != NULL;
+        if (v == 0) CHECK(dw, "dw plan forced on: the fused kind in the profile");
+        else CHECK(!dw, "dw plan %s: no fused depthwise forward", v == 1 ? "without the flag" : "default rule on small maps");
+        free(txt);
+        free(g);
+        dcl_model_free(m);
+    }
+    CHECK(arena[0] <= arena[1] && arena[2] == arena[1], "dw plan: arena %zu (fused) <= %zu (not), default rule %zu",
+          arena[0], arena[1], arena[2]);
+    free(feat);
+    setenv("DCL_CPU_DW_FUSED", "always", 1);
+    check_train(CPU, "cpu(dw fused)", x);
+    unsetenv("DCL_CPU_DW_FUSED");
+}
+
 /* The squeeze-excitation scale applied to the next convolution's weights
  * sample by sample (fu_sw), forced onto every map size (DCL_SW_MIN_HW=1):
  * in the profile of both plans, evaluation logits and a training step
@@ -1147,12 +1261,14 @@ int main(void) {
     TN = "cpu";
     check_conv_fwd_act();
     check_pw_entries(CPU);
+    check_bn_act_dw(CPU);
     size_t px = (size_t)HH * WW * 3;
     float *x = malloc(NB * px * sizeof(float));
     for (size_t i = 0; i < NB * px; i++) x[i] = (float)dcl_rng_normal(&RNG);
     check_eval_fold(x);
     check_train(CPU, "cpu", x);
     check_pw_plan(x);
+    check_dw_plan(x);
     check_sw_plan(x);
     if (cuda) {
         int before = check_failed_;

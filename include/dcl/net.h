@@ -123,10 +123,14 @@ size_t dcl_net_arena_bytes(const dcl_net *net);
  *   where the backend says it pays): after a batch norm, the batch norm's
  *   dx is finished inside the convolution's backward; after a
  *   squeeze-excitation, the scaled map is recomputed inside it.
+ * DCL_FUSE_DW: training plans (with DCL_FUSE_BN_ACT) run a batch norm +
+ *   activation and the depthwise convolution reading its output as one
+ *   pass, the convolution fed from the backend's caches (backends with
+ *   bn_act_dw_fwd, on the shapes where the backend says it pays).
  * Values fused away are not readable (dcl_net_value_to_host fails): mark a
  * value as an output before planning to keep it.  Takes effect at the next
  * dcl_net_plan. */
-enum { DCL_FUSE_FOLD_BN = 1, DCL_FUSE_BN_ACT = 2, DCL_FUSE_SE = 4, DCL_FUSE_PW = 8, DCL_FUSE_ALL = 15 };
+enum { DCL_FUSE_FOLD_BN = 1, DCL_FUSE_BN_ACT = 2, DCL_FUSE_SE = 4, DCL_FUSE_PW = 8, DCL_FUSE_DW = 16, DCL_FUSE_ALL = 31 };
 dcl_status dcl_net_set_fuse(dcl_net *net, int flags);
 int dcl_net_fuse(const dcl_net *net);
 /* Per-layer timing of forward and backward (benchmarks): on = 1 starts

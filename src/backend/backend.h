@@ -283,6 +283,17 @@ struct dcl_backend {
      * w_c cov w_c^T (in double).  w (C, Ci). */
     dcl_status (*bn_stats_pw)(dcl_backend *be, int64_t rows, int Ci, int C, float *mean, float *var,
                               float *invstd, const float *xin, const float *w, float eps);
+
+    /* ---- a depthwise convolution fed by bn_act_fwd: optional, both or
+     * neither.  Whether the backend runs bn_act_dw_fwd on this
+     * convolution (depthwise, d->ci channels) and gains by it: */
+    int (*bn_act_dw_pays)(dcl_backend *be, const dcl_conv_desc *d);
+    /* a = bn_act_fwd(x, ...) without s or gmean (nullable: not stored),
+     * then y = conv(a, w) + bias (bias nullable), in one pass: the
+     * convolution reads a from the backend's caches, not from memory. */
+    dcl_status (*bn_act_dw_fwd)(dcl_backend *be, const dcl_conv_desc *d, dcl_act act, float *y, float *a,
+                                const float *x, const float *mean, const float *invstd, const float *gamma,
+                                const float *beta, const float *w, const float *bias);
 };
 
 enum { DCL_PWF_BWD = 0, DCL_PWF_STATS = 1 };   /* pw_fused_pays' what */

@@ -15,7 +15,7 @@
 static void usage(FILE *f) {
     fprintf(f, "usage: dcl bench [--arch efficientnet_b0] [--size 224] [--batch 16] [--mode train|infer|infer,train]\n"
                "                 [--steps 5] [--warmup 2] [--threads N] [--device cpu|ref|cuda[:N][,bf16]] [--summary]\n"
-               "                 [--fuse all|none|fold,bnact,se,pw] [--profile]\n");
+               "                 [--fuse all|none|fold,bnact,se,pw,dw] [--profile]\n");
 }
 
 /* user + system CPU time of the process: with other work on the machine,
@@ -155,8 +155,9 @@ int cmd_bench(int argc, char **argv) {
                 else if (!strcmp(t, "bnact")) fuse |= DCL_FUSE_BN_ACT;
                 else if (!strcmp(t, "se")) fuse |= DCL_FUSE_SE;
                 else if (!strcmp(t, "pw")) fuse |= DCL_FUSE_PW;
+                else if (!strcmp(t, "dw")) fuse |= DCL_FUSE_DW;
                 else if (strcmp(t, "none")) {
-                    fprintf(stderr, "dcl bench: --fuse takes all, none or a list of fold, bnact, se, pw (got %s)\n", v);
+                    fprintf(stderr, "dcl bench: --fuse takes all, none or a list of fold, bnact, se, pw, dw (got %s)\n", v);
                     return DCL_EXIT_USAGE;
                 }
             }

@@ -76,6 +76,8 @@ typedef struct node {
     int fu_sw;             /* conv (host backends): the FU_SEMUL mul whose scale it applies to its weights, sample by sample, -1 none */
     int se_byw;            /* FU_SEMUL: its output is left unscaled, the consumer (fu_sw) scales its weights */
     int fu_cs;             /* FU_BNX: the 1x1 convolution before it whose input gives its batch statistics (bn_stats_pw), -1 none */
+    int fu_dw;             /* FU_BNX: the depthwise convolution after it, computed in its pass (bn_act_dw_fwd), -1 none */
+    int fu_dwin;           /* conv: the FU_BNX node whose pass computes its forward, -1 none */
 } node;
 
 struct dcl_net {
@@ -693,6 +695,30 @@ static void plan_fuse_stats(dcl_net *net) {
     }
 }
 
+/* DCL_FUSE_DW (training modes): a FU_BNX batch norm + activation (no
+ * squeeze-excitation) whose output goes only to the depthwise convolution
+ * right after it computes that convolution in its pass (bn_act_dw_fwd)
+ * where the backend says it pays; the convolution's output then lives from
+ * the batch norm on.  The activation is still stored: the convolution's
+ * backward reads it. */
+static void plan_fuse_dw(dcl_net *net) {
+    dcl_backend *be = net->be;
+    for (int b = 0; b < net->nn; b++) {
+        node *d = &net->nodes[b];
+        if (d->kind != NK_BN || d->fu != FU_BNX || d->fu_act < 0 || d->fu_mul >= 0 || d->in0 < 0) continue;
+        int c = only_use(net, d->fu_out), k = b + 1;
+        if (c <= b) continue;
+        while (k < c && net->nodes[k].fu == FU_SKIP) k++;
+        node *cv = &net->nodes[c];
+        if (k != c || cv->kind != NK_CONV || cv->fu != FU_NONE || cv->fu_sw >= 0 || cv->in0 != d->fu_out) continue;
+        const dcl_conv_desc *cd = &cv->cd;
+        if (cd->groups != cd->ci || cd->co != cd->ci || !be->bn_act_dw_pays(be, cd)) continue;
+        d->fu_dw = c;
+        cv->fu_dwin = b;
+        net->vals[cv->out].ext_start = b;
+    }
+}
+
 static void plan_fuse(dcl_net *net, int mode) {
     dcl_backend *be = net->be;
     int T = net->nn;
@@ -708,7 +734,7 @@ static void plan_fuse(dcl_net *net, int mode) {
         node *d = &net->nodes[i];
         d->fu = FU_NONE;
         d->fu_act = d->fu_bn = d->fu_gap = d->fu_mul = d->fu_add = -1;
-        d->fu_pw = d->fu_bnd = d->fu_se = d->fu_sw = d->fu_cs = -1;
+        d->fu_pw = d->fu_bnd = d->fu_se = d->fu_sw = d->fu_cs = d->fu_dw = d->fu_dwin = -1;
         d->se_byw = 0;
         d->fu_out = d->out;
         d->fu_a = DCL_ACT_NONE;
@@ -757,6 +783,7 @@ static void plan_fuse(dcl_net *net, int mode) {
     }
     if (train && (net->fuse & DCL_FUSE_PW) && be->se_pw_bwd && be->bn_dx_pw_bwd) plan_fuse_pw(net);
     if (mode != DCL_PLAN_EVAL && (net->fuse & DCL_FUSE_PW) && be->bn_stats_pw) plan_fuse_stats(net);
+    if (mode != DCL_PLAN_EVAL && (net->fuse & DCL_FUSE_DW) && be->bn_act_dw_fwd && be->bn_act_dw_pays) plan_fuse_dw(net);
     if (mode == DCL_PLAN_EVAL && (net->fuse & DCL_FUSE_FOLD_BN) && (be->is_host || be->bn_fold)) {
         /* squeeze-excitation on an activation: the activation's pass only
          * pools (FU_ACTSE), the mul recomputes the activation from its input.
@@ -1332,6 +1359,11 @@ static dcl_status bnx_fwd(dcl_net *net, node *d) {
         gm = net->vals[net->nodes[d->fu_gap].out].data;
         y = net->vals[net->nodes[d->fu_mul].out].data;
     }
+    if (!s && d->fu_dw >= 0) {   /* with the depthwise convolution after it (plan_fuse_dw) */
+        node *cv = &net->nodes[d->fu_dw];
+        return be->bn_act_dw_fwd(be, &cv->cd, d->fu_a, net->vals[cv->out].data, y, x->data, d->save[0], d->save[2],
+                                 PP(d->pw), PP(d->pb), PP(cv->pw), cv->pb >= 0 ? PP(cv->pb) : NULL);
+    }
     if (!s) s = be->bn_act_fwd(be, x->n, HW, C, d->fu_a, y, gm, x->data, d->save[0], d->save[2], PP(d->pw),
                                PP(d->pb), NULL);
     return s;
@@ -1485,6 +1517,7 @@ static void prof_cat(const dcl_net *net, const node *d, char *buf, size_t n) {
         if (d->fu != FU_BNX) snprintf(buf, n, "bn");
         else snprintf(buf, n, "bn+%s fused%s%s", an[d->fu_a], d->fu_mul >= 0 ? " (+SE pool, scale grad)" : "",
                       d->fu_cs >= 0 ? " (stats from input)" : "");
+        if (d->fu == FU_BNX && d->fu_dw >= 0) snprintf(buf + strlen(buf), n - strlen(buf), " (+depthwise conv)");
         break;
     case NK_ACT: snprintf(buf, n, d->fu == FU_ACTSE ? "act %s SE pool fused" : "act %s", an[d->act]); break;
     case NK_MUL: snprintf(buf, n, d->fu == FU_SEMUL ? "SE mul fused (+recompute)" : "mul"); break;
@@ -1540,7 +1573,7 @@ dcl_status dcl_net_forward(dcl_net *net, dcl_rng *rng) {
         value *o = &net->vals[d->out];
         value *x = d->in0 >= 0 ? &net->vals[d->in0] : NULL;
         dcl_status s = DCL_OK;
-        if (d->fu == FU_SKIP) continue;
+        if (d->fu == FU_SKIP || d->fu_dwin >= 0) continue;   /* fu_dwin: done in the batch norm's pass */
         double t0 = net->prof ? prof_now(net) : 0;
         if (d->fu == FU_BNX) s = bnx_fwd(net, d);
         else if (d->fu == FU_SEMUL) s = semul_fwd_inplace(net, d);

@@ -164,5 +164,7 @@ dcl_backend *dcl_backend_cpu(int threads) {
     be->se_pw_bwd = cpu_se_pw_bwd;
     be->bn_dx_pw_bwd = cpu_bn_dx_pw_bwd;
     be->bn_stats_pw = cpu_bn_stats_pw;
+    be->bn_act_dw_pays = cpu_bn_act_dw_pays;
+    be->bn_act_dw_fwd = cpu_bn_act_dw_fwd;
     return be;
 }

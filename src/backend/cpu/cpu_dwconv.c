@@ -66,7 +66,7 @@ static inline void pf_plan(pf_walk *w, int64_t steps) {
 
 static inline void vstore_st(float *p, dvf v, int st) {
 #if defined(__AVX__) && DW_VW == 8
-    if (st) { _mm256_stream_ps(p, (__m256)v); return; }
+    if (st && !((uintptr_t)p & 31)) { _mm256_stream_ps(p, (__m256)v); return; }
 #endif
     (void)st;
     dst_(p, v);
@@ -172,7 +172,10 @@ typedef struct dw_geom {
     int big;   /* output larger than the caches: prefetch and streaming stores */
 } dw_geom;
 
-static void fwd_row(const dw_geom *g, int oh, float *out, const float *in, const float *wt, const float *bias) {
+/* rowp (NULL: the rows of in, one after the other): input row ih at
+ * rowp[ih], in then the lowest of them (cpu_dw_fwd_rows' ring) */
+static void fwd_row_p(const dw_geom *g, int oh, float *out, const float *in, const float *const *rowp,
+                      const float *wt, const float *bias) {
     const int C = g->C;
     ptrdiff_t off[MAXTAP], woff[MAXTAP];
     int base[MAXTAP];
@@ -181,9 +184,10 @@ static void fwd_row(const dw_geom *g, int oh, float *out, const float *in, const
     for (int kh = 0; kh < g->KH; kh++) {
         int ih = ih0 + kh * g->dh;
         if (ih < 0 || ih >= g->Hi) continue;
+        const ptrdiff_t ro = rowp ? rowp[ih] - in : (ptrdiff_t)ih * g->Wi * C;
         for (int kw = 0; kw < g->KW; kw++) {
             base[ntap] = kw * g->dw - g->pl;
-            off[ntap] = ((ptrdiff_t)ih * g->Wi + base[ntap]) * C;
+            off[ntap] = ro + (ptrdiff_t)base[ntap] * C;
             woff[ntap] = (ptrdiff_t)(kh * g->KW + kw) * C;
             ntap++;
         }
@@ -198,7 +202,7 @@ static void fwd_row(const dw_geom *g, int oh, float *out, const float *in, const
     line_interior(g->Wo, ntap, base, g->sw, g->Wi, &lo, &hi);
     /* the next output row's new input rows */
     pf_walk pwk = {{0}, {0}, 0, 0, 0}, *pw = NULL;
-    if (g->big && oh + 1 < g->Ho) {
+    if (g->big && !rowp && oh + 1 < g->Ho) {
         int a = ih0 + (g->KH - 1) * g->dh + 1, b = ih0 + g->sh + (g->KH - 1) * g->dh;
         if (a < 0) a = 0;
         if (b >= g->Hi) b = g->Hi - 1;
@@ -220,6 +224,10 @@ static void fwd_row(const dw_geom *g, int oh, float *out, const float *in, const
         }
         gather_tile(1, C, orow + (size_t)p * C, C, in, 0, o2, wt, w2, n2, bias, NULL, g->big);
     }
+}
+
+static void fwd_row(const dw_geom *g, int oh, float *out, const float *in, const float *wt, const float *bias) {
+    fwd_row_p(g, oh, out, in, NULL, wt, bias);
 }
 
 /* ------------------------------------------------------ stride 1, 5x5 --
@@ -422,42 +430,49 @@ static void s1_row(int K, int Wo, const s1_rowargs *a) {
     }
 }
 
+/* Output row orow of channels [c0, c0 + cb) from its nr input rows in[r]
+ * (pixel stride C, channel c0 at in[r]) and kernel rows w[r]. */
+static void s1_emit_row(const dw_s1 *g, int c0, int cb, float *orow, const float *const *in, const float *const *w,
+                        int nr, const float *bc) {
+    const int C = g->C, K = g->K, Wi = g->Wi, Wo = g->Wo, pl = g->pl;
+    const int nv = cb / DW_VW;
+    if (nr > 0 && nv > 0) {
+        const s1_rowargs ra = {nv, C, nr, pl, Wi, g->to, g->st, orow, in, w, g->Cp, bc};
+        s1_row(K, Wo, &ra);
+    }
+    /* channels past the last full vector */
+    for (int ow = 0; ow < Wo; ow++)
+        for (int c = nv * DW_VW; c < cb; c++) {
+            float acc = bc ? bc[c] : 0.0f;
+            for (int r = 0; r < nr; r++)
+                for (int k = 0; k < K; k++) {
+                    const int iw = ow - pl + k;
+                    if (iw >= 0 && iw < Wi) acc += in[r][(size_t)iw * C + c] * w[r][(size_t)k * g->Cp + c];
+                }
+            orow[(size_t)ow * C + c] = acc;
+        }
+    if (nr <= 0)
+        for (int ow = 0; ow < Wo; ow++)
+            for (int c = 0; c < nv * DW_VW; c++) orow[(size_t)ow * C + c] = bc ? bc[c] : 0.0f;
+}
+
 /* Output rows [o0, o1) of sample n, channels [c0, c0 + cb). */
 static void s1_block(const dw_s1 *g, int n, int c0, int cb, int o0, int o1, float *y, const float *x,
                      const float *wt, const float *bias) {
-    const int C = g->C, K = g->K, Wi = g->Wi, Wo = g->Wo, pl = g->pl;
+    const int C = g->C, K = g->K, Wi = g->Wi, Wo = g->Wo;
     const float *xn = x + (size_t)n * g->Hi * Wi * C + c0;
     float *yn = y + (size_t)n * g->Ho * Wo * C + c0;
-    const int nv = cb / DW_VW;
     const float *bc = bias ? bias + c0 : NULL;
     for (int oh = o0; oh < o1; oh++) {
         const int ih0 = oh - g->pt;
         const int a = ih0 > 0 ? ih0 : 0, b = ih0 + K < g->Hi ? ih0 + K : g->Hi;
-        float *orow = yn + (size_t)oh * Wo * C;
         const float *in[5], *w[5];
         int nr = 0;
         for (int ih = a; ih < b; ih++, nr++) {
             in[nr] = xn + (size_t)ih * Wi * C;
             w[nr] = wt + (size_t)(ih - ih0) * K * g->Cp + c0;
         }
-        if (nr > 0 && nv > 0) {
-            const s1_rowargs ra = {nv, C, nr, pl, Wi, g->to, g->st, orow, in, w, g->Cp, bc};
-            s1_row(K, Wo, &ra);
-        }
-        /* channels past the last full vector */
-        for (int ow = 0; ow < Wo; ow++)
-            for (int c = nv * DW_VW; c < cb; c++) {
-                float acc = bc ? bc[c] : 0.0f;
-                for (int r = 0; r < nr; r++)
-                    for (int k = 0; k < K; k++) {
-                        const int iw = ow - pl + k;
-                        if (iw >= 0 && iw < Wi) acc += in[r][(size_t)iw * C + c] * w[r][(size_t)k * g->Cp + c];
-                    }
-                orow[(size_t)ow * C + c] = acc;
-            }
-        if (nr <= 0)
-            for (int ow = 0; ow < Wo; ow++)
-                for (int c = 0; c < nv * DW_VW; c++) orow[(size_t)ow * C + c] = bc ? bc[c] : 0.0f;
+        s1_emit_row(g, c0, cb, yn + (size_t)oh * Wo * C, in, w, nr, bc);
     }
 }
 
@@ -516,9 +531,97 @@ static float *s1_weights(const float *w, const float *b, int C, int Cp, int K, i
 
 /* tiles outer with streaming stores on large outputs (cpu_dw_big); whole
  * channel vectors only */
-static void s1_mode(dw_s1 *g) {
+static void s1_mode(dw_s1 *g, const float *out) {
     g->to = cpu_dw_big(g->n, g->Ho, g->Wo, g->C) && g->C % DW_VW == 0;
-    g->st = g->to;
+    g->st = g->to && !((uintptr_t)out & (DW_VW * sizeof(float) - 1));
+}
+
+/* The forward of a depthwise convolution whose input a is made one input
+ * row at a time by fn (cpu_internal.h): each thread takes whole samples
+ * (or blocks of output rows), keeps the last KH input rows in a ring of its
+ * own and convolves them from there (the stride-1 tiles, or the gather
+ * kernel of other strides), so a is written once (streaming when large;
+ * the backward reads it) and never read back from memory.  An input row
+ * needed by two row blocks is made by both and written by the block that
+ * owns it (rows [Hi rb / nrb, Hi (rb + 1) / nrb)).  Dilation 1 only. */
+dcl_status cpu_dw_fwd_rows(int nt, const dcl_conv_desc *d, float *y, float *a, const float *w, const float *b,
+                           cpu_dw_in_fn fn, const void *arg) {
+    if (!cpu_dw_handles(d) || d->dh != 1 || d->dw != 1)
+        return dcl_fail(DCL_ERR_UNSUPPORTED, "cpu depthwise conv: a fused input needs dilation 1");
+    const int s1 = cpu_dw_s1_handles(d);
+    const int C = d->ci, Cp = (C + DW_VW - 1) / DW_VW * DW_VW, K = d->kh, Hi = d->hi, Wi = d->wi;
+    const int Ho = d->ho, Wo = d->wo;
+    float *bp = (float *)b, *wt;
+    if (s1) {
+        wt = s1_weights(w, b, C, Cp, K, 0, &bp);
+    } else {
+        wt = dcl_alloc(sizeof(float) * (size_t)K * d->kw * C);
+        if (wt) transpose_w(wt, w, C, K * d->kw);
+    }
+    dw_s1 g = {d->n, C, Cp, Hi, Wi, Ho, Wo, K, d->pt, d->pl, 0, 0};
+    dw_geom gg = {C, Hi, Wi, Ho, Wo, K, d->kw, d->sh, d->sw, 1, 1, d->pt, d->pl, cpu_dw_big(d->n, Ho, Wo, C)};
+    if (s1) s1_mode(&g, y);
+    const int st_y = s1 ? g.st : gg.big, st_a = cpu_dw_big(d->n, Hi, Wi, C);
+    int nrb = 1;
+    if ((int64_t)d->n * Ho * Wo * Cp * K * d->kw < 65536) nt = 1;
+    if (d->n < 4 * nt) {
+        nrb = (4 * nt + d->n - 1) / d->n;
+        if (nrb > Ho) nrb = Ho;
+    }
+    const int items = d->n * nrb;
+    if (nt > items) nt = items;
+    const size_t rowf = ((size_t)Wi * C + 15) & ~(size_t)15;
+    float *ring = dcl_alloc(sizeof(float) * rowf * K * nt);
+    const float **rowp = s1 ? NULL : malloc(sizeof(float *) * (size_t)Hi * nt);
+    if (!wt || !ring || (!s1 && !rowp)) {
+        dcl_free(wt);
+        dcl_free(ring);
+        free(rowp);
+        return dcl_fail(DCL_ERR_NOMEM, "cpu depthwise conv: out of memory");
+    }
+    const size_t in_n = (size_t)Hi * Wi * C, out_n = (size_t)Ho * Wo * C;
+    #pragma omp parallel num_threads(nt)
+    {
+        float *rg = ring + rowf * K * thr_id();
+        const float **rp = rowp ? rowp + (size_t)Hi * thr_id() : NULL;
+        if (rp)
+            for (int ih = 0; ih < Hi; ih++) rp[ih] = rg + (size_t)(ih % K) * rowf;
+        #pragma omp for schedule(static) nowait
+        for (int it = 0; it < items; it++) {
+            const int n = it / nrb, rb = it % nrb;
+            const int o0 = (int)((int64_t)Ho * rb / nrb), o1 = (int)((int64_t)Ho * (rb + 1) / nrb);
+            const int w0 = (int)((int64_t)Hi * rb / nrb), w1 = (int)((int64_t)Hi * (rb + 1) / nrb);
+            float *yn = y + (size_t)n * out_n, *an = a ? a + (size_t)n * in_n : NULL;
+            int next = o0 * d->sh - d->pt;
+            if (next < 0) next = 0;
+            if (next > w0) next = w0;
+            for (int oh = o0; oh < o1; oh++) {
+                const int ih0 = oh * d->sh - d->pt;
+                const int lo = ih0 > 0 ? ih0 : 0, hi = ih0 + K < Hi ? ih0 + K : Hi;
+                for (; next < hi; next++)
+                    fn(arg, (int64_t)n * Hi + next, rg + (size_t)(next % K) * rowf,
+                       an && next >= w0 && next < w1 ? an + (size_t)next * Wi * C : NULL, st_a);
+                if (!s1) {
+                    fwd_row_p(&gg, oh, yn, rg, rp, wt, b);
+                    continue;
+                }
+                const float *in[5], *wr[5];
+                int nr = 0;
+                for (int ih = lo; ih < hi; ih++, nr++) {
+                    in[nr] = rg + (size_t)(ih % K) * rowf;
+                    wr[nr] = wt + (size_t)(ih - ih0) * K * Cp;
+                }
+                s1_emit_row(&g, 0, C, yn + (size_t)oh * Wo * C, in, wr, nr, bp);
+            }
+            for (; next < w1; next++)   /* owned rows no output row of this block reads */
+                fn(arg, (int64_t)n * Hi + next, rg, an ? an + (size_t)next * Wi * C : NULL, st_a);
+        }
+        dw_fence(st_y || st_a);
+    }
+    free(rowp);
+    dcl_free(ring);
+    dcl_free(wt);
+    return DCL_OK;
 }
 
 static dcl_status s1_fwd(int nt, const dcl_conv_desc *d, float *y, const float *x, const float *w, const float *b) {
@@ -527,7 +630,7 @@ static dcl_status s1_fwd(int nt, const dcl_conv_desc *d, float *y, const float *
     float *wt = s1_weights(w, b, C, Cp, d->kh, 0, &bp);
     if (!wt) return dcl_fail(DCL_ERR_NOMEM, "cpu depthwise conv: out of memory");
     dw_s1 g = {d->n, C, Cp, d->hi, d->wi, d->ho, d->wo, d->kh, d->pt, d->pl, 0, 0};
-    s1_mode(&g);
+    s1_mode(&g, y);
     dcl_status s = s1_conv(nt, &g, y, x, wt, bp);
     dcl_free(wt);
     return s;
@@ -541,7 +644,7 @@ static dcl_status s1_bwd_data(int nt, const dcl_conv_desc *d, float *dx, const f
     float *wt = s1_weights(w, NULL, C, Cp, K, 1, &bp);
     if (!wt) return dcl_fail(DCL_ERR_NOMEM, "cpu depthwise conv: out of memory");
     dw_s1 g = {d->n, C, Cp, d->ho, d->wo, d->hi, d->wi, K, K - 1 - d->pt, K - 1 - d->pl, 0, 0};
-    s1_mode(&g);
+    s1_mode(&g, dx);
     dcl_status s = s1_conv(nt, &g, dx, dy, wt, NULL);
     dcl_free(wt);
     return s;

@@ -74,6 +74,12 @@ dcl_status cpu_dw_bwd_weights(int nt, const dcl_conv_desc *d, float *dw, float *
 /* stride 1, 5x5, padding at most 4 per side: the register-blocked kernel
  * cpu_dw_fwd and cpu_dw_bwd_data use for these shapes */
 int cpu_dw_s1_handles(const dcl_conv_desc *d);
+/* cpu_dw_fwd_rows' input: row `row` (sample n * Hi + input row) of the
+ * convolution's input into ring (normal stores) and, where a is not NULL,
+ * into a (streaming stores when st) */
+typedef void (*cpu_dw_in_fn)(const void *arg, int64_t row, float *ring, float *a, int st);
+dcl_status cpu_dw_fwd_rows(int nt, const dcl_conv_desc *d, float *y, float *a, const float *w, const float *b,
+                           cpu_dw_in_fn fn, const void *arg);
 /* an output (n, h, w, C) large enough (4 MB) for the own depthwise kernels'
  * streaming stores and prefetch of the rows ahead */
 int cpu_dw_big(int n, int h, int w, int C);
@@ -117,6 +123,10 @@ dcl_status cpu_bn_act_se_sums(dcl_backend *be, int N, int HW, int C, dcl_act act
 int cpu_pw_fused_pays(dcl_backend *be, int what, int64_t rows, int C, int K);
 dcl_status cpu_bn_stats_pw(dcl_backend *be, int64_t rows, int Ci, int C, float *mean, float *var, float *invstd,
                            const float *xin, const float *w, float eps);
+int cpu_bn_act_dw_pays(dcl_backend *be, const dcl_conv_desc *d);
+dcl_status cpu_bn_act_dw_fwd(dcl_backend *be, const dcl_conv_desc *d, dcl_act act, float *y, float *a, const float *x,
+                             const float *mean, const float *invstd, const float *gamma, const float *beta,
+                             const float *w, const float *bias);
 dcl_status cpu_se_pw_bwd(dcl_backend *be, int N, int HW, int C, int O, dcl_act act, float *dm, float *dw, float *ds,
                          float *t, const float *dy, const float *w, const float *x, const float *mean,
                          const float *invstd, const float *gamma, const float *beta, const float *s);
