@@ -657,6 +657,25 @@ static void check_bn_act_dw(dcl_backend *be) {
             check_bn_act_dw_one(be, 2, 8, 5, 6, K, S, 1, 0);
             check_bn_act_dw_one(be, 9, 3, 4, 4, K, S, 0, 1);
         }
+    /* without normalisation (mean .. beta NULL: a = act(x)), as evaluation plans use it */
+    for (int S = 1; S <= 2; S++) {
+        dcl_conv_desc d = {0};
+        d.n = 2; d.ci = d.co = d.groups = 20; d.hi = 13; d.wi = 12; d.kh = d.kw = 3; d.sh = d.sw = S; d.dh = d.dw = 1;
+        dcl_same_pad(d.hi, 3, S, 1, &d.pt, &d.pb);
+        dcl_same_pad(d.wi, 3, S, 1, &d.pl, &d.pr);
+        d.has_bias = 1;
+        CHECK_OK(dcl_conv_desc_finish(&d));
+        size_t nx = (size_t)d.n * d.hi * d.wi * d.ci, ny = (size_t)d.n * d.ho * d.wo * d.ci;
+        float *x = rnd(nx, -3, 3), *w = rnd(9 * 20, -0.5f, 0.5f), *b = rnd(20, -1, 1);
+        float *y = outbuf(ny), *ar = outbuf(nx), *yr = outbuf(ny);
+        CHECK_OK(be->bn_act_dw_fwd(be, &d, DCL_ACT_SILU, y, NULL, x, NULL, NULL, NULL, NULL, w, b));
+        CHECK_OK(be->act_fwd(be, DCL_ACT_SILU, (int64_t)nx, ar, x));
+        CHECK_OK(REF->conv_fwd(REF, &d, yr, ar, w, b));
+        CLOSE_RMS(S == 1 ? "bn_act_dw_fwd without normalisation, stride 1" : "bn_act_dw_fwd without normalisation, stride 2",
+                  y, yr, ny, 1e-5);
+        CHECK(sent_ok(y, ny), "bn_act_dw_fwd without normalisation: wrote past y");
+        free(x); free(w); free(b); free(y); free(ar); free(yr);
+    }
     check_bn_act_dw_one(be, 2, 96, 110, 100, 3, 1, 0, 1);   /* 8 MB: streaming stores */
     check_bn_act_dw_one(be, 2, 96, 150, 149, 3, 2, 1, 1);
     check_bn_act_dw_one(be, 1, 40, 121, 109, 5, 2, 0, 1);
@@ -1016,6 +1035,25 @@ static void check_dw_plan(const float *x) {
     free(feat);
     setenv("DCL_CPU_DW_FUSED", "always", 1);
     check_train(CPU, "cpu(dw fused)", x);
+    check_eval_fold(x);   /* the activation applied by the depthwise convolution (plan_fuse_dw_eval) */
+    dcl_model *m = make_model(CPU, DCL_FUSE_ALL, 0);
+    CHECK(m != NULL, "dw plan: building the model: %s", dcl_last_error());
+    if (m) {
+        CHECK_OK(dcl_net_mark_output(m->net, m->logits));
+        CHECK_OK(dcl_net_plan(m->net, NB, HH, WW, DCL_PLAN_EVAL));
+        CHECK_OK(dcl_net_profile(m->net, 1));
+        CHECK_OK(dcl_net_set_input(m->net, x));
+        CHECK_OK(dcl_net_forward(m->net, NULL));
+        char *txt = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&txt, &len);
+        dcl_net_profile_print(m->net, f, 1);
+        fclose(f);
+        CHECK(txt && strstr(txt, "(+silu on its input)") && strstr(txt, "(silu in the next conv)"),
+              "dw plan forced on, evaluation: the depthwise convolutions apply the activation before them");
+        free(txt);
+        dcl_model_free(m);
+    }
     unsetenv("DCL_CPU_DW_FUSED");
 }
 
@@ -1261,7 +1299,12 @@ int main(void) {
     TN = "cpu";
     check_conv_fwd_act();
     check_pw_entries(CPU);
-    check_bn_act_dw(CPU);
+    {   /* on draws of its own: the network checks below keep their inputs */
+        dcl_rng keep = RNG;
+        dcl_rng_seed(&RNG, 777);
+        check_bn_act_dw(CPU);
+        RNG = keep;
+    }
     size_t px = (size_t)HH * WW * 3;
     float *x = malloc(NB * px * sizeof(float));
     for (size_t i = 0; i < NB * px; i++) x[i] = (float)dcl_rng_normal(&RNG);

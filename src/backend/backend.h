@@ -288,9 +288,10 @@ struct dcl_backend {
      * neither.  Whether the backend runs bn_act_dw_fwd on this
      * convolution (depthwise, d->ci channels) and gains by it: */
     int (*bn_act_dw_pays)(dcl_backend *be, const dcl_conv_desc *d);
-    /* a = bn_act_fwd(x, ...) without s or gmean (nullable: not stored),
-     * then y = conv(a, w) + bias (bias nullable), in one pass: the
-     * convolution reads a from the backend's caches, not from memory. */
+    /* a = bn_act_fwd(x, ...) without s or gmean (nullable: not stored;
+     * mean, invstd, gamma and beta all NULL: a = act(x)), then y =
+     * conv(a, w) + bias (bias nullable), in one pass: the convolution
+     * reads a from the backend's caches, not from memory. */
     dcl_status (*bn_act_dw_fwd)(dcl_backend *be, const dcl_conv_desc *d, dcl_act act, float *y, float *a,
                                 const float *x, const float *mean, const float *invstd, const float *gamma,
                                 const float *beta, const float *w, const float *bias);

@@ -78,6 +78,8 @@ typedef struct node {
     int fu_cs;             /* FU_BNX: the 1x1 convolution before it whose input gives its batch statistics (bn_stats_pw), -1 none */
     int fu_dw;             /* FU_BNX: the depthwise convolution after it, computed in its pass (bn_act_dw_fwd), -1 none */
     int fu_dwin;           /* conv: the FU_BNX node whose pass computes its forward, -1 none */
+    int fu_acd;            /* FU_FOLD (evaluation): the depthwise convolution after it that applies its activation to its input rows, -1 none */
+    int fu_ain;            /* FU_FOLD depthwise conv (evaluation): the convolution whose activation it applies (bn_act_dw_fwd), -1 none */
 } node;
 
 struct dcl_net {
@@ -719,6 +721,30 @@ static void plan_fuse_dw(dcl_net *net) {
     }
 }
 
+/* DCL_FUSE_DW (evaluation, after FU_FOLD): a convolution with its
+ * activation in its pass (FU_FOLD) whose output goes only to a depthwise
+ * convolution right after it leaves the activation to that convolution,
+ * which applies it to its input rows as it reads them (bn_act_dw_fwd
+ * without normalisation): the activated map is never stored. */
+static void plan_fuse_dw_eval(dcl_net *net) {
+    dcl_backend *be = net->be;
+    for (int c1 = 0; c1 < net->nn; c1++) {
+        node *d = &net->nodes[c1];
+        if (d->kind != NK_CONV || d->fu != FU_FOLD || d->fu_act < 0 || d->fu_add >= 0 || d->fu_sw >= 0) continue;
+        int c = only_use(net, d->fu_out), k = c1 + 1;
+        if (c <= c1) continue;
+        while (k < c && net->nodes[k].fu == FU_SKIP) k++;
+        node *cv = &net->nodes[c];
+        if (k != c || cv->kind != NK_CONV || cv->fu != FU_FOLD || cv->fu_add >= 0 || cv->fu_sw >= 0 ||
+            cv->in0 != d->fu_out)
+            continue;
+        const dcl_conv_desc *cd = &cv->cd;
+        if (cd->groups != cd->ci || cd->co != cd->ci || !be->bn_act_dw_pays(be, cd)) continue;
+        d->fu_acd = c;
+        cv->fu_ain = c1;
+    }
+}
+
 static void plan_fuse(dcl_net *net, int mode) {
     dcl_backend *be = net->be;
     int T = net->nn;
@@ -734,7 +760,7 @@ static void plan_fuse(dcl_net *net, int mode) {
         node *d = &net->nodes[i];
         d->fu = FU_NONE;
         d->fu_act = d->fu_bn = d->fu_gap = d->fu_mul = d->fu_add = -1;
-        d->fu_pw = d->fu_bnd = d->fu_se = d->fu_sw = d->fu_cs = d->fu_dw = d->fu_dwin = -1;
+        d->fu_pw = d->fu_bnd = d->fu_se = d->fu_sw = d->fu_cs = d->fu_dw = d->fu_dwin = d->fu_acd = d->fu_ain = -1;
         d->se_byw = 0;
         d->fu_out = d->out;
         d->fu_a = DCL_ACT_NONE;
@@ -849,6 +875,8 @@ static void plan_fuse(dcl_net *net, int mode) {
         }
     }
     if (be->is_host && !be->mem_alloc && net->esz == 4 && (net->fuse & DCL_FUSE_SE)) plan_fuse_sw(net);
+    if (mode == DCL_PLAN_EVAL && (net->fuse & DCL_FUSE_DW) && be->bn_act_dw_fwd && be->bn_act_dw_pays)
+        plan_fuse_dw_eval(net);
 }
 
 /* Squeeze-excitation scale in the next convolution's weights (host
@@ -1401,9 +1429,15 @@ static dcl_status conv_fwd_epi(dcl_net *net, node *d, const dcl_conv_desc *cd, f
                                const float *w, const float *bias, int64_t ny) {
     dcl_backend *be = net->be;
     if (d->fu_add >= 0) return be->conv_fwd_add(be, cd, y, x, w, bias);
-    if (d->fu_act >= 0 && be->conv_fwd_act) return be->conv_fwd_act(be, cd, d->fu_a, y, x, w, bias);
-    dcl_status s = be->conv_fwd(be, cd, y, x, w, bias);
-    if (!s && d->fu_act >= 0) s = be->act_fwd(be, d->fu_a, ny, y, y);
+    const int act = d->fu_act >= 0 && d->fu_acd < 0;   /* fu_acd: the next convolution applies it */
+    dcl_status s;
+    if (d->fu_ain >= 0)   /* the activation of the convolution before, on the input rows (plan_fuse_dw_eval) */
+        s = be->bn_act_dw_fwd(be, cd, net->nodes[d->fu_ain].fu_a, y, NULL, x, NULL, NULL, NULL, NULL, w, bias);
+    else if (act && be->conv_fwd_act)
+        return be->conv_fwd_act(be, cd, d->fu_a, y, x, w, bias);
+    else
+        s = be->conv_fwd(be, cd, y, x, w, bias);
+    if (!s && act) s = be->act_fwd(be, d->fu_a, ny, y, y);
     return s;
 }
 
@@ -1506,7 +1540,9 @@ static void prof_cat(const dcl_net *net, const node *d, char *buf, size_t n) {
                       : c->groups > 1 && c->groups == c->ci ? "depthwise"
                       : c->kh == 1 && c->kw == 1 ? "1x1" : "other";
         snprintf(buf, n, "conv %s%s", k, d->fu == FU_FOLD ? (d->fu_bn >= 0 ? " +bn folded" : "") : "");
-        if (d->fu == FU_FOLD && d->fu_act >= 0) snprintf(buf + strlen(buf), n - strlen(buf), " +%s", an[d->fu_a]);
+        if (d->fu == FU_FOLD && d->fu_ain >= 0) snprintf(buf + strlen(buf), n - strlen(buf), " (+%s on its input)", an[net->nodes[d->fu_ain].fu_a]);
+        if (d->fu == FU_FOLD && d->fu_act >= 0)
+            snprintf(buf + strlen(buf), n - strlen(buf), d->fu_acd >= 0 ? " (%s in the next conv)" : " +%s", an[d->fu_a]);
         if (d->fu == FU_FOLD && d->fu_add >= 0) snprintf(buf + strlen(buf), n - strlen(buf), " +residual");
         if (d->fu_se >= 0) snprintf(buf + strlen(buf), n - strlen(buf), " (+SE recompute, sums)");
         if (d->fu_bnd >= 0) snprintf(buf + strlen(buf), n - strlen(buf), " (+bn dx)");

@@ -1245,12 +1245,19 @@ dcl_status cpu_bn_act_dw_fwd(dcl_backend *be, const dcl_conv_desc *d, dcl_act ac
                              const float *mean, const float *invstd, const float *gamma, const float *beta,
                              const float *w, const float *bias) {
     DCL_TRY(fz_check("bn_act_dw_fwd", d->n, d->hi * d->wi, d->ci, act));
-    if (!y || !x || !mean || !invstd || !gamma || !beta || !w)
+    const int norm = mean || invstd || gamma || beta;
+    if (!y || !x || !w || (norm && (!mean || !invstd || !gamma || !beta)))
         return dcl_fail(DCL_ERR_ARG, "cpu bn_act_dw_fwd: NULL tensor");
     const int C = d->ci;
-    float *sc = dcl_alloc(sizeof(float) * cl_pad(C));
+    float *sc = dcl_alloc(sizeof(float) * 2 * cl_pad(C));
     if (!sc) return dcl_fail(DCL_ERR_NOMEM, "cpu bn_act_dw_fwd: out of memory");
-    for (int c = 0; c < C; c++) sc[c] = invstd[c] * gamma[c];
+    if (!norm) {   /* a = act(x): (x - 0) * 1 + 0 */
+        float *z = sc + cl_pad(C);
+        for (int c = 0; c < C; c++) { sc[c] = 1.0f; z[c] = 0.0f; }
+        mean = beta = z;
+    } else {
+        for (int c = 0; c < C; c++) sc[c] = invstd[c] * gamma[c];
+    }
     const bn_row_arg arg = {(int)act, C, d->wi, x, mean, sc, beta};
     dcl_status s = cpu_dw_fwd_rows(cpu_of(be)->nt, d, y, a, w, bias, bn_act_row_fn, &arg);
     dcl_free(sc);
