@@ -950,45 +950,65 @@ static void check_train(dcl_backend *be, const char *tn, const float *x) {
     dcl_model_free(u);
 }
 
+/* the profile of the net's last passes, as text (caller frees) */
+static char *profile_text(dcl_net *net) {
+    char *txt = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&txt, &len);
+    if (!f) return NULL;
+    dcl_net_profile_print(net, f, 1);
+    fclose(f);
+    return txt;
+}
+
+/* A training plan with fusion flags fuse, planned with env set to val
+ * (NULL: as it is), one profiled training step: the profile's text (caller
+ * frees; NULL when the model could not be built) and the plan's arena. */
+static char *train_profile(const float *x, int fuse, const char *env, const char *val, size_t *arena) {
+    int tg[NB] = {0, 2, 1};
+    float l[NB * K], *feat = malloc((size_t)NB * 1280 * 4 * 4 * sizeof(float));
+    if (val) setenv(env, val, 1);
+    dcl_model *m = make_model(CPU, fuse, 0);
+    CHECK(m != NULL, "%s=%s: building the model: %s", env, val ? val : "(unset)", dcl_last_error());
+    char *txt = NULL;
+    if (m) {
+        float *g = malloc(dcl_net_params(m->net)->total * sizeof(float));
+        CHECK_OK(dcl_net_mark_output(m->net, m->logits));
+        CHECK_OK(dcl_net_plan(m->net, NB, HH, WW, DCL_PLAN_TRAIN));
+        unsetenv(env);   /* read at plan time */
+        *arena = dcl_net_arena_bytes(m->net);
+        CHECK_OK(dcl_net_profile(m->net, 1));
+        dcl_rng r;
+        dcl_rng_seed(&r, 3);
+        train_step(m, x, tg, &r, l, feat, g);
+        txt = profile_text(m->net);
+        free(g);
+        dcl_model_free(m);
+    }
+    unsetenv(env);
+    free(feat);
+    return txt;
+}
+
 /* DCL_FUSE_PW in a whole network: with the size rule forced on
  * (DCL_CPU_PW_FUSED=always, read at plan time) both fused backward kinds
  * appear in the profile and the training step matches the unfused plan
  * (check_train); off without the flag and under the default rule on these
  * small maps; the plan never needs more activation memory. */
 static void check_pw_plan(const float *x) {
-    int tg[NB] = {0, 2, 1};
-    float l[NB * K], *feat = malloc((size_t)NB * 1280 * 4 * 4 * sizeof(float));
     size_t arena[3] = {0, 0, 0};
     for (int v = 0; v < 3; v++) {   /* 0: forced on, 1: flag off, 2: default rule */
-        if (v == 0) setenv("DCL_CPU_PW_FUSED", "always", 1);
-        dcl_model *m = make_model(CPU, v == 1 ? DCL_FUSE_ALL & ~DCL_FUSE_PW : DCL_FUSE_ALL, 0);
-        CHECK(m != NULL, "pw plan: building the model: %s", dcl_last_error());
-        if (!m) { unsetenv("DCL_CPU_PW_FUSED"); continue; }
-        float *g = malloc(dcl_net_params(m->net)->total * sizeof(float));
-        CHECK_OK(dcl_net_mark_output(m->net, m->logits));
-        CHECK_OK(dcl_net_plan(m->net, NB, HH, WW, DCL_PLAN_TRAIN));
-        unsetenv("DCL_CPU_PW_FUSED");
-        arena[v] = dcl_net_arena_bytes(m->net);
-        CHECK_OK(dcl_net_profile(m->net, 1));
-        dcl_rng r;
-        dcl_rng_seed(&r, 3);
-        train_step(m, x, tg, &r, l, feat, g);
-        char *txt = NULL;
-        size_t len = 0;
-        FILE *f = open_memstream(&txt, &len);
-        dcl_net_profile_print(m->net, f, 1);
-        fclose(f);
-        int se = txt && strstr(txt, "(+SE recompute, sums)") != NULL, bnd = txt && strstr(txt, "(+bn dx)") != NULL;
-        int cs = txt && strstr(txt, "(stats from input)") != NULL;
+        char *txt = train_profile(x, v == 1 ? DCL_FUSE_ALL & ~DCL_FUSE_PW : DCL_FUSE_ALL, "DCL_CPU_PW_FUSED",
+                                  v == 0 ? "always" : NULL, &arena[v]);
+        if (!txt) continue;
+        int se = strstr(txt, "(+SE recompute, sums)") != NULL, bnd = strstr(txt, "(+bn dx)") != NULL;
+        int cs = strstr(txt, "(stats from input)") != NULL;
         if (v == 0) CHECK(se && bnd && cs, "pw plan forced on: the fused kinds in the profile (SE %d, bn dx %d, stats %d)", se, bnd, cs);
         if (v == 1) CHECK(!cs, "pw plan without the flag: statistics from the batch norm's input");
         if (v != 0) CHECK(!se && !bnd, "pw plan %s: no fused pointwise backward (SE %d, bn dx %d)", v == 1 ? "without the flag" : "default rule on small maps", se, bnd);
         free(txt);
-        free(g);
-        dcl_model_free(m);
     }
     CHECK(arena[0] <= arena[1] && arena[2] == arena[1], "pw plan: arena %zu (fused) <= %zu (not), default rule %zu", arena[0], arena[1], arena[2]);
-    free(feat);
     /* the training step itself, fused pointwise backward against unfused */
     setenv("DCL_CPU_PW_FUSED", "always", 1);
     check_train(CPU, "cpu(pw fused)", x);
@@ -1001,38 +1021,18 @@ static void check_pw_plan(const float *x) {
  * (check_train); absent without the flag and under the default rule; the
  * plan needs no more activation memory. */
 static void check_dw_plan(const float *x) {
-    int tg[NB] = {0, 2, 1};
-    float l[NB * K], *feat = malloc((size_t)NB * 1280 * 4 * 4 * sizeof(float));
     size_t arena[3] = {0, 0, 0};
     for (int v = 0; v < 3; v++) {   /* 0: forced on, 1: flag off, 2: default rule */
-        if (v < 2) setenv("DCL_CPU_DW_FUSED", "always", 1);
-        dcl_model *m = make_model(CPU, v == 1 ? DCL_FUSE_ALL & ~DCL_FUSE_DW : DCL_FUSE_ALL, 0);
-        CHECK(m != NULL, "dw plan: building the model: %s", dcl_last_error());
-        if (!m) { unsetenv("DCL_CPU_DW_FUSED"); continue; }
-        float *g = malloc(dcl_net_params(m->net)->total * sizeof(float));
-        CHECK_OK(dcl_net_mark_output(m->net, m->logits));
-        CHECK_OK(dcl_net_plan(m->net, NB, HH, WW, DCL_PLAN_TRAIN));
-        unsetenv("DCL_CPU_DW_FUSED");
-        arena[v] = dcl_net_arena_bytes(m->net);
-        CHECK_OK(dcl_net_profile(m->net, 1));
-        dcl_rng r;
-        dcl_rng_seed(&r, 3);
-        train_step(m, x, tg, &r, l, feat, g);
-        char *txt = NULL;
-        size_t len = 0;
-        FILE *f = open_memstream(&txt, &len);
-        dcl_net_profile_print(m->net, f, 1);
-        fclose(f);
-        int dw = txt && strstr(txt, "(+depthwise conv) fwd") != NULL;
+        char *txt = train_profile(x, v == 1 ? DCL_FUSE_ALL & ~DCL_FUSE_DW : DCL_FUSE_ALL, "DCL_CPU_DW_FUSED",
+                                  v < 2 ? "always" : NULL, &arena[v]);
+        if (!txt) continue;
+        int dw = strstr(txt, "(+depthwise conv) fwd") != NULL;
         if (v == 0) CHECK(dw, "dw plan forced on: the fused kind in the profile");
         else CHECK(!dw, "dw plan %s: no fused depthwise forward", v == 1 ? "without the flag" : "default rule on small maps");
         free(txt);
-        free(g);
-        dcl_model_free(m);
     }
     CHECK(arena[0] <= arena[1] && arena[2] == arena[1], "dw plan: arena %zu (fused) <= %zu (not), default rule %zu",
           arena[0], arena[1], arena[2]);
-    free(feat);
     setenv("DCL_CPU_DW_FUSED", "always", 1);
     check_train(CPU, "cpu(dw fused)", x);
     check_eval_fold(x);   /* the activation applied by the depthwise convolution (plan_fuse_dw_eval) */
@@ -1044,11 +1044,7 @@ static void check_dw_plan(const float *x) {
         CHECK_OK(dcl_net_profile(m->net, 1));
         CHECK_OK(dcl_net_set_input(m->net, x));
         CHECK_OK(dcl_net_forward(m->net, NULL));
-        char *txt = NULL;
-        size_t len = 0;
-        FILE *f = open_memstream(&txt, &len);
-        dcl_net_profile_print(m->net, f, 1);
-        fclose(f);
+        char *txt = profile_text(m->net);
         CHECK(txt && strstr(txt, "(+silu on its input)") && strstr(txt, "(silu in the next conv)"),
               "dw plan forced on, evaluation: the depthwise convolutions apply the activation before them");
         free(txt);
@@ -1078,11 +1074,7 @@ static void check_sw_plan(const float *x) {
         dcl_rng_seed(&r, 3);
         if (mode) train_step(m, x, tg, &r, l, feat, g);
         else eval_logits(m, x, l);
-        char *txt = NULL;
-        size_t len = 0;
-        FILE *f = open_memstream(&txt, &len);
-        dcl_net_profile_print(m->net, f, 1);
-        fclose(f);
+        char *txt = profile_text(m->net);
         CHECK(txt && strstr(txt, "(+SE scale in weights)"), "sw plan (%s): the scale goes into the weights", mode ? "train" : "eval");
         free(txt);
         free(g);
