@@ -1006,6 +1006,10 @@ static void check_pw_plan(const float *x) {
         if (v == 0) CHECK(se && bnd && cs, "pw plan forced on: the fused kinds in the profile (SE %d, bn dx %d, stats %d)", se, bnd, cs);
         if (v == 1) CHECK(!cs, "pw plan without the flag: statistics from the batch norm's input");
         if (v != 0) CHECK(!se && !bnd, "pw plan %s: no fused pointwise backward (SE %d, bn dx %d)", v == 1 ? "without the flag" : "default rule on small maps", se, bnd);
+        /* the scaled map: recomputed inside the fused backward, kept from the forward without it (plan_keep_se) */
+        int kept = strstr(txt, "SE mul fused (kept) bwd") != NULL, rec = strstr(txt, "SE mul fused (+recompute)") != NULL;
+        CHECK(v == 0 ? rec && !kept : kept && !rec, "pw plan %d: the squeeze-excitation maps %s (kept %d, recomputed %d)", v,
+              v == 0 ? "recomputed by the fused backward" : "kept from the forward", kept, rec);
         free(txt);
     }
     CHECK(arena[0] <= arena[1] && arena[2] == arena[1], "pw plan: arena %zu (fused) <= %zu (not), default rule %zu", arena[0], arena[1], arena[2]);

@@ -745,6 +745,23 @@ static void plan_fuse_dw_eval(dcl_net *net) {
     }
 }
 
+/* Host backends, training: a squeeze-excitation's scaled map m that no
+ * fused convolution backward recomputes block by block (fu_se: the large
+ * maps) is kept from the forward (which scales it in place) instead of
+ * recomputed for the consumer's backward: a pass with a sigmoid per
+ * element saved for the memory of the map (on b4 the 19x19 and 10x10
+ * stages).  Not when the map holds the unscaled activation (se_byw). */
+static void plan_keep_se(dcl_net *net) {
+    for (int i = 0; i < net->nn; i++) {
+        node *u = &net->nodes[i];
+        if (u->kind != NK_MUL || u->fu != FU_SEMUL || u->se_byw) continue;
+        value *m = &net->vals[u->out];
+        int c = only_use(net, u->out);
+        if (!m->recomp || (c >= 0 && net->nodes[c].fu_se >= 0)) continue;
+        m->recomp = 0;
+    }
+}
+
 static void plan_fuse(dcl_net *net, int mode) {
     dcl_backend *be = net->be;
     int T = net->nn;
@@ -875,6 +892,7 @@ static void plan_fuse(dcl_net *net, int mode) {
         }
     }
     if (be->is_host && !be->mem_alloc && net->esz == 4 && (net->fuse & DCL_FUSE_SE)) plan_fuse_sw(net);
+    if (train && be->is_host) plan_keep_se(net);
     if (mode == DCL_PLAN_EVAL && (net->fuse & DCL_FUSE_DW) && be->bn_act_dw_fwd && be->bn_act_dw_pays)
         plan_fuse_dw_eval(net);
 }
@@ -1556,7 +1574,9 @@ static void prof_cat(const dcl_net *net, const node *d, char *buf, size_t n) {
         if (d->fu == FU_BNX && d->fu_dw >= 0) snprintf(buf + strlen(buf), n - strlen(buf), " (+depthwise conv)");
         break;
     case NK_ACT: snprintf(buf, n, d->fu == FU_ACTSE ? "act %s SE pool fused" : "act %s", an[d->act]); break;
-    case NK_MUL: snprintf(buf, n, d->fu == FU_SEMUL ? "SE mul fused (+recompute)" : "mul"); break;
+    case NK_MUL:
+        snprintf(buf, n, d->fu != FU_SEMUL ? "mul" : net->vals[d->out].recomp ? "SE mul fused (+recompute)" : "SE mul fused (kept)");
+        break;
     default: snprintf(buf, n, "%s", g_kind_name[d->kind]); break;
     }
 }
