@@ -1052,6 +1052,27 @@ static void check_dw_plan(const float *x) {
         CHECK(txt && strstr(txt, "(+silu on its input)") && strstr(txt, "(silu in the next conv)"),
               "dw plan forced on, evaluation: the depthwise convolutions apply the activation before them");
         free(txt);
+        /* an expansion's activated output now holds the value before the
+         * activation: readable without the fusion, not with it */
+        float *buf = malloc(sizeof(float) * NB * 1280 * HH * WW);
+        unsetenv("DCL_CPU_DW_FUSED");
+        dcl_model *u = make_model(CPU, DCL_FUSE_ALL, 0);
+        int newly = 0;
+        if (u) {
+            CHECK_OK(dcl_net_mark_output(u->net, u->logits));
+            CHECK_OK(dcl_net_plan(u->net, NB, HH, WW, DCL_PLAN_EVAL));
+            CHECK_OK(dcl_net_set_input(u->net, x));
+            CHECK_OK(dcl_net_forward(u->net, NULL));
+            for (int v = 1; v < 1000; v++) {
+                dcl_status su = dcl_net_value_to_host(u->net, v, buf);
+                if (su != DCL_OK && strstr(dcl_last_error(), "bad value")) break;
+                dcl_status s = dcl_net_value_to_host(m->net, v, buf);
+                newly += su == DCL_OK && s == DCL_ERR_ARG && strstr(dcl_last_error(), "fused away") != NULL;
+            }
+            dcl_model_free(u);
+        }
+        free(buf);
+        CHECK(newly >= 1, "dw plan forced on, evaluation: the activation left to the depthwise convolution is not readable");
         dcl_model_free(m);
     }
     unsetenv("DCL_CPU_DW_FUSED");

@@ -35,6 +35,7 @@ typedef struct value {
     size_t boff;           /* arena offset of the recomputed copy */
     int galias;            /* training: shares the gradient buffer of this value (an add's output), -1 none */
     int dalias;            /* evaluation: lives in the buffer of this value (a residual added in place), -1 none */
+    int preact;            /* evaluation: holds its producer's output before the activation (fu_acd): not readable */
 } value;
 
 typedef struct node {
@@ -742,6 +743,7 @@ static void plan_fuse_dw_eval(dcl_net *net) {
         if (cd->groups != cd->ci || cd->co != cd->ci || !be->bn_act_dw_pays(be, cd)) continue;
         d->fu_acd = c;
         cv->fu_ain = c1;
+        net->vals[d->fu_out].preact = 1;
     }
 }
 
@@ -767,7 +769,7 @@ static void plan_fuse(dcl_net *net, int mode) {
     int T = net->nn;
     for (int v = 0; v < net->nv; v++) {
         value *x = &net->vals[v];
-        x->elided = x->recomp = x->bwd_ready = 0;
+        x->elided = x->recomp = x->bwd_ready = x->preact = 0;
         x->nuse = 0;
         x->first_consumer = -1;
         x->ext_start = x->ext_end = x->gext_end = -1;
@@ -1575,7 +1577,8 @@ static void prof_cat(const dcl_net *net, const node *d, char *buf, size_t n) {
         break;
     case NK_ACT: snprintf(buf, n, d->fu == FU_ACTSE ? "act %s SE pool fused" : "act %s", an[d->act]); break;
     case NK_MUL:
-        snprintf(buf, n, d->fu != FU_SEMUL ? "mul" : net->vals[d->out].recomp ? "SE mul fused (+recompute)" : "SE mul fused (kept)");
+        snprintf(buf, n, "%s", d->fu != FU_SEMUL ? "mul" : net->vals[d->out].recomp ? "SE mul fused (+recompute)"
+                               : net->training == DCL_PLAN_TRAIN ? "SE mul fused (kept)" : "SE mul fused");
         break;
     default: snprintf(buf, n, "%s", g_kind_name[d->kind]); break;
     }
@@ -1713,7 +1716,7 @@ float *dcl_net_value_seed(dcl_net *net, int v) { return net->vals[v].is_output ?
 
 dcl_status dcl_net_value_to_host(dcl_net *net, int v, float *dst) {
     if (v < 0 || v >= net->nv || !net->planned) return dcl_fail(DCL_ERR_ARG, "net: bad value %d", v);
-    if (net->vals[v].elided || net->vals[v].recomp)
+    if (net->vals[v].elided || net->vals[v].recomp || net->vals[v].preact)
         return dcl_fail(DCL_ERR_ARG, "net: value %d (output of layer %d) is fused away in this plan; mark it as an output before planning to read it",
                         v, net->vals[v].producer);
     return act_to_host(net, dst, net->vals[v].data, net->vals[v].numel);
