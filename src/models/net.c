@@ -704,21 +704,29 @@ static void plan_fuse_stats(dcl_net *net) {
  * where the backend says it pays; the convolution's output then lives from
  * the batch norm on.  The activation is still stored: the convolution's
  * backward reads it. */
+/* The depthwise convolution (fusion state fu, no residual or scaled
+ * weights) that is the only reader of value v, written by node i, with
+ * only nodes done elsewhere (FU_SKIP) between them, where the backend's
+ * bn_act_dw_fwd pays; -1 none. */
+static int dw_reader(dcl_net *net, int i, int v, int fu) {
+    int c = only_use(net, v), k = i + 1;
+    if (c <= i) return -1;
+    while (k < c && net->nodes[k].fu == FU_SKIP) k++;
+    const node *cv = &net->nodes[c];
+    if (k != c || cv->kind != NK_CONV || cv->fu != fu || cv->fu_add >= 0 || cv->fu_sw >= 0 || cv->in0 != v) return -1;
+    const dcl_conv_desc *cd = &cv->cd;
+    return cd->groups == cd->ci && cd->co == cd->ci && net->be->bn_act_dw_pays(net->be, cd) ? c : -1;
+}
+
 static void plan_fuse_dw(dcl_net *net) {
-    dcl_backend *be = net->be;
     for (int b = 0; b < net->nn; b++) {
         node *d = &net->nodes[b];
         if (d->kind != NK_BN || d->fu != FU_BNX || d->fu_act < 0 || d->fu_mul >= 0 || d->in0 < 0) continue;
-        int c = only_use(net, d->fu_out), k = b + 1;
-        if (c <= b) continue;
-        while (k < c && net->nodes[k].fu == FU_SKIP) k++;
-        node *cv = &net->nodes[c];
-        if (k != c || cv->kind != NK_CONV || cv->fu != FU_NONE || cv->fu_sw >= 0 || cv->in0 != d->fu_out) continue;
-        const dcl_conv_desc *cd = &cv->cd;
-        if (cd->groups != cd->ci || cd->co != cd->ci || !be->bn_act_dw_pays(be, cd)) continue;
+        int c = dw_reader(net, b, d->fu_out, FU_NONE);
+        if (c < 0) continue;
         d->fu_dw = c;
-        cv->fu_dwin = b;
-        net->vals[cv->out].ext_start = b;
+        net->nodes[c].fu_dwin = b;
+        net->vals[net->nodes[c].out].ext_start = b;
     }
 }
 
@@ -728,21 +736,13 @@ static void plan_fuse_dw(dcl_net *net) {
  * which applies it to its input rows as it reads them (bn_act_dw_fwd
  * without normalisation): the activated map is never stored. */
 static void plan_fuse_dw_eval(dcl_net *net) {
-    dcl_backend *be = net->be;
     for (int c1 = 0; c1 < net->nn; c1++) {
         node *d = &net->nodes[c1];
         if (d->kind != NK_CONV || d->fu != FU_FOLD || d->fu_act < 0 || d->fu_add >= 0 || d->fu_sw >= 0) continue;
-        int c = only_use(net, d->fu_out), k = c1 + 1;
-        if (c <= c1) continue;
-        while (k < c && net->nodes[k].fu == FU_SKIP) k++;
-        node *cv = &net->nodes[c];
-        if (k != c || cv->kind != NK_CONV || cv->fu != FU_FOLD || cv->fu_add >= 0 || cv->fu_sw >= 0 ||
-            cv->in0 != d->fu_out)
-            continue;
-        const dcl_conv_desc *cd = &cv->cd;
-        if (cd->groups != cd->ci || cd->co != cd->ci || !be->bn_act_dw_pays(be, cd)) continue;
+        int c = dw_reader(net, c1, d->fu_out, FU_FOLD);
+        if (c < 0) continue;
         d->fu_acd = c;
-        cv->fu_ain = c1;
+        net->nodes[c].fu_ain = c1;
         net->vals[d->fu_out].preact = 1;
     }
 }

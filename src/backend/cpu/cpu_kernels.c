@@ -1135,6 +1135,19 @@ FORCE_INLINE void fz_fwd_rows(const int act, int64_t r0, int64_t r1, int HW, int
     }
 }
 
+/* bn_act_fwd's per-channel factors: sc = invstd * gamma, or, without
+ * normalisation (mean NULL), sc = 1 with *mean and *beta pointed at z
+ * (C zeros): a = act((x - 0) * 1 + 0) = act(x) */
+static void bn_act_scale(int C, float *sc, float *z, const float **mean, const float **beta, const float *invstd,
+                         const float *gamma) {
+    if (!*mean) {
+        for (int c = 0; c < C; c++) { sc[c] = 1.0f; z[c] = 0.0f; }
+        *mean = *beta = z;
+    } else {
+        for (int c = 0; c < C; c++) sc[c] = invstd[c] * gamma[c];
+    }
+}
+
 dcl_status cpu_bn_act_fwd(dcl_backend *be, int N, int HW, int C, dcl_act act, float *y, float *gmean,
                           const float *x, const float *mean, const float *invstd, const float *gamma,
                           const float *beta, const float *s) {
@@ -1150,13 +1163,7 @@ dcl_status cpu_bn_act_fwd(dcl_backend *be, int N, int HW, int C, dcl_act act, fl
     float *sc = dcl_alloc(sizeof(float) * Cs * (nt + 3));
     double *part = gmean ? dcl_alloc(sizeof(double) * NCs * nt) : NULL;
     if (!sc || (gmean && !part)) { dcl_free(sc); dcl_free(part); return dcl_fail(DCL_ERR_NOMEM, "cpu bn_act_fwd: out of memory"); }
-    if (!norm) {   /* a = act(x): (x - 0) * 1 + 0 */
-        float *z = sc + Cs * (nt + 1);
-        for (int c = 0; c < C; c++) { sc[c] = 1.0f; z[c] = 0.0f; }
-        mean = beta = z;
-    } else {
-        for (int c = 0; c < C; c++) sc[c] = invstd[c] * gamma[c];
-    }
+    bn_act_scale(C, sc, sc + Cs * (nt + 1), &mean, &beta, invstd, gamma);
     const int st = y && want_stream(ci, rows * C);
     #pragma omp parallel num_threads(nt)
     {
@@ -1251,13 +1258,7 @@ dcl_status cpu_bn_act_dw_fwd(dcl_backend *be, const dcl_conv_desc *d, dcl_act ac
     const int C = d->ci;
     float *sc = dcl_alloc(sizeof(float) * 2 * cl_pad(C));
     if (!sc) return dcl_fail(DCL_ERR_NOMEM, "cpu bn_act_dw_fwd: out of memory");
-    if (!norm) {   /* a = act(x): (x - 0) * 1 + 0 */
-        float *z = sc + cl_pad(C);
-        for (int c = 0; c < C; c++) { sc[c] = 1.0f; z[c] = 0.0f; }
-        mean = beta = z;
-    } else {
-        for (int c = 0; c < C; c++) sc[c] = invstd[c] * gamma[c];
-    }
+    bn_act_scale(C, sc, sc + cl_pad(C), &mean, &beta, invstd, gamma);
     const bn_row_arg arg = {(int)act, C, d->wi, x, mean, sc, beta};
     dcl_status s = cpu_dw_fwd_rows(cpu_of(be)->nt, d, y, a, w, bias, bn_act_row_fn, &arg);
     dcl_free(sc);
