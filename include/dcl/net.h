@@ -136,9 +136,11 @@ int dcl_net_fuse(const dcl_net *net);
 /* Per-layer timing of forward and backward (benchmarks): on = 1 starts
  * accumulating (the backend is synchronised around every layer), 0 stops.
  * dcl_net_profile_print writes the totals per kind of layer and direction,
- * divided by steps, to a FILE*. */
+ * divided by steps, to a FILE*; dcl_net_profile_print_layers one line per
+ * node and direction (shape, milliseconds, GFLOPS). */
 dcl_status dcl_net_profile(dcl_net *net, int on);
 void dcl_net_profile_print(dcl_net *net, void *file, int steps);
+void dcl_net_profile_print_layers(dcl_net *net, void *file, int steps);
 
 /* ---- synchronised batch norm across processes (data-parallel training) ----
  * gather(ctx, recv, send, n): every process contributes n doubles and recv

@@ -15,7 +15,7 @@
 static void usage(FILE *f) {
     fprintf(f, "usage: dcl bench [--arch efficientnet_b0] [--size 224] [--batch 16] [--mode train|infer|infer,train]\n"
                "                 [--steps 5] [--warmup 2] [--threads N] [--device cpu|ref|cuda[:N][,bf16]] [--summary]\n"
-               "                 [--fuse all|none|fold,bnact,se,pw,dw] [--profile]\n");
+               "                 [--fuse all|none|fold,bnact,se,pw,dw] [--profile] [--profile-layers]\n");
 }
 
 /* user + system CPU time of the process: with other work on the machine,
@@ -108,6 +108,7 @@ static dcl_status bench_mode(dcl_backend *be, const bench_opts *o) {
     if (!s && be->sync) s = be->sync(be);
     if (!s) {
         if (o->profile) {
+            if (o->profile == 2) dcl_net_profile_print_layers(m->net, stderr, steps);
             dcl_net_profile_print(m->net, stderr, steps);
         } else {
             dt = (dcl_now() - t0) / steps;
@@ -135,6 +136,7 @@ int cmd_bench(int argc, char **argv) {
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(stdout); return 0; }
         if (!strcmp(a, "--summary")) { summary = 1; continue; }
         if (!strcmp(a, "--profile")) { profile = 1; continue; }
+        if (!strcmp(a, "--profile-layers")) { profile = 2; continue; }
         if (i + 1 >= argc) { fprintf(stderr, "dcl bench: %s needs a value\n", a); return DCL_EXIT_USAGE; }
         const char *v = argv[++i];
         if (!strcmp(a, "--arch")) arch = v;

@@ -1619,6 +1619,29 @@ void dcl_net_profile_print(dcl_net *net, void *file, int steps) {
     free(t);
 }
 
+/* One line per timed node and direction, in plan order: the node's
+ * category, output shape, milliseconds per step and the GFLOPS its
+ * convolution or linear layer reached (a backward counted as twice the
+ * forward's work: data and weights). */
+void dcl_net_profile_print_layers(dcl_net *net, void *file, int steps) {
+    FILE *f = file;
+    if (!net->prof) return;
+    if (steps < 1) steps = 1;
+    fprintf(f, "%-4s %-3s %-30s %-17s %-60s %8s %7s\n", "#", "dir", "name", "output (NCHW)", "kind", "ms", "GFLOPS");
+    for (int dir = 0; dir < 2; dir++)
+        for (int i = 0; i < net->nn; i++) {
+            double v = net->prof[(size_t)dir * net->nn + i] / steps;
+            if (v <= 0) continue;
+            const node *d = &net->nodes[i];
+            const value *o = &net->vals[d->out];
+            char c[96], shp[40], gf[16] = "";
+            prof_cat(net, d, c, sizeof c);
+            snprintf(shp, sizeof shp, "%dx%dx%dx%d", o->n, o->c, o->h, o->w);
+            if (d->flops > 0) snprintf(gf, sizeof gf, "%.1f", (dir ? 2 : 1) * d->flops / v / 1e9);
+            fprintf(f, "%-4d %-3s %-30.30s %-17s %-60.60s %8.3f %7s\n", i, dir ? "bwd" : "fwd", d->name, shp, c, 1e3 * v, gf);
+        }
+}
+
 dcl_status dcl_net_forward(dcl_net *net, dcl_rng *rng) {
     if (!net->planned) return dcl_fail(DCL_ERR_ARG, "net: forward before plan");
     dcl_backend *be = net->be;
