@@ -1271,6 +1271,61 @@ static void time_cuda(dcl_backend *G) {
     }
 }
 
+/* Evaluation a few samples at a time over the layers on large maps
+ * (plan_microbatch, DCL_EVAL_MICROBATCH read at plan time): the logits of
+ * 7 images at 96x96 (the stem's and first stage's 48x48 maps in the prefix)
+ * with 1, 2 and 3 samples a pass (3 + 3 + 1) match the whole batch's, also
+ * after a parameter change (the weights folded again by the first pass);
+ * a value kept for one micro-batch is refused, the arena shrinks. */
+static void check_microbatch(void) {
+    enum { MN = 7, MH = 96, MW = 96 };
+    size_t px = (size_t)MH * MW * 3;
+    float *x = malloc(MN * px * sizeof(float)), *buf = malloc(sizeof(float) * MN * 1280 * MH * MW);
+    for (size_t i = 0; i < MN * px; i++) x[i] = (float)dcl_rng_normal(&RNG);
+    float want[2][MN * K], got[MN * K];
+    size_t whole = 0;
+    const char *mbs[] = {"0", "1", "2", "3"};
+    for (int k = 0; k < 4; k++) {
+        setenv("DCL_EVAL_MICROBATCH", mbs[k], 1);
+        dcl_model *m = make_model(CPU, DCL_FUSE_ALL, 1);
+        CHECK(m != NULL, "microbatch: building the model: %s", dcl_last_error());
+        if (!m) continue;
+        CHECK_OK(dcl_net_plan(m->net, MN, MH, MW, DCL_PLAN_EVAL));
+        unsetenv("DCL_EVAL_MICROBATCH");
+        for (int round = 0; round < 2; round++) {
+            if (round == 1) {   /* a parameter of the prefix changes: folded again */
+                const dcl_table *P = dcl_net_params(m->net);
+                for (int i = 0; i < P->n; i++)
+                    if (strstr(P->v[i].name, "bn1.weight") || strstr(P->v[i].name, "blocks.0.0.conv_dw")) {
+                        float *p = malloc(P->v[i].numel * sizeof(float));
+                        CHECK_OK(dcl_net_get_tensor(m->net, P->v[i].name, p, P->v[i].numel));
+                        for (int64_t j = 0; j < P->v[i].numel; j++) p[j] *= 1.5f;
+                        CHECK_OK(dcl_net_set_tensor(m->net, P->v[i].name, p, P->v[i].numel));
+                        free(p);
+                    }
+            }
+            CHECK_OK(dcl_net_set_input(m->net, x));
+            CHECK_OK(dcl_net_forward(m->net, NULL));
+            CHECK_OK(dcl_net_value_to_host(m->net, m->logits, k ? got : want[round]));
+            if (k) close_rel_max(round ? "microbatch: logits after a parameter change" : "microbatch: logits", got,
+                                 want[round], MN * K, 1e-5, 1e-6);
+        }
+        if (k == 0) {
+            whole = dcl_net_arena_bytes(m->net);
+        } else {
+            int refused = 0;
+            for (int v = 1; v < 60; v++)
+                refused += dcl_net_value_to_host(m->net, v, buf) == DCL_ERR_ARG && strstr(dcl_last_error(), "a few samples at a time");
+            CHECK(refused > 0, "microbatch %s: no value of the prefix is kept for one micro-batch only", mbs[k]);
+            CHECK(dcl_net_arena_bytes(m->net) < whole, "microbatch %s: arena %zu not below the whole batch's %zu", mbs[k],
+                  dcl_net_arena_bytes(m->net), whole);
+        }
+        dcl_model_free(m);
+    }
+    free(x);
+    free(buf);
+}
+
 int main(void) {
     dcl_rng_seed(&RNG, 12345);
     REF = dcl_backend_ref();
@@ -1330,6 +1385,7 @@ int main(void) {
     check_pw_plan(x);
     check_dw_plan(x);
     check_sw_plan(x);
+    check_microbatch();
     if (cuda) {
         int before = check_failed_;
         check_train(cuda, "cuda", x);
