@@ -720,8 +720,9 @@ static int dw_reader(dcl_net *net, int i, int v, int fu) {
     while (k < c && net->nodes[k].fu == FU_SKIP) k++;
     const node *cv = &net->nodes[c];
     if (k != c || cv->kind != NK_CONV || cv->fu != fu || cv->fu_add >= 0 || cv->fu_sw >= 0 || cv->in0 != v) return -1;
-    const dcl_conv_desc *cd = &cv->cd;
-    return cd->groups == cd->ci && cd->co == cd->ci && net->be->bn_act_dw_pays(net->be, cd) ? c : -1;
+    dcl_conv_desc cd = cv->cd;
+    if (c < net->mb_p) cd.n = net->mb;   /* run a micro-batch at a time (plan_microbatch) */
+    return cd.groups == cd.ci && cd.co == cd.ci && net->be->bn_act_dw_pays(net->be, &cd) ? c : -1;
 }
 
 static void plan_fuse_dw(dcl_net *net) {
@@ -770,9 +771,12 @@ static void plan_keep_se(dcl_net *net) {
     }
 }
 
+static void plan_microbatch(dcl_net *net, int n, int training);
+
 static void plan_fuse(dcl_net *net, int mode) {
     dcl_backend *be = net->be;
     int T = net->nn;
+    net->mb_p = net->mb = 0;   /* set again by plan_microbatch below */
     for (int v = 0; v < net->nv; v++) {
         value *x = &net->vals[v];
         x->elided = x->recomp = x->bwd_ready = x->preact = 0;
@@ -901,6 +905,7 @@ static void plan_fuse(dcl_net *net, int mode) {
     }
     if (be->is_host && !be->mem_alloc && net->esz == 4 && (net->fuse & DCL_FUSE_SE)) plan_fuse_sw(net);
     if (train && be->is_host) plan_keep_se(net);
+    plan_microbatch(net, net->vals[net->input].n, mode);   /* (the fusion below elides nothing) */
     if (mode == DCL_PLAN_EVAL && (net->fuse & DCL_FUSE_DW) && be->bn_act_dw_fwd && be->bn_act_dw_pays)
         plan_fuse_dw_eval(net);
 }
@@ -1084,7 +1089,6 @@ dcl_status dcl_net_plan(dcl_net *net, int n, int h, int w, int training) {
         }
     }
     plan_fuse(net, training);
-    plan_microbatch(net, n, training);
     if (keep) plan_grad_alias(net);
     else for (int v = 0; v < net->nv; v++) net->vals[v].galias = -1;
     /* Lifetimes on one time line: forward of node i at i, backward of node i
