@@ -7,7 +7,8 @@
  *  - what crosses the boundary is bf16 (every value read back is a bf16
  *    number), parameters stay fp32 (master weights), the activation arena
  *    is about half that of fp32;
- *  - 10 steps of DCL training against the PyTorch fp32 trajectory;
+ *  - 10 steps of DCL training against the PyTorch fp32 trajectory, bounded
+ *    by how far PyTorch's own bf16 (autocast) run of them drifts;
  *  - on a GPU (skipped without one): the same goldens on "cuda,bf16".
  * The measured errors are printed; docs/CUDA.md (Precision) quotes them.
  */
@@ -411,6 +412,26 @@ static void check_trajectory(const char *spec) {
     dcl_rng_seed(&rng, 1);
     double worst[4] = {0, 0, 0, 0};
     const char *nm[4] = {"total", "ce", "inter", "intra"};
+    /* The yardstick: PyTorch's own bf16 run of the same 10 steps (the
+     * network in float32 under CPU autocast to bfloat16) deviates from the
+     * float64 reference by up to 11% on the total loss (steps 2, 5, 6) and
+     * 6.6% on the cross-entropy; a bf16 trajectory drifts that far with any
+     * change of rounding (10 steps through contrastive terms at temperature
+     * 0.07).  The total and the cross-entropy must stay within 1.5 times
+     * PyTorch's worst deviation on that term, and within 10% in any case
+     * allowed. */
+    double torch_worst[4] = {0, 0, 0, 0}, bound[4];
+    const char *tn[4] = {"traj.torch_bf16_loss_total", "traj.torch_bf16_loss_ce", "traj.torch_bf16_loss_inter",
+                         "traj.torch_bf16_loss_intra"};
+    for (int k = 0; k < 4; k++) {
+        float *tb = gget(st, tn[k], NULL, 0), *ref = gget(st, k == 0 ? "traj.loss_total" : k == 1 ? "traj.loss_ce"
+                                                              : k == 2 ? "traj.loss_inter" : "traj.loss_intra", NULL, 0);
+        for (int step = 0; step < 10 && tb && ref; step++)
+            if (ref[step] != 0) torch_worst[k] = fmax(torch_worst[k], fabs(tb[step] - ref[step]) / fabs(ref[step]));
+        bound[k] = fmax(0.1, 1.5 * torch_worst[k]);
+        free(tb);
+        free(ref);
+    }
     for (int step = 0; step < 10 && opt; step++) {
         int a = step % 2 == 0;
         dcl_step_weights w = {1.0f - phi[step], phi[step], phi[step]};
@@ -422,12 +443,14 @@ static void check_trajectory(const char *spec) {
         for (int k = 0; k < 4; k++) {
             double r = fabs(g[k] - want[k]) / fabs(want[k]);
             if (r > worst[k]) worst[k] = r;
-            if (k < 2) CHECK(r <= 0.1, "%s step %d %s: %.6g vs PyTorch fp32 %.6g", spec, step, nm[k], g[k], want[k]);
+            if (k < 2) CHECK(r <= bound[k], "%s step %d %s: %.6g vs PyTorch fp32 %.6g (relative %.3f, bound %.3f)", spec,
+                             step, nm[k], g[k], want[k], r, bound[k]);
             CHECK(isfinite(g[k]), "%s step %d %s: %g", spec, step, nm[k], g[k]);
         }
     }
-    printf("%s: 10 DCL steps, worst relative loss error: total %.2e ce %.2e inter %.2e intra %.2e\n", spec,
-           worst[0], worst[1], worst[2], worst[3]);
+    printf("%s: 10 DCL steps, worst relative loss error: total %.2e ce %.2e inter %.2e intra %.2e "
+           "(PyTorch bf16 autocast: %.2e %.2e %.2e %.2e)\n", spec, worst[0], worst[1], worst[2], worst[3],
+           torch_worst[0], torch_worst[1], torch_worst[2], torch_worst[3]);
     free(xa); free(v2); free(la); free(ma); free(lb); free(mb); free(ord); free(xb);
     free(wt); free(wc); free(wi); free(wa); free(phi);
     dcl_optim_free(opt);

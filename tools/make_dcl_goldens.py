@@ -19,7 +19,9 @@ Produces, under OUT:
                         the key table a copy of it, empty queues and unset
                         prototypes, alternating two batches; per-step losses,
                         the final queue/prototype state and the final
-                        eval-mode logits.
+                        eval-mode logits; and the per-step losses of the
+                        same run in PyTorch's bfloat16 autocast (the yardstick
+                        of the bf16 backends' trajectories).
 
 Model: timm efficientnet_b0 with channel multiplier 0.25 and depth multiplier
 0.34 (no classifier, drop rates 0), random initialisation with random
@@ -728,21 +730,25 @@ def make_step(out):
 # trajectory
 # ----------------------------------------------------------------------------
 
-def make_traj(out, q_init, step_gold, perm=None):
-    hp = dict(HP)
-    g = torch.Generator().manual_seed(seed_of('dcl/traj/data'))
-    query = new_net(seed_of('dcl/query'))
-    key = new_net(seed_of('dcl/query'))
-    set_table(query, q_init)
-    set_table(key, q_init)
-    xa, ya, ma = step_gold['v1'], step_gold['label'], step_gold['mask']
-    xb = step_gold['v2'][list(perm if perm is not None else BATCH_B_ORDER)]
-    yb = torch.tensor(LABELS_B, dtype=torch.int64)
-    mb = make_masks(LABELS_B, RECTS_B, g)
-    batches = [(xa, ya, ma), (xb, yb, mb)]
+class AutocastNet(Net):
+    """The network in float32 with its forward under CPU autocast to
+    bfloat16 (PyTorch's own reduced-precision training); the outputs go to
+    the losses in float64 like the reference's."""
 
-    params = list(query.params().values())
-    opt = torch.optim.Adam(params, **ADAM)
+    @staticmethod
+    def of(net):
+        return AutocastNet(net.body.float(), net.embed.float(), net.classifier.float())
+
+    def forward(self, x):
+        with torch.autocast('cpu', dtype=torch.bfloat16):
+            feat, z, e, q = Net.forward(self, x.float())
+        return feat.double(), z.double(), e.double(), q.double()
+
+
+def run_traj(query, key, batches, hp):
+    """TRAJ_STEPS Adam steps alternating the batches; returns the final
+    queue state, the per-step record and the threshold margins."""
+    opt = torch.optim.Adam(list(query.params().values()), **ADAM)
     st = new_state()
     rec = collections.defaultdict(list)
     margins = []
@@ -762,6 +768,29 @@ def make_traj(out, q_init, step_gold, perm=None):
         rec['enqueued'].append(enq)
         rec['qr'].append(st['queue_real_count'])
         rec['qf'].append(st['queue_fake_count'])
+    return st, rec, margins
+
+
+def make_traj(out, q_init, step_gold, perm=None):
+    hp = dict(HP)
+    g = torch.Generator().manual_seed(seed_of('dcl/traj/data'))
+    query = new_net(seed_of('dcl/query'))
+    key = new_net(seed_of('dcl/query'))
+    set_table(query, q_init)
+    set_table(key, q_init)
+    xa, ya, ma = step_gold['v1'], step_gold['label'], step_gold['mask']
+    xb = step_gold['v2'][list(perm if perm is not None else BATCH_B_ORDER)]
+    yb = torch.tensor(LABELS_B, dtype=torch.int64)
+    mb = make_masks(LABELS_B, RECTS_B, g)
+    batches = [(xa, ya, ma), (xb, yb, mb)]
+
+    st, rec, margins = run_traj(query, key, batches, hp)
+    # the same run with PyTorch's own reduced precision: a float32 copy of
+    # the network, its forward under CPU autocast to bfloat16
+    qb, kb = AutocastNet.of(new_net(seed_of('dcl/query'))), AutocastNet.of(new_net(seed_of('dcl/query')))
+    set_table(qb, q_init)
+    set_table(kb, q_init)
+    _, rec_bf16, _ = run_traj(qb, kb, batches, hp)
     query.train(False)
     with torch.no_grad():
         _, z_eval, _, _ = query.forward(xa.double())
@@ -783,6 +812,7 @@ def make_traj(out, q_init, step_gold, perm=None):
     gold['traj.mask_b'] = mb
     for n in ('total', 'ce', 'inter', 'intra'):
         gold['traj.loss_' + n] = torch.tensor(rec[n], dtype=torch.float64)
+        gold['traj.torch_bf16_loss_' + n] = torch.tensor(rec_bf16[n], dtype=torch.float64)
     gold['traj.phi'] = torch.tensor(TRAJ_PHI, dtype=torch.float64)
     gold['traj.enqueued'] = torch.stack(rec['enqueued'])
     gold['traj.queue_real_count_per_step'] = torch.tensor(rec['qr'], dtype=torch.int64)
@@ -807,7 +837,9 @@ def make_traj(out, q_init, step_gold, perm=None):
     md['step_order'] = ('zero grad; query train forward; EMA of the key parameters (beta); key train forward without '
                         'gradient; losses (queues before the update); backward; Adam step; prototype/queue update '
                         'with that step\'s keys')
-    md['contents'] = ('traj.loss_total/ce/inter/intra (per step, before that step\'s optimizer update), traj.phi, '
+    md['contents'] = ('traj.loss_total/ce/inter/intra (per step, before that step\'s optimizer update), '
+                      'traj.torch_bf16_loss_total/ce/inter/intra (the same run with the network in float32 and '
+                      'its forward under torch.autocast(cpu, bfloat16)), traj.phi, '
                       'traj.enqueued (steps, B), traj.queue_*_count_per_step (after each update), final state '
                       'traj.queue_real, traj.queue_real_count, traj.queue_real_ptr, traj.queue_fake, ..., '
                       'traj.proto_real, traj.proto_real_set, traj.proto_fake, traj.proto_fake_set, and '
