@@ -100,9 +100,9 @@ dcl_backend *dcl_backend_cpu(int threads) {
     c->stream_min = 0;
     {
         const char *st = getenv("DCL_CPU_STEM");
-        c->stem_own = st && strcmp(st, "own") == 0;
-        if (st && *st && !c->stem_own && strcmp(st, "onednn") != 0)
-            dcl_log(1, "DCL_CPU_STEM='%s' is not own or onednn; using oneDNN", st);
+        c->stem_own = !(st && strcmp(st, "onednn") == 0);
+        if (st && *st && strcmp(st, "own") != 0 && strcmp(st, "onednn") != 0)
+            dcl_log(1, "DCL_CPU_STEM='%s' is not own or onednn; using the own kernel", st);
     }
     const char *sm = getenv("DCL_CPU_STREAM_MB");
     if (sm && *sm) {

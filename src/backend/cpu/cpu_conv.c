@@ -754,13 +754,11 @@ dcl_status cpu_conv_bwd_data(dcl_backend *be, const dcl_conv_desc *d, float *dx,
 
 /* Weight gradient of convolutions with few input taps (the stem) on the own
  * kernel (cpu_stem.c): whenever own kernels are forced
- * (DCL_CPU_CONV_LAYOUT=direct), and with DCL_CPU_STEM=own on maps of 1024
- * output pixels and more.  oneDNN 2.6 on NHWC runs them at 30-50 GFLOPS
- * with AVX2; in a training step the stem's weight gradient takes b4 (299,
- * batch 8) 10.5 ms with oneDNN, 5.2 with the own kernel, b0 (224, batch
- * 16) 6.1 / 4.4.  Not the default: with it the bf16 DCL trajectory of
- * tests/test_precision.c (10 steps against PyTorch fp32, bound 10% on the
- * total loss) moves from 9.5% to 11.1% at step 4 (docs/SPEED.md). */
+ * (DCL_CPU_CONV_LAYOUT=direct), and by default on maps of 1024 output
+ * pixels and more (DCL_CPU_STEM=onednn keeps oneDNN).  oneDNN 2.6 on NHWC
+ * runs them at 30-50 GFLOPS with AVX2; in a training step the stem's
+ * weight gradient takes b4 (299, batch 8) 10.5-11.4 ms with oneDNN,
+ * 5.1-5.3 with the own kernel, b0 (224, batch 16) 6.1 / 4.4. */
 static int stem_direct(const cpu_impl *c, const dcl_conv_desc *d) {
     if (!cpu_stem_handles(d)) return 0;
     if (c->layout_force == CPU_LAYOUT_DIRECT) return 1;

@@ -31,7 +31,7 @@ typedef struct cpu_impl {
     cpu_layout layout_force;      /* DCL_CPU_CONV_LAYOUT override, AUTO = table */
     int pw_force;                 /* DCL_CPU_1X1 override: CPU_PW_AUTO, _CONV or _GEMM */
     size_t stream_min;            /* outputs of at least this many bytes use streaming stores (0: never) */
-    int stem_own;                 /* DCL_CPU_STEM=own: the stem's weight gradient on cpu_stem.c */
+    int stem_own;                 /* the stem's weight gradient on cpu_stem.c (default; DCL_CPU_STEM=onednn: oneDNN) */
     pthread_mutex_t lock;         /* serialises convolutions (shared caches) */
     cpu_conv_plan *buckets[256];  /* primitive cache, hashed by descriptor */
     int nplans;
