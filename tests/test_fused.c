@@ -760,6 +760,21 @@ static void eval_logits(dcl_model *m, const float *x, float *out) {
     CHECK_OK(dcl_net_value_to_host(m->net, m->logits, out));
 }
 
+/* The parameters of net whose names contain a or b times f, the same
+ * values set in also (when not NULL). */
+static void scale_named(dcl_net *net, dcl_net *also, const char *a, const char *b, float f) {
+    const dcl_table *P = dcl_net_params(net);
+    for (int i = 0; i < P->n; i++)
+        if (strstr(P->v[i].name, a) || strstr(P->v[i].name, b)) {
+            float *p = malloc(P->v[i].numel * sizeof(float));
+            CHECK_OK(dcl_net_get_tensor(net, P->v[i].name, p, P->v[i].numel));
+            for (int64_t j = 0; j < P->v[i].numel; j++) p[j] *= f;
+            CHECK_OK(dcl_net_set_tensor(net, P->v[i].name, p, P->v[i].numel));
+            if (also) CHECK_OK(dcl_net_set_tensor(also, P->v[i].name, p, P->v[i].numel));
+            free(p);
+        }
+}
+
 static void check_eval_fold(const float *x) {
     float lf[NB * K], lu[NB * K], lr[NB * K], lrf[NB * K];
     dcl_model *f = make_model(CPU, DCL_FUSE_ALL, 1), *u = make_model(CPU, 0, 1);
@@ -783,15 +798,7 @@ static void check_eval_fold(const float *x) {
     CHECK_OK(dcl_net_value_to_host(f->net, f->features, buf));
     /* a second forward after the parameters change sees the new parameters */
     const dcl_table *P = dcl_net_params(f->net);
-    for (int i = 0; i < P->n; i++)
-        if (strstr(P->v[i].name, "bn1.weight") || strstr(P->v[i].name, "conv_stem")) {
-            float *p = malloc(P->v[i].numel * sizeof(float));
-            CHECK_OK(dcl_net_get_tensor(f->net, P->v[i].name, p, P->v[i].numel));
-            for (int64_t j = 0; j < P->v[i].numel; j++) p[j] *= 1.5f;
-            CHECK_OK(dcl_net_set_tensor(f->net, P->v[i].name, p, P->v[i].numel));
-            CHECK_OK(dcl_net_set_tensor(r->net, P->v[i].name, p, P->v[i].numel));
-            free(p);
-        }
+    scale_named(f->net, r->net, "bn1.weight", "conv_stem", 1.5f);
     eval_logits(f, x, lf);
     eval_logits(r, x, lr);
     CHECK_CLOSE("eval logits after a parameter change: cpu folded vs ref", lf, lr, NB * K, 1e-4, 1e-3);
@@ -1294,17 +1301,7 @@ static void check_microbatch(dcl_backend *be, const char *bn, double tol) {
         CHECK_OK(dcl_net_plan(m->net, MN, MH, MW, DCL_PLAN_EVAL));
         unsetenv("DCL_EVAL_MICROBATCH");
         for (int round = 0; round < 2; round++) {
-            if (round == 1) {   /* a parameter of the prefix changes: folded again */
-                const dcl_table *P = dcl_net_params(m->net);
-                for (int i = 0; i < P->n; i++)
-                    if (strstr(P->v[i].name, "bn1.weight") || strstr(P->v[i].name, "blocks.0.0.conv_dw")) {
-                        float *p = malloc(P->v[i].numel * sizeof(float));
-                        CHECK_OK(dcl_net_get_tensor(m->net, P->v[i].name, p, P->v[i].numel));
-                        for (int64_t j = 0; j < P->v[i].numel; j++) p[j] *= 1.5f;
-                        CHECK_OK(dcl_net_set_tensor(m->net, P->v[i].name, p, P->v[i].numel));
-                        free(p);
-                    }
-            }
+            if (round == 1) scale_named(m->net, NULL, "bn1.weight", "blocks.0.0.conv_dw", 1.5f);   /* folded again */
             CHECK_OK(dcl_net_set_input(m->net, x));
             CHECK_OK(dcl_net_forward(m->net, NULL));
             CHECK_OK(dcl_net_value_to_host(m->net, m->logits, k ? got : want[round]));
