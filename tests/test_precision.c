@@ -423,14 +423,14 @@ static void check_trajectory(const char *spec) {
     double torch_worst[4] = {0, 0, 0, 0}, bound[4];
     const char *tn[4] = {"traj.torch_bf16_loss_total", "traj.torch_bf16_loss_ce", "traj.torch_bf16_loss_inter",
                          "traj.torch_bf16_loss_intra"};
+    const float *refs[4] = {wt, wc, wi, wa};
     for (int k = 0; k < 4; k++) {
-        float *tb = gget(st, tn[k], NULL, 0), *ref = gget(st, k == 0 ? "traj.loss_total" : k == 1 ? "traj.loss_ce"
-                                                              : k == 2 ? "traj.loss_inter" : "traj.loss_intra", NULL, 0);
+        float *tb = gget(st, tn[k], NULL, 0);
+        const float *ref = refs[k];
         for (int step = 0; step < 10 && tb && ref; step++)
             if (ref[step] != 0) torch_worst[k] = fmax(torch_worst[k], fabs(tb[step] - ref[step]) / fabs(ref[step]));
         bound[k] = fmax(0.1, 1.5 * torch_worst[k]);
         free(tb);
-        free(ref);
     }
     for (int step = 0; step < 10 && opt; step++) {
         int a = step % 2 == 0;
