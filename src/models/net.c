@@ -38,7 +38,6 @@ typedef struct value {
     int preact;            /* evaluation: holds its producer's output before the activation (fu_acd): not readable */
     int mbv;               /* evaluation in micro-batches: made by a node of the prefix (or the input) */
     int mbs;               /* ... and used only there: one micro-batch's worth of memory, not readable after */
-    float *mbase;          /* ... its buffer for the whole batch (mbs: for one micro-batch) */
 } value;
 
 typedef struct node {
@@ -1058,7 +1057,7 @@ static void mb_view(dcl_net *net, int s0, int cnt) {
         int64_t per = (int64_t)x->c * x->h * x->w;
         x->n = cnt;
         x->numel = per * cnt;
-        x->data = x->mbs ? x->mbase : (float *)((uint8_t *)x->mbase + (size_t)s0 * per * net->esz);
+        x->data = (float *)(net->arena + x->off + (x->mbs ? 0 : (size_t)s0 * per * net->esz));
     }
     for (int i = 0; i < net->mb_p; i++) {
         node *d = &net->nodes[i];
@@ -1215,7 +1214,6 @@ dcl_status dcl_net_plan(dcl_net *net, int n, int h, int w, int training) {
         value *x = &net->vals[v];
         x->data = x->elided ? NULL : (float *)(net->arena + x->off);
         x->grad = (keep && x->needs_grad && !x->elided) ? (float *)(net->arena + x->goff) : NULL;
-        x->mbase = x->data;
     }
     for (int i = 0; i < T; i++) {
         node *d = &net->nodes[i];
@@ -1770,82 +1768,79 @@ dcl_status dcl_net_forward(dcl_net *net, dcl_rng *rng) {
 static dcl_status fwd_node(dcl_net *net, int i, dcl_rng *rng) {
     dcl_backend *be = net->be;
     int train = net->training;
-    {
-        node *d = &net->nodes[i];
-        value *o = &net->vals[d->out];
-        value *x = d->in0 >= 0 ? &net->vals[d->in0] : NULL;
-        dcl_status s = DCL_OK;
-        if (d->fu == FU_SKIP || d->fu_dwin >= 0) return DCL_OK;   /* fu_dwin: done in the batch norm's pass */
-        double t0 = net->prof ? prof_now(net) : 0;
-        if (d->fu == FU_BNX) s = bnx_fwd(net, d);
-        else if (d->fu == FU_SEMUL) s = semul_fwd_inplace(net, d);
-        else if (d->fu == FU_FOLD) s = fold_fwd(net, d);
-        else if (d->fu == FU_ACTSE) s = actse_fwd(net, d);
-        else switch (d->kind) {
-        case NK_INPUT:
-            break;
-        case NK_CONV:
-            if (d->fu_sw >= 0) s = conv_fwd_sw(net, d, o->data, x->data, PP(d->pw), d->pb >= 0 ? PP(d->pb) : NULL);
-            else s = be->conv_fwd(be, &d->cd, o->data, x->data, PP(d->pw), d->pb >= 0 ? PP(d->pb) : NULL);
-            break;
-        case NK_BN: {
-            int64_t M = (int64_t)x->n * x->h * x->w;
-            if (train) {
-                s = be->bn_fwd_train(be, M, x->c, o->data, d->save[0], d->save[1], d->save[2], x->data,
-                                     PP(d->pw), PP(d->pb), d->eps);
-                int64_t Mall = M;
-                if (!s && net->bn_gather) s = bn_sync_fwd(net, d, x, o, M, &Mall);
-                if (!s) {
-                    float m = d->momentum;
-                    float unb = Mall > 1 ? (float)((double)Mall / (double)(Mall - 1)) : 1.0f;
-                    s = be->axpby(be, x->c, BB(d->brm), m, d->save[0], 1.0f - m);
-                    if (!s) s = be->axpby(be, x->c, BB(d->brv), m * unb, d->save[1], 1.0f - m);
-                    net->counters[d->bnbt]++;
-                }
-            } else {
-                s = be->bn_fwd_infer(be, M, x->c, o->data, x->data, PP(d->pw), PP(d->pb),
-                                     BB(d->brm), BB(d->brv), d->eps);
+    node *d = &net->nodes[i];
+    value *o = &net->vals[d->out];
+    value *x = d->in0 >= 0 ? &net->vals[d->in0] : NULL;
+    dcl_status s = DCL_OK;
+    if (d->fu == FU_SKIP || d->fu_dwin >= 0) return DCL_OK;   /* fu_dwin: done in the batch norm's pass */
+    double t0 = net->prof ? prof_now(net) : 0;
+    if (d->fu == FU_BNX) s = bnx_fwd(net, d);
+    else if (d->fu == FU_SEMUL) s = semul_fwd_inplace(net, d);
+    else if (d->fu == FU_FOLD) s = fold_fwd(net, d);
+    else if (d->fu == FU_ACTSE) s = actse_fwd(net, d);
+    else switch (d->kind) {
+    case NK_INPUT:
+        break;
+    case NK_CONV:
+        if (d->fu_sw >= 0) s = conv_fwd_sw(net, d, o->data, x->data, PP(d->pw), d->pb >= 0 ? PP(d->pb) : NULL);
+        else s = be->conv_fwd(be, &d->cd, o->data, x->data, PP(d->pw), d->pb >= 0 ? PP(d->pb) : NULL);
+        break;
+    case NK_BN: {
+        int64_t M = (int64_t)x->n * x->h * x->w;
+        if (train) {
+            s = be->bn_fwd_train(be, M, x->c, o->data, d->save[0], d->save[1], d->save[2], x->data,
+                                 PP(d->pw), PP(d->pb), d->eps);
+            int64_t Mall = M;
+            if (!s && net->bn_gather) s = bn_sync_fwd(net, d, x, o, M, &Mall);
+            if (!s) {
+                float m = d->momentum;
+                float unb = Mall > 1 ? (float)((double)Mall / (double)(Mall - 1)) : 1.0f;
+                s = be->axpby(be, x->c, BB(d->brm), m, d->save[0], 1.0f - m);
+                if (!s) s = be->axpby(be, x->c, BB(d->brv), m * unb, d->save[1], 1.0f - m);
+                net->counters[d->bnbt]++;
             }
-            break;
+        } else {
+            s = be->bn_fwd_infer(be, M, x->c, o->data, x->data, PP(d->pw), PP(d->pb),
+                                 BB(d->brm), BB(d->brv), d->eps);
         }
-        case NK_ACT:
-            s = be->act_fwd(be, d->act, x->numel, o->data, x->data);
-            break;
-        case NK_PRELU:
-            s = be->prelu_fwd(be, x->numel / x->c, x->c, o->data, x->data, PP(d->pw));
-            break;
-        case NK_POOL:
-            s = be->pool_fwd(be, &d->pd, o->data, x->data);
-            break;
-        case NK_GAP:
-            s = be->gap_fwd(be, x->n, x->h * x->w, x->c, o->data, x->data);
-            break;
-        case NK_MUL:
-            s = be->mul_bcast_fwd(be, x->n, x->h * x->w, x->c, o->data, x->data, net->vals[d->in1].data);
-            break;
-        case NK_ADD:
-            s = be->add(be, x->numel, o->data, x->data, net->vals[d->in1].data);
-            break;
-        case NK_DROPOUT:
-        case NK_DROPPATH:
-            if (train && d->p > 0) {
-                int per_row = d->kind == NK_DROPPATH;
-                int64_t rows = per_row ? x->n : 1, cols = per_row ? x->numel / x->n : x->numel;
-                if (!rng) return dcl_fail(DCL_ERR_ARG, "net: dropout in training needs an rng");
-                s = fill_mask(net, d, rng, per_row ? rows : x->numel);
-                if (!s) s = be->scale_mask(be, rows, cols, o->data, x->data, d->save[0], per_row, 1.0f / (1.0f - d->p));
-            } else {
-                s = act_copy(net, o->data, x->data, x->numel);
-            }
-            break;
-        case NK_LINEAR:
-            s = be->linear_fwd(be, x->n, x->c, d->out_ch, o->data, x->data, PP(d->pw), PP(d->pb));
-            break;
-        }
-        if (net->prof) net->prof[i] += prof_now(net) - t0;
-        if (s) return dcl_fail_ctx(s, "forward %s%s%s (layer %d)", g_kind_name[d->kind], d->name[0] ? " " : "", d->name, i);
+        break;
     }
-    return DCL_OK;
+    case NK_ACT:
+        s = be->act_fwd(be, d->act, x->numel, o->data, x->data);
+        break;
+    case NK_PRELU:
+        s = be->prelu_fwd(be, x->numel / x->c, x->c, o->data, x->data, PP(d->pw));
+        break;
+    case NK_POOL:
+        s = be->pool_fwd(be, &d->pd, o->data, x->data);
+        break;
+    case NK_GAP:
+        s = be->gap_fwd(be, x->n, x->h * x->w, x->c, o->data, x->data);
+        break;
+    case NK_MUL:
+        s = be->mul_bcast_fwd(be, x->n, x->h * x->w, x->c, o->data, x->data, net->vals[d->in1].data);
+        break;
+    case NK_ADD:
+        s = be->add(be, x->numel, o->data, x->data, net->vals[d->in1].data);
+        break;
+    case NK_DROPOUT:
+    case NK_DROPPATH:
+        if (train && d->p > 0) {
+            int per_row = d->kind == NK_DROPPATH;
+            int64_t rows = per_row ? x->n : 1, cols = per_row ? x->numel / x->n : x->numel;
+            if (!rng) return dcl_fail(DCL_ERR_ARG, "net: dropout in training needs an rng");
+            s = fill_mask(net, d, rng, per_row ? rows : x->numel);
+            if (!s) s = be->scale_mask(be, rows, cols, o->data, x->data, d->save[0], per_row, 1.0f / (1.0f - d->p));
+        } else {
+            s = act_copy(net, o->data, x->data, x->numel);
+        }
+        break;
+    case NK_LINEAR:
+        s = be->linear_fwd(be, x->n, x->c, d->out_ch, o->data, x->data, PP(d->pw), PP(d->pb));
+        break;
+    }
+    if (net->prof) net->prof[i] += prof_now(net) - t0;
+    return s ? dcl_fail_ctx(s, "forward %s%s%s (layer %d)", g_kind_name[d->kind], d->name[0] ? " " : "", d->name, i) : DCL_OK;
 }
 
 void dcl_net_value_shape(const dcl_net *net, int v, int shape[4]) {
